@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod http;
+pub mod log;
 pub mod secret;
 pub mod store;
 pub mod wheel;

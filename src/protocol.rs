@@ -114,6 +114,15 @@ pub fn decode_chat_text(
     Ok(text)
 }
 
+/// Body of `GET /api/user/{name}`, fields in the original's order.
+#[derive(Debug, Serialize)]
+pub struct UserInfo<'a> {
+    /// The name as registered.
+    pub username: &'a str,
+    /// Whether the user has an open chat socket.
+    pub online: bool,
+}
+
 /// Frames the server sends on a chat WebSocket.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]

@@ -34,11 +34,12 @@ impl Response {
     }
 
     /// A JSON response: `Content-Type: application/json` and the body.
-    pub fn json(status: u16, body: &serde_json::Value) -> Response {
-        // Display on a Value cannot fail (keys are always strings), unlike
-        // to_vec's Result, so there is no error path to invent.
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> Response {
+        // The server's bodies are structs and maps of strings, which always
+        // serialize; a failure would be a bug in the caller's type.
+        let bytes = serde_json::to_vec(body).expect("response bodies serialize");
         Response {
-            body: body.to_string().into_bytes(),
+            body: bytes,
             ..Response::new(status)
         }
         .with_header("Content-Type", "application/json")

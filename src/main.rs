@@ -39,8 +39,11 @@ fn main() -> ExitCode {
     let addr = server.local_addr();
     log.log(
         LogLevel::Info,
-        format_args!("listening on {addr} db={} {changed}", escape(&db)),
+        format_args!("listening on {addr} db={}", escape(&db)),
     );
+    if !changed.is_empty() {
+        log.log(LogLevel::Info, format_args!("settings: {changed}"));
+    }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -27,7 +27,9 @@ pub struct LoginBody {
 pub fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
     // serde takes a struct from an array too (`["alice"]`); only an object
     // is a request body.
-    let first = body.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
     if first != Some(&b'{') {
         return None;
     }
@@ -91,8 +93,14 @@ pub fn decode_chat_text(
 ) -> Result<std::borrow::Cow<'_, str>, AckError> {
     // serde would also take a struct from an array (`["hi"]`); only an
     // object is a chat frame.
-    let is_object = frame.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{');
-    let typed = if is_object { serde_json::from_str::<ClientFrame<'_>>(frame).ok() } else { None };
+    let is_object = frame
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{');
+    let typed = if is_object {
+        serde_json::from_str::<ClientFrame<'_>>(frame).ok()
+    } else {
+        None
+    };
     let text = match typed {
         Some(f) => f.message,
         // The typed decoder stops at the first problem, which may be a

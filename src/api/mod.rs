@@ -9,7 +9,7 @@ use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionToken};
 use crate::config::Config;
 use crate::http::{Method, Request, Response, cookie_value, percent_decode};
 use crate::metrics::Metrics;
-use crate::protocol::{LoginBody, RegisterBody, decode_body};
+use crate::protocol::{LoginBody, RegisterBody, UserInfo, decode_body};
 use crate::secret;
 use crate::store::{Store, StoreError};
 use crate::wheel::Millis;
@@ -276,7 +276,10 @@ fn user<O: Outbox>(
     let online = ctx.chat.is_online(id);
     Ok(Response::json(
         200,
-        &json!({ "username": shown, "online": online }),
+        &UserInfo {
+            username: &shown,
+            online,
+        },
     ))
 }
 

@@ -164,6 +164,25 @@ fn broadcast_to_every_other_socket_then_ack_to_the_sender() {
     for _ in &texts {
         assert_eq!(sender.json(), ack());
     }
+    // A burst in one write, more than the server handles for one socket in
+    // one turn: still every message, in order, and one ack each.
+    let many: Vec<String> = (0..150).map(|i| format!("burst {i}")).collect();
+    for t in &many {
+        let frame = json!({ "message": t }).to_string();
+        sender
+            .ws
+            .write(tungstenite::Message::Text(frame.into()))
+            .unwrap();
+    }
+    sender.ws.flush().unwrap();
+    for other in others.iter_mut() {
+        for t in &many {
+            assert_eq!(other.json(), msg(t, "ann"));
+        }
+    }
+    for _ in &many {
+        assert_eq!(sender.json(), ack());
+    }
     // Nothing else was queued for the sender.
     let (first, rest) = others.split_first_mut().unwrap();
     first.say("from ben");
@@ -448,16 +467,59 @@ fn logout_closes_the_socket_with_1000() {
     say_and_check(&mut b, "bob", "after logout", &mut [&mut c]);
     say_and_check(&mut c, "carol", "me too", &mut [&mut b]);
 
+    // Logging out another session of a connected user leaves the socket.
+    let key_b = server.register("bobby");
+    let tb1 = server.login(&key_b);
+    let tb2 = server.login(&key_b);
+    let mut b1 = open(&server, &tb1);
+    assert_eq!(b.json(), join("bobby"));
+    assert_eq!(c.json(), join("bobby"));
+    assert_eq!(server.get("/api/logout", Some(&tb2)).status, 200);
+    say_and_check(&mut b1, "bobby", "still connected", &mut [&mut b, &mut c]);
+
     // Logging out a session without a socket disturbs nobody.
     let key = server.register("dave");
     let td = server.login(&key);
     assert_eq!(server.get("/api/logout", Some(&td)).status, 200);
     b.quiet(SHORT);
+    c.quiet(Duration::from_millis(1));
+    drop(b1);
+    assert_eq!(b.json(), leave("bobby"));
+    assert_eq!(c.json(), leave("bobby"));
     // A logout of a dead socket's session: leave once, not twice.
     drop(c);
     assert_eq!(b.json(), leave("carol"));
     assert_eq!(server.get("/api/logout", Some(&tc)).status, 200);
     b.quiet(SHORT);
+}
+
+#[test]
+fn logged_out_socket_closing_late_sends_no_leave_for_the_new_one() {
+    let server = Server::start(&[]);
+    let key = server.register("alice");
+    let ta = server.login(&key);
+    let tb = server.user("bob");
+    let mut a = open(&server, &ta);
+    let mut b = open(&server, &tb);
+    assert_eq!(a.json(), join("bob"));
+    assert_eq!(server.get("/api/logout", Some(&ta)).status, 200);
+    // Alice's old client has the close frame but does not answer it yet.
+    assert_eq!(a.close_code(), (1000, "logged out".to_string()));
+    assert_eq!(b.json(), leave("alice"));
+    // She logs in again and connects while the old socket still closes.
+    let ta2 = server.login(&key);
+    let mut a2 = open(&server, &ta2);
+    assert_eq!(b.json(), join("alice"));
+    // Now the old socket finishes its close handshake and goes.
+    let _ = a.ws.flush();
+    let mut sock = a.ws.get_ref().try_clone().unwrap();
+    assert!(closed_by_peer(&mut sock));
+    drop(a);
+    // No `leave` for alice: she is online on her new socket.
+    say_and_check(&mut a2, "alice", "new socket", &mut [&mut b]);
+    b.quiet(SHORT);
+    assert_eq!(online(&server, &tb), ["bob", "alice"]);
+    assert!(me_online(&server, &ta2));
 }
 
 #[test]

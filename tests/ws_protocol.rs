@@ -355,13 +355,14 @@ fn echo_endpoint_echoes_text_and_binary_without_a_session() {
     // An echo socket is not a chat user.
     let t = server.user("alice");
     assert!(online(&server, &t).is_empty());
-    c.ws.close(None).unwrap();
-    loop {
-        match c.ws.read() {
-            Ok(Message::Close(_)) => break,
-            Ok(other) => panic!("expected the close reply, got {other:?}"),
-            Err(e) => panic!("{e}"),
-        }
+    c.ws.close(Some(tungstenite::protocol::CloseFrame {
+        code: 1000.into(),
+        reason: "bye".into(),
+    }))
+    .unwrap();
+    match c.ws.read() {
+        Ok(Message::Close(Some(f))) => assert_eq!(u16::from(f.code), 1000),
+        other => panic!("expected the close reply, got {other:?}"),
     }
 
     let plain = Server::start(&[]);

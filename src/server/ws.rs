@@ -28,6 +28,10 @@ const MESSAGE_BUDGET: usize = 64;
 /// Message and frame limit of `/echo` (the Autobahn cases go up to 16 MiB).
 const ECHO_MAX_MESSAGE: usize = 16 << 20;
 
+/// The close code of a server shutdown (RFC 6455 1001 `going away`); no
+/// other close we start uses it.
+const GOING_AWAY: u16 = 1001;
+
 /// How long a socket we sent a close frame to may take to answer it.
 const CLOSE_WAIT: Millis = Millis(5_000);
 
@@ -280,13 +284,21 @@ pub fn start_close<S: Transport>(
     ws.closing = true;
     set_close_info(conn, code, reason);
     send_close(conn, code, reason, env);
-    closed(conn, env);
+    // At shutdown every socket goes in this same turn: announcing each to
+    // the ones not closed yet would only queue n²/2 `leave` frames ahead
+    // of their own close frame.
+    leave_chat(conn, env, code != GOING_AWAY);
     conn.arm(env, Millis(env.now.0 + CLOSE_WAIT.0));
 }
 
 /// The socket's chat life is over: the others get `leave` (once), and the
 /// close is logged.
 pub fn closed<S>(conn: &mut Conn<S>, env: &mut Env<'_>) {
+    leave_chat(conn, env, true);
+}
+
+/// Like [`closed`]; `announce: false` tells nobody (shutdown).
+fn leave_chat<S>(conn: &mut Conn<S>, env: &mut Env<'_>, announce: bool) {
     let super::conn::Phase::Ws(ws) = &mut conn.phase else {
         return;
     };
@@ -294,7 +306,11 @@ pub fn closed<S>(conn: &mut Conn<S>, env: &mut Env<'_>) {
         return;
     }
     let Some(user) = &ws.user else { return };
-    env.chat.ws_closed(conn.id, env.now, &mut env.fan);
+    if announce {
+        env.chat.ws_closed(conn.id, env.now, &mut env.fan);
+    } else {
+        env.chat.ws_going_away(conn.id, env.now);
+    }
     let (code, reason) = ws.close_info.clone().unwrap_or((1006, String::new()));
     env.log.log(
         LogLevel::Info,

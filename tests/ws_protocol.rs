@@ -207,10 +207,11 @@ fn server_pings_and_closes_a_peer_that_never_answers() {
         }
         (pings >= 4 && left_after.is_some()).then_some(())
     });
-    // Not before a ping interval and a ping timeout have passed.
+    // Not before a ping interval and a ping timeout have passed (less the
+    // server clock's whole milliseconds, rounded down at each step).
     let left_after = left_after.unwrap();
     assert!(
-        left_after >= Duration::from_millis(600),
+        left_after >= Duration::from_millis(595),
         "closed after {left_after:?}"
     );
     assert_eq!(online(&server, &ta), ["alive"]);
@@ -229,6 +230,34 @@ fn server_pings_and_closes_a_peer_that_never_answers() {
     let mut back = open(&server, &td);
     assert_eq!(alive.json(), join("dead"));
     say_and_check(&mut back, "dead", "back", &mut [&mut alive]);
+}
+
+#[test]
+fn regression_bytes_of_an_unfinished_frame_count_as_life() {
+    // SPEC §5.5: a pinged socket is closed when nothing *at all* arrives in
+    // time; a frame still arriving byte by byte is something.
+    let server = Server::start(&["--ping-interval", "300ms", "--ping-timeout", "300ms"]);
+    let (tw, ts) = (server.user("watcher"), server.user("slow"));
+    let mut watcher = open(&server, &tw);
+    // Never reads (so never answers a ping), but keeps sending.
+    let mut s = raw_open(&server, &ts);
+    assert_eq!(watcher.json(), join("slow"));
+    let frame = masked(0x1, br#"{"message":"dribbled"}"#);
+    let started = Instant::now();
+    for (i, b) in frame.iter().enumerate() {
+        if i > 0 {
+            // 60 ms a byte: 29 bytes take far longer than ping + timeout.
+            // Pacing by reading: nothing (no leave) may arrive meanwhile.
+            let next = Instant::now() + Duration::from_millis(60);
+            while Instant::now() < next {
+                let left = next.saturating_duration_since(Instant::now());
+                watcher.quiet(left.max(Duration::from_millis(1)));
+            }
+        }
+        s.write_all(std::slice::from_ref(b)).unwrap();
+    }
+    assert!(started.elapsed() > Duration::from_millis(1500));
+    assert_eq!(watcher.json(), msg("dribbled", "slow"));
 }
 
 #[test]

@@ -161,15 +161,19 @@ pub fn upgrade<S: Transport>(
 /// budget is spent.
 pub fn readable<S: Transport>(conn: &mut Conn<S>, env: &mut Env<'_>) -> Step {
     for _ in 0..MESSAGE_BUDGET {
+        let bytes_before = env.metrics.bytes_in;
         let read = with_io(conn, env, |ctx, io| ctx.read(io));
         let Some(read) = read else { return Step::Idle };
+        // Any byte is a sign of life (SPEC §5.5: closed when nothing at
+        // all arrives), also the part of a frame still coming in.
+        let arrived = env.metrics.bytes_in != bytes_before;
+        if let super::conn::Phase::Ws(ws) = &mut conn.phase
+            && (arrived || read.is_ok())
+        {
+            ws.last_rx = env.now;
+        }
         match read {
-            Ok(msg) => {
-                if let super::conn::Phase::Ws(ws) = &mut conn.phase {
-                    ws.last_rx = env.now;
-                }
-                handle(conn, msg, env);
-            }
+            Ok(msg) => handle(conn, msg, env),
             Err(e) => return on_error(conn, e, env),
         }
     }

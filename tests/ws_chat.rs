@@ -570,3 +570,38 @@ fn open_socket_keeps_its_session_past_the_ttl() {
     // Bob's socket kept his session too.
     assert!(me_online(&server, &tb));
 }
+
+#[test]
+fn online_list_keeps_connection_order_through_churn() {
+    let server = Server::start(&["--register-limit", "0"]);
+    let names: Vec<String> = (0..24).map(|i| format!("user{i}")).collect();
+    let tokens: Vec<String> = names.iter().map(|n| server.user(n)).collect();
+    // Who is connected, in connection order, and their sockets.
+    let mut model: Vec<usize> = Vec::new();
+    let mut sockets: Vec<Option<Client>> = (0..names.len()).map(|_| None).collect();
+    let observer = server.user("observer");
+    let check = |model: &[usize], when: &str| {
+        let want: Vec<&str> = model.iter().map(|&i| names[i].as_str()).collect();
+        wait_for(when, PATIENCE, || {
+            (online(&server, &observer) == want).then_some(())
+        });
+    };
+    // Everyone joins; every other one leaves; some come back; repeat, so
+    // that holes in the server's list are squeezed out on the way.
+    for round in 0..3 {
+        for i in 0..names.len() {
+            if sockets[i].is_none() && (round == 0 || i % 3 == round) {
+                sockets[i] = Some(open(&server, &tokens[i]));
+                model.push(i);
+            }
+        }
+        check(&model, &format!("joins of round {round}"));
+        for i in (round..names.len()).step_by(2) {
+            if sockets[i].take().is_some() {
+                model.retain(|&m| m != i);
+            }
+        }
+        check(&model, &format!("leaves of round {round}"));
+    }
+    assert!(!model.is_empty());
+}

@@ -159,10 +159,11 @@ fn sigterm_closes_every_socket_with_1001_and_finishes_http_in_flight() {
     let got = whole_responses(&bytes);
     assert!(closed_by_peer(&mut idle), "the idle connection stayed open");
     assert_eq!(server.wait_exit(), Some(0));
+    // The last line; every access line is in once it is.
+    server.wait_log("stopped");
     let logged = metrics_logged(&server);
     assert!(got > 0);
     assert_eq!(got, logged, "responses delivered vs served");
-    assert!(server.log_lines().iter().any(|l| l.contains("stopped")));
 
     // The database is consistent: the next run knows alice's key.
     let server = Server::start_in(dir, &[]);

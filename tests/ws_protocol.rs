@@ -144,6 +144,11 @@ fn protocol_violations_close_with_their_code_and_send_leave() {
             "{name}: the connection stayed open"
         );
         assert_eq!(online(&server, &tw), ["watcher"], "after {name}");
+        // The user is free to connect again at once.
+        let again = open(&server, &token);
+        assert_eq!(watcher.json(), join(name));
+        drop(again);
+        assert_eq!(watcher.json(), leave(name));
     }
     // Every leave came exactly once: the next frame is a later join.
     let tz = server.user("zed");

@@ -22,12 +22,12 @@ alice=$(login alice "$work/alice.cookies")
 bob=$(login bob "$work/bob.cookies")
 
 # Bob listens; his stdin stays open so websocat keeps the socket.
-tail -f /dev/null | websocat -H "Cookie: session=$bob" "ws://$ADDR/ws" >"$work/bob.out" &
+tail -f /dev/null | websocat "ws://$ADDR/ws" -H "Cookie: session=$bob" >"$work/bob.out" &
 wait_file_has "$work/server.log" "ws open user=bob" 10 || { echo "bob did not connect"; exit 1; }
 
 # Alice types a line, as in the README.
 ( echo '{"message":"hi"}'; tail -f /dev/null ) \
-  | websocat -H "Cookie: session=$alice" "ws://$ADDR/ws" >"$work/alice.out" &
+  | websocat "ws://$ADDR/ws" -H "Cookie: session=$alice" >"$work/alice.out" &
 ok=0
 wait_file_has "$work/bob.out" '{"message":"hi","author":"alice"}' 10 && ok=$((ok + 1))
 wait_file_has "$work/alice.out" '{"status":true}' 10 && ok=$((ok + 1))

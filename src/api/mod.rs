@@ -341,3 +341,49 @@ fn bad_upgrade<O: Outbox>(why: &'static str, ctx: &mut Ctx<'_, O>) -> Routed {
         .with_header("Sec-WebSocket-Version", "13")
         .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_rule() {
+        let long = "a".repeat(32);
+        let too_long = "a".repeat(33);
+        let cases = [
+            ("a", true),
+            ("Alice99", true),
+            (long.as_str(), true),
+            ("", false),
+            (too_long.as_str(), false),
+            ("alice\n", false),
+            ("\nalice", false),
+            ("al ice", false),
+            ("al-ice", false),
+            ("ålice", false),
+            ("alice\0", false),
+        ];
+        for (name, ok) in cases {
+            assert_eq!(valid_username(name), ok, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn allow_lists_match_allows() {
+        use Endpoint::*;
+        let methods = [
+            Method::Get,
+            Method::Head,
+            Method::Post,
+            Method::Other("PUT".into()),
+        ];
+        for e in [
+            Register, Login, Logout, Online, User, Healthz, Metrics, Ws, Echo,
+        ] {
+            for m in &methods {
+                let listed = e.allow().split(", ").any(|a| a == m.as_str());
+                assert_eq!(e.allows(m), listed, "{e:?} {m:?}");
+            }
+        }
+    }
+}

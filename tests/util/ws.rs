@@ -31,13 +31,19 @@ pub fn upgrade_request(path: &str, extra: &[(&str, &str)]) -> String {
 /// response that refused it.
 pub fn try_open(server: &Server, path: &str, extra: &[(&str, &str)]) -> Result<Client, Resp> {
     let mut s = server.connect();
-    s.write_all(upgrade_request(path, extra).as_bytes()).unwrap();
+    s.write_all(upgrade_request(path, extra).as_bytes())
+        .unwrap();
     let resp = read_response(&mut s).expect("an upgrade response");
     if resp.status != 101 {
         return Err(resp);
     }
-    assert_eq!(resp.header("sec-websocket-accept"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-    Ok(Client { ws: WebSocket::from_raw_socket(s, Role::Client, None) })
+    assert_eq!(
+        resp.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    Ok(Client {
+        ws: WebSocket::from_raw_socket(s, Role::Client, None),
+    })
 }
 
 /// Opens `/ws` for the session `token`.
@@ -82,7 +88,10 @@ impl Client {
             Ok(Message::Ping(_)) => Got::Ping,
             Ok(Message::Frame(_)) => unreachable!(),
             Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
             {
                 return None;
             }

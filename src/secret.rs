@@ -77,7 +77,10 @@ mod tests {
     fn user_key_is_64_lowercase_hex() {
         let k = new_user_key();
         assert_eq!(k.len(), 64);
-        assert!(k.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            k.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         assert_ne!(k, new_user_key());
     }
 

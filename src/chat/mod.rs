@@ -1,0 +1,458 @@
+//! The chat itself, sans-IO: sessions and their sliding expiry, who is
+//! online, join and leave, broadcasts and acks, and the rate limits.
+//!
+//! Inputs are `handle`-style calls that take `now`; outputs go to an
+//! [`Outbox`] the caller provides (the server queues them on its sockets, a
+//! test records them). Nothing here reads a clock or touches a socket, so
+//! every rule is testable and fuzzable on its own.
+
+pub mod limits;
+pub mod online;
+
+use crate::protocol::{AckError, ServerFrame, decode_chat_text};
+use crate::store::UserId;
+use crate::wheel::{Millis, Wheel};
+use limits::{AddressLimiter, TokenBucket};
+use online::Ordered;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+
+/// One connection of the server, as the chat knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// The session cookie's value: 32 characters of `[A-Za-z0-9]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionToken(pub Box<str>);
+
+/// Where the chat's output goes.
+pub trait Outbox {
+    /// Queue `json` as one text frame for each connection of `to`. The
+    /// bytes are the same for every recipient, so serialize and frame them
+    /// once.
+    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]);
+    /// Close the WebSocket of `conn` with this close code and reason.
+    fn close(&mut self, conn: ConnId, code: u16, reason: &'static str);
+}
+
+/// The settings the chat rules need.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// Idle time after which a session ends.
+    pub session_ttl: Millis,
+    /// Longest message in Unicode scalar values.
+    pub max_chars: usize,
+    /// Messages one connection may send in a burst (0: no limit).
+    pub burst: u32,
+    /// Messages per second one connection may sustain.
+    pub rate_per_sec: u32,
+    /// Registrations per address per window (0: no limit).
+    pub register_limit: u32,
+    /// Window of the registration limit.
+    pub register_window: Millis,
+    /// Failed logins per address per window (0: no limit).
+    pub login_fail_limit: u32,
+    /// Window of the failed-login limit.
+    pub login_window: Millis,
+}
+
+/// Why a request was not authenticated; each says what the peer sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `session` cookie or an empty one: 422 `missing_session`.
+    Missing,
+    /// Unknown, logged-out or expired session: 401 `invalid_session`, and
+    /// the cookie is cleared.
+    Invalid,
+}
+
+/// Who an authenticated request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authed {
+    /// The user.
+    pub user: UserId,
+    /// The name as registered.
+    pub name: Rc<str>,
+}
+
+/// The per-address limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressLimit {
+    /// Every `POST /api/register`.
+    Register,
+    /// Every login that fails with 401.
+    LoginFailure,
+}
+
+/// Counters the chat keeps for `/metrics`.
+#[derive(Debug, Default, Clone)]
+pub struct ChatStats {
+    /// Text and binary frames received on chat sockets.
+    pub messages_received: u64,
+    /// Chat messages queued to recipients (one per recipient).
+    pub messages_delivered: u64,
+    /// `{"status": true}` acks sent.
+    pub acks_ok: u64,
+    /// Error acks sent, indexed like [`AckError::ALL`].
+    pub acks_err: [u64; 5],
+}
+
+#[derive(Debug)]
+struct Session {
+    user: UserId,
+    name: Rc<str>,
+    last_active: Millis,
+    socket: Option<ConnId>,
+}
+
+#[derive(Debug)]
+struct Socket {
+    token: SessionToken,
+    user: UserId,
+    name: Rc<str>,
+    bucket: TokenBucket,
+    /// Position in `Chat::online`.
+    pos: usize,
+}
+
+/// What a chat timer is for.
+#[derive(Debug)]
+enum Due {
+    Session(SessionToken),
+    Limit(AddressLimit, IpAddr),
+}
+
+/// The chat state. See the module doc.
+#[derive(Debug)]
+pub struct Chat {
+    cfg: ChatConfig,
+    sessions: HashMap<SessionToken, Session>,
+    sockets: HashMap<ConnId, Socket>,
+    user_socket: HashMap<UserId, ConnId>,
+    online: Ordered<ConnId>,
+    wheel: Wheel<Due>,
+    fired: Vec<Due>,
+    register_limiter: AddressLimiter,
+    login_limiter: AddressLimiter,
+    /// Counters for `/metrics`.
+    pub stats: ChatStats,
+}
+
+impl Chat {
+    /// An empty chat at time `now`.
+    pub fn new(cfg: ChatConfig, now: Millis) -> Chat {
+        Chat {
+            register_limiter: AddressLimiter::new(cfg.register_limit, cfg.register_window),
+            login_limiter: AddressLimiter::new(cfg.login_fail_limit, cfg.login_window),
+            cfg,
+            sessions: HashMap::new(),
+            sockets: HashMap::new(),
+            user_socket: HashMap::new(),
+            online: Ordered::new(),
+            wheel: Wheel::new(now),
+            fired: Vec::new(),
+            stats: ChatStats::default(),
+        }
+    }
+
+    /// Starts a session for `user` under a fresh `token`.
+    pub fn login(&mut self, token: SessionToken, user: UserId, name: &str, now: Millis) {
+        let session = Session {
+            user,
+            name: name.into(),
+            last_active: now,
+            socket: None,
+        };
+        let deadline = Millis(now.0 + self.cfg.session_ttl.0);
+        self.wheel.insert(deadline, Due::Session(token.clone()));
+        self.sessions.insert(token, session);
+    }
+
+    /// Checks the session cookie and counts the request as activity.
+    pub fn authenticate(&mut self, token: Option<&str>, now: Millis) -> Result<Authed, AuthError> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
+        let key = SessionToken(token.into());
+        let ttl = self.cfg.session_ttl.0;
+        let session = self.sessions.get_mut(&key).ok_or(AuthError::Invalid)?;
+        // The expiry timer may not have fired yet within this loop turn;
+        // an idle session is over the moment its TTL has passed.
+        if session.socket.is_none() && now.0 >= session.last_active.0 + ttl {
+            self.sessions.remove(&key);
+            return Err(AuthError::Invalid);
+        }
+        session.last_active = now;
+        Ok(Authed {
+            user: session.user,
+            name: session.name.clone(),
+        })
+    }
+
+    /// Ends the session of `token`, if any; its WebSocket, if open, is
+    /// closed with 1000 `logged out` and the others are told it left.
+    pub fn logout(&mut self, token: &str, out: &mut impl Outbox) {
+        let Some(session) = self.sessions.remove(&SessionToken(token.into())) else {
+            return;
+        };
+        if let Some(conn) = session.socket {
+            out.close(conn, 1000, "logged out");
+            self.remove_socket(conn, out);
+        }
+    }
+
+    /// Whether `user` has an open chat socket.
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.user_socket.contains_key(&user)
+    }
+
+    /// The names of the users with an open socket, in connection order.
+    pub fn online_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.online.iter().map(|c| &*self.sockets[&c].name)
+    }
+
+    /// Open chat sockets.
+    pub fn online_count(&self) -> usize {
+        self.online.len()
+    }
+
+    /// Live sessions (including idle ones whose expiry timer is pending).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Registers the upgraded socket `conn` of the session `token` and tells
+    /// every other socket `join`. The caller has authenticated the session
+    /// and checked that its user is not online in this same loop turn.
+    pub fn ws_open(&mut self, conn: ConnId, token: &str, now: Millis, out: &mut impl Outbox) {
+        let key = SessionToken(token.into());
+        let Some(session) = self.sessions.get_mut(&key) else {
+            debug_assert!(false, "ws_open for an unknown session");
+            return;
+        };
+        debug_assert!(
+            !self.user_socket.contains_key(&session.user),
+            "second socket"
+        );
+        session.socket = Some(conn);
+        let (user, name) = (session.user, session.name.clone());
+        let sockets = &mut self.sockets;
+        let pos = self.online.push(conn, |c, p| {
+            if let Some(s) = sockets.get_mut(&c) {
+                s.pos = p;
+            }
+        });
+        let json = ServerFrame::Presence {
+            event: "join",
+            username: &name,
+        }
+        .to_json();
+        out.deliver(self.online.iter().filter(|&c| c != conn), &json);
+        let bucket = TokenBucket::full(self.cfg.burst, now);
+        self.sockets.insert(
+            conn,
+            Socket {
+                token: key,
+                user,
+                name,
+                bucket,
+                pos,
+            },
+        );
+        self.user_socket.insert(user, conn);
+    }
+
+    /// A text frame from chat socket `conn`: broadcast and ack, or an error
+    /// ack to the sender alone.
+    pub fn ws_text(&mut self, conn: ConnId, text: &str, now: Millis, out: &mut impl Outbox) {
+        let Some(sock) = self.sockets.get_mut(&conn) else {
+            return;
+        };
+        self.stats.messages_received += 1;
+        if !sock.bucket.take(self.cfg.burst, self.cfg.rate_per_sec, now) {
+            return self.ack_error(conn, AckError::RateLimited, out);
+        }
+        let message = match decode_chat_text(text, self.cfg.max_chars) {
+            Ok(m) => m,
+            Err(e) => return self.ack_error(conn, e, out),
+        };
+        let json = ServerFrame::Message {
+            message: &message,
+            author: &sock.name,
+        }
+        .to_json();
+        let before = self.stats.messages_delivered;
+        let delivered = &mut self.stats.messages_delivered;
+        let others = self
+            .online
+            .iter()
+            .filter(|&c| c != conn)
+            .inspect(|_| *delivered += 1);
+        out.deliver(others, &json);
+        debug_assert_eq!(
+            self.stats.messages_delivered - before,
+            self.online.len() as u64 - 1
+        );
+        self.stats.acks_ok += 1;
+        out.deliver(
+            std::iter::once(conn),
+            &ServerFrame::AckOk { status: true }.to_json(),
+        );
+    }
+
+    /// A binary frame from chat socket `conn`: always refused.
+    pub fn ws_binary(&mut self, conn: ConnId, now: Millis, out: &mut impl Outbox) {
+        let Some(sock) = self.sockets.get_mut(&conn) else {
+            return;
+        };
+        self.stats.messages_received += 1;
+        let err = if sock.bucket.take(self.cfg.burst, self.cfg.rate_per_sec, now) {
+            AckError::BinaryNotSupported
+        } else {
+            AckError::RateLimited
+        };
+        self.ack_error(conn, err, out);
+    }
+
+    /// Chat socket `conn` is gone (for any reason): the others get `leave`
+    /// once. Calling it again, or for a socket logout already removed, does
+    /// nothing.
+    pub fn ws_closed(&mut self, conn: ConnId, now: Millis, out: &mut impl Outbox) {
+        if let Some(sock) = self.sockets.get(&conn) {
+            // The socket's end is the session's last activity; its idle
+            // time counts from here.
+            if let Some(session) = self.sessions.get_mut(&sock.token) {
+                session.last_active = now;
+            }
+            self.remove_socket(conn, out);
+        }
+    }
+
+    fn remove_socket(&mut self, conn: ConnId, out: &mut impl Outbox) {
+        let Some(sock) = self.sockets.remove(&conn) else {
+            return;
+        };
+        self.online.remove(sock.pos, conn);
+        self.user_socket.remove(&sock.user);
+        if let Some(session) = self.sessions.get_mut(&sock.token) {
+            session.socket = None;
+        }
+        let json = ServerFrame::Presence {
+            event: "leave",
+            username: &sock.name,
+        }
+        .to_json();
+        out.deliver(self.online.iter(), &json);
+    }
+
+    fn ack_error(&mut self, conn: ConnId, err: AckError, out: &mut impl Outbox) {
+        let idx = AckError::ALL
+            .iter()
+            .position(|&e| e == err)
+            .expect("listed");
+        self.stats.acks_err[idx] += 1;
+        let json = ServerFrame::AckErr {
+            status: false,
+            code: err.code(),
+        }
+        .to_json();
+        out.deliver(std::iter::once(conn), &json);
+    }
+
+    /// `Err(retry_after_secs)` when `addr` is over `limit`.
+    pub fn check_limit(&self, limit: AddressLimit, addr: IpAddr, now: Millis) -> Result<(), u64> {
+        match limit {
+            AddressLimit::Register => self.register_limiter.check(addr, now),
+            AddressLimit::LoginFailure => self.login_limiter.check(addr, now),
+        }
+    }
+
+    /// Counts one attempt of `addr` toward `limit`.
+    pub fn record_limit(&mut self, limit: AddressLimit, addr: IpAddr, now: Millis) {
+        let limiter = match limit {
+            AddressLimit::Register => &mut self.register_limiter,
+            AddressLimit::LoginFailure => &mut self.login_limiter,
+        };
+        if let Some((key, at)) = limiter.record(addr, now) {
+            self.wheel.insert(at, Due::Limit(limit, key));
+        }
+    }
+
+    /// The earliest time `handle_timeouts` has work (never later than it).
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.wheel.next_deadline()
+    }
+
+    /// Ends idle sessions and forgets old rate-limit entries whose time has
+    /// come. Each timer is re-armed lazily: activity only moves
+    /// `last_active`, and a timer that fires early re-inserts itself for
+    /// the remainder.
+    pub fn handle_timeouts(&mut self, now: Millis) {
+        let mut fired = std::mem::take(&mut self.fired);
+        self.wheel.advance(now, &mut fired);
+        for due in fired.drain(..) {
+            let again = match &due {
+                Due::Session(token) => self.session_due(token, now),
+                Due::Limit(AddressLimit::Register, ip) => self.register_limiter.expire(*ip, now),
+                Due::Limit(AddressLimit::LoginFailure, ip) => self.login_limiter.expire(*ip, now),
+            };
+            if let Some(at) = again {
+                self.wheel.insert(at, due);
+            }
+        }
+        self.fired = fired;
+    }
+
+    fn session_due(&mut self, token: &SessionToken, now: Millis) -> Option<Millis> {
+        let ttl = self.cfg.session_ttl.0;
+        let session = self.sessions.get(token)?;
+        if session.socket.is_some() {
+            // An open socket keeps its session alive; look again a TTL later.
+            return Some(Millis(now.0 + ttl));
+        }
+        let end = session.last_active.0 + ttl;
+        if now.0 >= end {
+            self.sessions.remove(token);
+            None
+        } else {
+            Some(Millis(end))
+        }
+    }
+
+    /// Asserts the invariants tying sessions, sockets and the online list
+    /// together; for tests and fuzzing.
+    pub fn check(&self) {
+        assert_eq!(
+            self.online.len(),
+            self.sockets.len(),
+            "online list vs sockets"
+        );
+        assert_eq!(
+            self.user_socket.len(),
+            self.sockets.len(),
+            "one socket per user"
+        );
+        for (conn, sock) in &self.sockets {
+            assert_eq!(
+                self.user_socket.get(&sock.user),
+                Some(conn),
+                "user map of {conn:?}"
+            );
+            let session = self.sessions.get(&sock.token);
+            assert_eq!(
+                session.and_then(|s| s.socket),
+                Some(*conn),
+                "session of {conn:?}"
+            );
+        }
+        let with_socket = self
+            .sessions
+            .values()
+            .filter(|s| s.socket.is_some())
+            .count();
+        assert_eq!(with_socket, self.sockets.len(), "sessions with a socket");
+        self.wheel.check();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -17,89 +17,21 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use tungstenite::handshake::client::generate_key;
 use tungstenite::handshake::derive_accept_key;
-use tungstenite::protocol::{Role, WebSocketConfig};
-use tungstenite::{Error as WsError, Message, WebSocket};
 
 use crate::http::{self, Response};
+pub use crate::ws::{Handler, Ws, WsTx};
 
-/// Bytes per `read` on HTTP connections and WebSocket read buffer size:
-/// small, so 10,000 sockets cost 40 MiB, yet ~35 frames per syscall.
+/// Bytes per `read` on HTTP connections, and the smallest WebSocket read
+/// buffer (about 35 deliveries per syscall).
 const READ_CHUNK: usize = 4096;
+/// The largest WebSocket read buffer: fewer syscalls per delivery when few
+/// sockets carry the whole load.
+const MAX_READ_BUFFER: usize = 64 * 1024;
+/// What all WebSocket read buffers together may take: 100 or 1,000 clients
+/// get 64 KiB each, 10,000 get 6.5 KiB.
+const READ_BUFFER_BUDGET: usize = 64 << 20;
 /// Error messages kept for the report; the rest are only counted.
 const MAX_ERRORS: usize = 10;
-
-/// What a scenario does with the traffic of open sockets.
-pub trait Handler {
-    /// User `u` finished its WebSocket handshake.
-    fn on_open(&mut self, _u: usize, _now_ns: u64) {}
-    /// A text frame arrived on user `u`'s socket; `ws` may be written to.
-    fn on_text(&mut self, u: usize, ws: &mut Ws, text: &str, now_ns: u64);
-}
-
-/// An open client WebSocket.
-pub struct Ws {
-    ws: WebSocket<TcpStream>,
-    /// Frames were written since the last successful flush.
-    dirty: bool,
-    /// The server's close frame, for the report.
-    close_reason: Option<String>,
-}
-
-impl Ws {
-    /// Queues a text frame; it goes out at the next flush (the engine
-    /// flushes after every drain, `Engine::send` at once).
-    pub fn send_text(&mut self, text: String) -> Result<(), String> {
-        match self.ws.write(Message::text(text)) {
-            Ok(()) => {}
-            // The frame stays buffered in tungstenite; a flush finishes it.
-            Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        self.dirty = true;
-        Ok(())
-    }
-
-    /// Writes buffered frames; `WouldBlock` leaves them for the next event.
-    fn flush(&mut self) {
-        match self.ws.flush() {
-            Ok(()) => self.dirty = false,
-            // Errors other than WouldBlock resurface on the next read.
-            Err(_) => self.dirty = true,
-        }
-    }
-
-    /// Reads frames until `WouldBlock`; `Some(reason)` when the socket is done.
-    fn drain(&mut self, u: usize, h: &mut impl Handler, now_ns: u64) -> Option<String> {
-        loop {
-            match self.ws.read() {
-                Ok(Message::Text(t)) => h.on_text(u, self, t.as_str(), now_ns),
-                Ok(Message::Close(f)) => {
-                    self.close_reason = Some(f.map_or("close frame without code".into(), |f| {
-                        format!("close frame {} {:?}", u16::from(f.code), f.reason.as_str())
-                    }));
-                }
-                // Pongs to pings are queued by tungstenite and flushed below.
-                Ok(_) => {}
-                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return None,
-                Err(WsError::ConnectionClosed) => {
-                    return Some(
-                        self.close_reason
-                            .take()
-                            .unwrap_or_else(|| "connection closed".into()),
-                    );
-                }
-                Err(e) => {
-                    let prior = self
-                        .close_reason
-                        .take()
-                        .map(|r| format!(" after {r}"))
-                        .unwrap_or_default();
-                    return Some(format!("{e}{prior}"));
-                }
-            }
-        }
-    }
-}
 
 /// The step of the login walk an HTTP connection is in.
 #[derive(Debug)]
@@ -245,22 +177,19 @@ pub struct Engine {
     busy: usize,
     parallel: usize,
     epoch: Instant,
-    config: WebSocketConfig,
+    read_buffer: usize,
     /// Counters.
     pub stats: Stats,
 }
 
 impl Engine {
-    /// An engine for the server at `host:port`.
-    pub fn new(host: &str, parallel: usize) -> io::Result<Self> {
+    /// An engine for the server at `host:port`, sized for `clients` sockets.
+    pub fn new(host: &str, parallel: usize, clients: usize) -> io::Result<Self> {
         let addr = host
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::other("no address"))?;
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_CHUNK)
-            .write_buffer_size(READ_CHUNK)
-            .max_write_buffer_size(1 << 20);
+        let read_buffer = (READ_BUFFER_BUDGET / clients.max(1)).clamp(READ_CHUNK, MAX_READ_BUFFER);
         Ok(Self {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
@@ -272,7 +201,7 @@ impl Engine {
             busy: 0,
             parallel,
             epoch: Instant::now(),
-            config,
+            read_buffer,
             stats: Stats::default(),
         })
     }
@@ -303,12 +232,14 @@ impl Engine {
     /// Starts the closing handshake on `u`'s socket (or drops a half-done walk).
     pub fn close(&mut self, u: usize) {
         match std::mem::replace(&mut self.users[u].sock, Sock::None) {
-            Sock::Open(mut ws) => {
-                // Queues the close frame; errors surface as the socket ending.
-                let _ = ws.ws.close(None);
-                ws.flush();
-                self.users[u].sock = Sock::Closing(ws);
-            }
+            Sock::Open(mut ws) => match ws.close() {
+                Ok(()) => self.users[u].sock = Sock::Closing(ws),
+                // Already broken: as good as closed.
+                Err(_) => {
+                    self.stats.open_now -= 1;
+                    self.stats.closed += 1;
+                }
+            },
             other @ Sock::Closing(_) => self.users[u].sock = other,
             Sock::Http(_) => self.busy -= 1,
             Sock::None => {}
@@ -316,13 +247,12 @@ impl Engine {
     }
 
     /// Writes a text frame to `u`'s open socket and flushes it.
-    pub fn send(&mut self, u: usize, text: String) -> Result<(), String> {
+    pub fn send(&mut self, u: usize, text: &str) -> Result<(), String> {
         let Sock::Open(ws) = &mut self.users[u].sock else {
             return Err("socket not open".into());
         };
-        ws.send_text(text)?;
-        ws.flush();
-        Ok(())
+        ws.tx().send_text(text)?;
+        ws.tx().flush()
     }
 
     /// One loop turn: start queued walks, wait up to `timeout` for events,
@@ -372,6 +302,11 @@ impl Engine {
     /// Opens a new connection for `u` carrying the request of `step`.
     fn connect(&mut self, u: usize, step: Step) -> Result<(), String> {
         let mut stream = TcpStream::connect(self.addr).map_err(|e| format!("connect: {e}"))?;
+        // Senders write one small frame per ack; Nagle would hold each one
+        // back until the previous segment is acknowledged.
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("nodelay: {e}"))?;
         let interest = Interest::READABLE | Interest::WRITABLE;
         self.poll
             .registry()
@@ -527,16 +462,10 @@ impl Engine {
                 resp.accept
             ));
         }
-        let ws = WebSocket::from_partially_read(stream, rest, Role::Client, Some(self.config));
-        self.users[u].sock = Sock::Open(Ws {
-            ws,
-            dirty: false,
-            close_reason: None,
-        });
+        self.users[u].sock = Sock::Open(Ws::new(stream, &rest, self.read_buffer));
         self.busy -= 1;
         self.stats.opened += 1;
         self.stats.open_now += 1;
-        h.on_open(u, self.now_ns());
         self.drive_ws(u, h);
         Ok(false)
     }
@@ -550,11 +479,9 @@ impl Engine {
             Sock::Closing(ws) => (ws, true),
             _ => return,
         };
-        let ended = ws.drain(u, h, now);
-        if ws.dirty {
-            ws.flush();
-        }
-        let Some(reason) = ended else { return };
+        let Some(reason) = ws.drain(u, h, now) else {
+            return;
+        };
         user.sock = Sock::None;
         self.stats.open_now -= 1;
         if closing {

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::args::Args;
-use crate::engine::{Engine, Handler, Ws};
+use crate::engine::{Engine, Handler, WsTx};
 use crate::frames::{self, Incoming};
 use crate::hist::Histogram;
 use crate::report::{self, Report};
@@ -44,6 +44,8 @@ struct Fanout {
     sending: bool,
     epoch: Instant,
     seq: u64,
+    /// The frame being sent (reused).
+    buf: String,
     /// Send times of unacknowledged messages, per sender (acks are FIFO).
     outstanding: Vec<VecDeque<u64>>,
     /// Rate mode: when each sender sends next, and the spacing.
@@ -69,6 +71,7 @@ impl Fanout {
             sending: false,
             epoch,
             seq: 0,
+            buf: String::with_capacity(args.size),
             outstanding: vec![VecDeque::new(); args.senders],
             next_due: vec![0; args.senders],
             interval_ns: interval_ns.max(1),
@@ -88,13 +91,12 @@ impl Fanout {
         t_ns >= self.window.0 && t_ns < self.window.1
     }
 
-    /// The next message text, stamped now.
-    fn next_frame(&mut self) -> (String, u64) {
+    /// Writes the next message, stamped now, into `self.buf`; returns the stamp.
+    fn next_frame(&mut self) -> u64 {
         self.seq += 1;
         let now = self.now_ns();
-        let mut buf = String::with_capacity(self.size);
-        frames::chat_frame(&mut buf, self.seq, now, self.size);
-        (buf, now)
+        frames::chat_frame(&mut self.buf, self.seq, now, self.size);
+        now
     }
 
     /// Bookkeeping for one send attempt by sender `u` stamped `t`.
@@ -109,7 +111,7 @@ impl Fanout {
     }
 
     /// An ack (`ok`) or error ack arrived on `u`'s socket.
-    fn on_ack(&mut self, u: usize, ws: &mut Ws, now: u64, ok: bool) {
+    fn on_ack(&mut self, u: usize, ws: &mut WsTx, now: u64, ok: bool) {
         let Some(t) = self.outstanding.get_mut(u).and_then(VecDeque::pop_front) else {
             self.c.stray_acks += 1;
             return;
@@ -121,8 +123,8 @@ impl Fanout {
             }
         }
         if self.sending && self.closed_loop {
-            let (text, t) = self.next_frame();
-            let result = ws.send_text(text);
+            let t = self.next_frame();
+            let result = ws.send_text(&self.buf);
             self.sent(u, t, result);
         }
     }
@@ -136,8 +138,8 @@ impl Fanout {
             self.next_due[u] = now + self.interval_ns * u as u64 / self.senders as u64;
             if self.closed_loop {
                 for _ in 0..inflight {
-                    let (text, t) = self.next_frame();
-                    let result = eng.send(u, text);
+                    let t = self.next_frame();
+                    let result = eng.send(u, &self.buf);
                     self.sent(u, t, result);
                 }
             }
@@ -152,7 +154,7 @@ impl Fanout {
 }
 
 impl Handler for Fanout {
-    fn on_text(&mut self, u: usize, ws: &mut Ws, text: &str, now: u64) {
+    fn on_text(&mut self, u: usize, ws: &mut WsTx, text: &str, now: u64) {
         match frames::classify(text) {
             Incoming::Delivery { t_ns } => {
                 self.c.delivered += 1;
@@ -189,8 +191,8 @@ impl Scenario for Fanout {
                 self.next_due[u] += behind * self.interval_ns;
             }
             while self.next_due[u] <= now {
-                let (text, t) = self.next_frame();
-                let result = eng.send(u, text);
+                let t = self.next_frame();
+                let result = eng.send(u, &self.buf);
                 self.sent(u, t, result);
                 self.next_due[u] += self.interval_ns;
             }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::args::Args;
-use crate::engine::{Engine, Handler, Ws};
+use crate::engine::{Engine, Handler, WsTx};
 use crate::frames::{self, Incoming};
 use crate::procfs::{self, Proc};
 use crate::report::{self, Report};
@@ -24,7 +24,7 @@ struct Idle {
 }
 
 impl Handler for Idle {
-    fn on_text(&mut self, _u: usize, _ws: &mut Ws, text: &str, _now: u64) {
+    fn on_text(&mut self, _u: usize, _ws: &mut WsTx, text: &str, _now: u64) {
         match frames::classify(text) {
             Incoming::Join => self.joins += 1,
             _ => self.other += 1,

@@ -20,6 +20,8 @@ mod report;
 mod scenario;
 mod spawn;
 mod upgrades;
+mod ws;
+mod wsframe;
 
 use std::process::ExitCode;
 
@@ -89,7 +91,8 @@ fn run(args: &Args) -> Result<Report, String> {
         "[bench] {:?} against {addr} (server pid {pid:?})",
         args.scenario
     );
-    let mut eng = engine::Engine::new(&addr, args.parallel).map_err(|e| format!("{addr}: {e}"))?;
+    let mut eng = engine::Engine::new(&addr, args.parallel, args.clients)
+        .map_err(|e| format!("{addr}: {e}"))?;
     let result = match args.scenario {
         Scenario::Fanout => fanout::run(args, &mut eng, &ctx),
         Scenario::Idle => idle::run(args, &mut eng, &ctx),

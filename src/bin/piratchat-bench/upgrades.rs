@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use crate::args::Args;
-use crate::engine::{Engine, Handler, Ws};
+use crate::engine::{Engine, Handler, WsTx};
 use crate::frames::{self, Incoming};
 use crate::report::Report;
 use crate::scenario::{self, CpuSnap, Ctx, Scenario, Waited};
@@ -26,7 +26,7 @@ struct Upgrades {
 }
 
 impl Handler for Upgrades {
-    fn on_text(&mut self, _u: usize, _ws: &mut Ws, text: &str, _now: u64) {
+    fn on_text(&mut self, _u: usize, _ws: &mut WsTx, text: &str, _now: u64) {
         match frames::classify(text) {
             Incoming::Join | Incoming::Leave => self.presence += 1,
             _ => self.other += 1,

@@ -169,7 +169,9 @@ impl Stats {
 pub struct Engine {
     poll: Poll,
     events: Events,
-    ready: Vec<usize>,
+    /// Tokens of this turn's events, and whether the peer's FIN (or an
+    /// error) is among them, which a short read would not reveal.
+    ready: Vec<(usize, bool)>,
     addr: SocketAddr,
     host: String,
     users: Vec<User>,
@@ -265,11 +267,12 @@ impl Engine {
         }
         let mut ready = std::mem::take(&mut self.ready);
         ready.clear();
-        ready.extend(self.events.iter().map(|e| e.token().0));
-        for &u in &ready {
+        let hup = |e: &mio::event::Event| e.is_read_closed() || e.is_error();
+        ready.extend(self.events.iter().map(|e| (e.token().0, hup(e))));
+        for &(u, hup) in &ready {
             match self.users[u].sock {
                 Sock::Http(_) => self.drive_http(u, h),
-                Sock::Open(_) | Sock::Closing(_) => self.drive_ws(u, h),
+                Sock::Open(_) | Sock::Closing(_) => self.drive_ws(u, h, hup),
                 Sock::None => {}
             }
         }
@@ -466,12 +469,13 @@ impl Engine {
         self.busy -= 1;
         self.stats.opened += 1;
         self.stats.open_now += 1;
-        self.drive_ws(u, h);
+        // Bytes after the 101 may already include the server's FIN.
+        self.drive_ws(u, h, true);
         Ok(false)
     }
 
     /// Reads an open (or closing) socket to `WouldBlock` and flushes it.
-    fn drive_ws(&mut self, u: usize, h: &mut impl Handler) {
+    fn drive_ws(&mut self, u: usize, h: &mut impl Handler, hup: bool) {
         let now = self.now_ns();
         let user = &mut self.users[u];
         let (ws, closing) = match &mut user.sock {
@@ -479,7 +483,7 @@ impl Engine {
             Sock::Closing(ws) => (ws, true),
             _ => return,
         };
-        let Some(reason) = ws.drain(u, h, now) else {
+        let Some(reason) = ws.drain(u, h, now, hup) else {
             return;
         };
         user.sock = Sock::None;

@@ -91,6 +91,11 @@ pub fn classify(text: &str) -> Incoming {
         }
     } else if text.starts_with(r#"{"status":true"#) {
         return Incoming::Ack;
+    } else if text.starts_with(r#"{"event":"join","#) {
+        // Each open sends one to everyone connected: N²/2 of them per room.
+        return Incoming::Join;
+    } else if text.starts_with(r#"{"event":"leave","#) {
+        return Incoming::Leave;
     }
     let Ok(f) = serde_json::from_str::<Frame>(text) else {
         return Incoming::Other;

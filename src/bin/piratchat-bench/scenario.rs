@@ -146,6 +146,12 @@ impl CpuSnap {
         }
     }
 
+    /// CPU seconds of the bench and of the server since `earlier`.
+    pub fn cpu_since(&self, earlier: &CpuSnap) -> (Option<f64>, Option<f64>) {
+        let d = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a - b);
+        (d(self.me, earlier.me), d(self.server, earlier.server))
+    }
+
     /// Seconds of wall time since `earlier`.
     pub fn wall_since(&self, earlier: &CpuSnap) -> f64 {
         (self.wall - earlier.wall).as_secs_f64()

@@ -43,23 +43,54 @@ impl Scenario for Upgrades {
     }
 }
 
-/// Totals of one measure.
+/// Totals of one measure, over the timed (opening) part of its rounds.
 #[derive(Default)]
 struct Rounds {
     rounds: u64,
     opens: u64,
     open_time: Duration,
+    bench_cpu: Option<f64>,
+    server_cpu: Option<f64>,
+}
+
+impl Rounds {
+    /// Adds one timed round.
+    fn add(&mut self, opens: usize, took: Duration, cpu: (Option<f64>, Option<f64>)) {
+        let sum = |acc: Option<f64>, x: Option<f64>| x.map(|x| acc.unwrap_or(0.0) + x);
+        self.rounds += 1;
+        self.opens += opens as u64;
+        self.open_time += took;
+        self.bench_cpu = sum(self.bench_cpu, cpu.0);
+        self.server_cpu = sum(self.server_cpu, cpu.1);
+    }
+
+    /// Adds the rate and CPU shares to the report under `name`.
+    fn report(&self, name: &str, r: &mut Report) {
+        let secs = self.open_time.as_secs_f64();
+        r.count(&format!("{name}_rounds"), self.rounds);
+        r.count(name, self.opens);
+        r.rate(&format!("{name}_per_s"), self.opens as f64 / secs);
+        for (who, cpu) in [("bench", self.bench_cpu), ("server", self.server_cpu)] {
+            if let Some(cpu) = cpu {
+                let pct = (100.0 * cpu / secs).round();
+                let human = format!("{pct}% of one core while opening");
+                r.add(&format!("{name}_{who}_cpu_pct"), pct, human);
+            }
+        }
+    }
 }
 
 /// Opens `users`, times it, closes them again. False when something broke.
 fn round(
     eng: &mut Engine,
     s: &mut Upgrades,
+    ctx: &Ctx,
     users: &[usize],
     label: &str,
     acc: &mut Rounds,
 ) -> Result<bool, String> {
     let m = users.len();
+    let before = CpuSnap::take(ctx.server);
     let t0 = Instant::now();
     users.iter().for_each(|&u| eng.open(u));
     let open = scenario::run_until(eng, s, label, scenario::setup_deadline(m), |e, _| {
@@ -69,9 +100,7 @@ fn round(
     if open != Waited::Done {
         return Ok(false);
     }
-    acc.rounds += 1;
-    acc.opens += m as u64;
-    acc.open_time += took;
+    acc.add(m, took, CpuSnap::take(ctx.server).cpu_since(&before));
     users.iter().for_each(|&u| eng.close(u));
     let deadline = Instant::now() + CLOSE_DEADLINE;
     let closed = scenario::run_until(eng, s, "close", deadline, |e, _| e.stats.open_now == 0)?;
@@ -93,25 +122,19 @@ pub fn run(args: &Args, eng: &mut Engine, ctx: &Ctx) -> Result<Report, String> {
     while flows.rounds == 0 || t0.elapsed() < half {
         users = (0..m).map(|i| eng.add_user(ctx.name(batch, i))).collect();
         batch += 1;
-        if !round(eng, &mut s, &users, "flows", &mut flows)? {
+        if !round(eng, &mut s, ctx, &users, "flows", &mut flows)? {
             return Ok(broken(eng, r, "full flows"));
         }
     }
     let mut reopens = Rounds::default();
     let t1 = Instant::now();
     while reopens.rounds == 0 || t1.elapsed() < half {
-        if !round(eng, &mut s, &users, "reopens", &mut reopens)? {
+        if !round(eng, &mut s, ctx, &users, "reopens", &mut reopens)? {
             return Ok(broken(eng, r, "reopens"));
         }
     }
-    for (name, acc) in [("flows", &flows), ("reopens", &reopens)] {
-        r.count(&format!("{name}_rounds"), acc.rounds);
-        r.count(name, acc.opens);
-        r.rate(
-            &format!("{name}_per_s"),
-            acc.opens as f64 / acc.open_time.as_secs_f64(),
-        );
-    }
+    flows.report("flows", &mut r);
+    reopens.report("reopens", &mut r);
     CpuSnap::take(ctx.server).report_since(&start, &mut r, "run_", None);
     r.count("presence_frames", s.presence);
     if s.other > 0 {

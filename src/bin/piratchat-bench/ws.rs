@@ -66,6 +66,22 @@ impl WsTx {
     }
 }
 
+/// What one `read` found.
+enum Filled {
+    /// It filled the buffer: there may be more, read again.
+    Full,
+    /// A short read: the socket's receive queue was empty when it returned.
+    /// Edge-triggered epoll reports every later arrival (bytes or FIN) as a
+    /// new event, so the bench stops here instead of paying a second `recv`
+    /// per wakeup just to see `WouldBlock` (at a smooth rate, wakeups carry
+    /// one frame each and that second call doubled the syscalls). A FIN that
+    /// came before the wakeup is flagged on the event (`hup`), and then the
+    /// bench reads on.
+    Drained,
+    /// `WouldBlock`.
+    Empty,
+}
+
 /// The read half.
 struct WsRx {
     /// Received bytes; `buf[start..end]` is not parsed yet.
@@ -122,23 +138,39 @@ impl Ws {
         self.tx.flush()
     }
 
-    /// Reads and handles frames until `WouldBlock`, then flushes replies;
-    /// `Some(reason)` when the socket is finished (closed or broken).
-    pub fn drain(&mut self, u: usize, h: &mut impl Handler, now_ns: u64) -> Option<String> {
+    /// Reads and handles frames until the socket is drained, then flushes
+    /// replies; `Some(reason)` when the socket is finished (closed or
+    /// broken). With `hup` (the event carried the peer's FIN or an error),
+    /// reads go on to end of stream: a short read would hide it.
+    pub fn drain(
+        &mut self,
+        u: usize,
+        h: &mut impl Handler,
+        now_ns: u64,
+        hup: bool,
+    ) -> Option<String> {
         loop {
             if let Err(e) = self.handle_frames(u, h, now_ns) {
                 return Some(e);
             }
             match self.fill() {
-                Ok(true) => {}
-                Ok(false) => return self.tx.flush().err(),
+                Ok(Filled::Full) => {}
+                Ok(Filled::Drained) if hup => {}
+                Ok(Filled::Drained) => {
+                    // Frames that came with the last read are still to handle.
+                    if let Err(e) = self.handle_frames(u, h, now_ns) {
+                        return Some(e);
+                    }
+                    return self.tx.flush().err();
+                }
+                Ok(Filled::Empty) => return self.tx.flush().err(),
                 Err(e) => return Some(e),
             }
         }
     }
 
-    /// Reads once; true when bytes came, false on `WouldBlock`.
-    fn fill(&mut self) -> Result<bool, String> {
+    /// Reads once into the free end of the buffer.
+    fn fill(&mut self) -> Result<Filled, String> {
         let rx = &mut self.rx;
         if rx.start == rx.end {
             (rx.start, rx.end) = (0, 0);
@@ -160,10 +192,15 @@ impl Ws {
                     );
                 }
                 Ok(n) => {
+                    let room = rx.buf.len() - rx.end;
                     rx.end += n;
-                    return Ok(true);
+                    return Ok(if n < room {
+                        Filled::Drained
+                    } else {
+                        Filled::Full
+                    });
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Filled::Empty),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("read: {e}")),
             }

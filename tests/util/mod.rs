@@ -86,7 +86,12 @@ impl Server {
             let rest = line.split("listening on ").nth(1)?;
             rest.split_whitespace().next()?.parse().ok()
         });
-        Server { child, addr, dir, log }
+        Server {
+            child,
+            addr,
+            dir,
+            log,
+        }
     }
 
     /// Lines the server logged so far.
@@ -97,13 +102,21 @@ impl Server {
     /// Waits for a log line containing `needle`.
     pub fn wait_log(&self, needle: &str) -> String {
         wait_for(needle, PATIENCE, || {
-            self.log.lock().unwrap().iter().find(|l| l.contains(needle)).cloned()
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned()
         })
     }
 
     /// Sends a signal to the process.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -124,7 +137,8 @@ impl Server {
     /// One request on a new connection; the response.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
         let mut s = self.connect();
-        s.write_all(raw(method, path, headers, body).as_bytes()).unwrap();
+        s.write_all(raw(method, path, headers, body).as_bytes())
+            .unwrap();
         read_response(&mut s).expect("a response")
     }
 
@@ -190,7 +204,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -199,7 +216,10 @@ impl Resp {
 
     /// The `error` code of a JSON error body.
     pub fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_default().to_string()
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The value of the `session` cookie this response sets.
@@ -242,7 +262,11 @@ pub fn read_response_to(s: &mut impl Read, head: bool) -> Option<Resp> {
         .map_or(0, |(_, v)| v.parse().unwrap());
     let mut body = vec![0; if head || status < 200 { 0 } else { len }];
     s.read_exact(&mut body).ok()?;
-    Some(Resp { status, headers, body: String::from_utf8(body).unwrap() })
+    Some(Resp {
+        status,
+        headers,
+        body: String::from_utf8(body).unwrap(),
+    })
 }
 
 /// Reads until EOF (or error); true when the peer closed the connection.

@@ -10,12 +10,9 @@ use crate::args::Args;
 use crate::engine::{Engine, Handler, WsTx};
 use crate::frames::{self, Incoming};
 use crate::hist::Histogram;
-use crate::report::{self, Report};
+use crate::report::Report;
 use crate::scenario::{self, CpuSnap, Ctx, Scenario, Waited};
 
-/// A quiet spell that ends the wait for join frames when a server sends
-/// fewer than N(N-1)/2 of them.
-const JOIN_QUIET: Duration = Duration::from_secs(1);
 /// A rate-mode sender that falls this many messages behind skips ahead
 /// rather than bursting (the bench cannot keep up; the report says so).
 const MAX_BEHIND: u64 = 1000;
@@ -224,51 +221,13 @@ pub fn run(args: &Args, eng: &mut Engine, ctx: &Ctx) -> Result<Report, String> {
     }
     r.count("message_bytes", args.size as u64);
 
-    if !setup(eng, &mut s, ctx, n, &mut r)? {
-        scenario::engine_problems(eng, &mut r);
+    if !scenario::open_room(eng, &mut s, ctx, n, &mut r, |s: &Fanout| s.c.joins)? {
         return Ok(r);
     }
     let window = measure(args, eng, &mut s, ctx)?;
     let drained = drain(args, eng, &mut s, n)?;
     results(&s, eng, n, &window, drained, &mut r);
     Ok(r)
-}
-
-/// Opens N sockets and waits for the join storm to pass; false when setup broke.
-fn setup(
-    eng: &mut Engine,
-    s: &mut Fanout,
-    ctx: &Ctx,
-    n: usize,
-    r: &mut Report,
-) -> Result<bool, String> {
-    let t0 = Instant::now();
-    scenario::add_and_open(eng, ctx, 0, n);
-    let w = scenario::run_until(eng, s, "setup", scenario::setup_deadline(n), |e, _| {
-        e.stats.open_now == n
-    })?;
-    let secs = t0.elapsed().as_secs_f64();
-    r.add("setup_s", report::round2(secs), format!("{secs:.2} s"));
-    if w != Waited::Done {
-        r.problem(format!(
-            "setup: {} of {n} sockets open ({w:?})",
-            eng.stats.open_now
-        ));
-        return Ok(false);
-    }
-    r.rate("setup_flows_per_s", n as f64 / secs);
-    // Each open announces a join to everyone already connected.
-    let want = (n * (n - 1) / 2) as u64;
-    let (mut last, mut quiet_since) = (0, Instant::now());
-    let deadline = scenario::setup_deadline(n);
-    scenario::run_until(eng, s, "joins", deadline, |_, s| {
-        if s.c.joins != last {
-            (last, quiet_since) = (s.c.joins, Instant::now());
-        }
-        s.c.joins >= want || quiet_since.elapsed() > JOIN_QUIET
-    })?;
-    r.count("join_frames", s.c.joins);
-    Ok(true)
 }
 
 /// CPU and counters at both ends of the measured window.

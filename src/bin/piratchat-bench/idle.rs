@@ -10,7 +10,7 @@ use crate::engine::{Engine, Handler, WsTx};
 use crate::frames::{self, Incoming};
 use crate::procfs::{self, Proc};
 use crate::report::{self, Report};
-use crate::scenario::{self, CpuSnap, Ctx, Scenario, Waited};
+use crate::scenario::{self, CpuSnap, Ctx, Scenario};
 
 /// Time for the server to finish the join storm and free transient buffers
 /// before memory is sampled.
@@ -48,50 +48,22 @@ pub fn run(args: &Args, eng: &mut Engine, ctx: &Ctx) -> Result<Report, String> {
     let rss = |p: Option<Proc>| p.and_then(procfs::rss_bytes);
     let (server_before, me_before) = (rss(ctx.server), rss(Some(Proc::Me)));
 
-    let t0 = Instant::now();
-    scenario::add_and_open(eng, ctx, 0, n);
-    let w = scenario::run_until(eng, &mut s, "setup", scenario::setup_deadline(n), |e, _| {
-        e.stats.open_now == n
-    })?;
-    let secs = t0.elapsed().as_secs_f64();
-    r.add("setup_s", report::round2(secs), format!("{secs:.2} s"));
-    if w != Waited::Done {
-        r.problem(format!(
-            "setup: {} of {n} sockets open ({w:?})",
-            eng.stats.open_now
-        ));
-        scenario::engine_problems(eng, &mut r);
+    if !scenario::open_room(eng, &mut s, ctx, n, &mut r, |s: &Idle| s.joins)? {
         return Ok(r);
     }
-    r.rate("setup_flows_per_s", n as f64 / secs);
-    let want = (n * (n - 1) / 2) as u64;
-    let storm = scenario::setup_deadline(n);
-    scenario::run_until(eng, &mut s, "joins", storm, |_, s| s.joins >= want)?;
     let never = |_: &Engine, _: &Idle| false;
     scenario::run_until(eng, &mut s, "settle", Instant::now() + SETTLE, never)?;
 
-    let (server_after, me_after) = (rss(ctx.server), rss(Some(Proc::Me)));
-    let per =
-        |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| (a as f64 - b as f64) / n as f64);
-    if let (Some(before), Some(after)) = (server_before, server_after) {
-        r.add(
-            "server_rss_before_bytes",
-            before,
-            report::bytes(before as f64),
-        );
-        r.add("server_rss_after_bytes", after, report::bytes(after as f64));
-    }
-    if let Some(b) = per(server_after, server_before) {
-        r.add("server_bytes_per_socket", b.round(), report::bytes(b));
-    }
-    if let Some(b) = per(me_after, me_before) {
-        r.add("bench_bytes_per_socket", b.round(), report::bytes(b));
-    }
+    memory(
+        &mut r,
+        n,
+        (server_before, rss(ctx.server)),
+        (me_before, rss(Some(Proc::Me))),
+    );
 
     let start = CpuSnap::take(ctx.server);
     scenario::run_until(eng, &mut s, "hold", Instant::now() + args.duration, never)?;
     CpuSnap::take(ctx.server).report_since(&start, &mut r, "hold_", None);
-    r.count("join_frames", s.joins);
     if eng.stats.open_now != n {
         r.problem(format!(
             "{} of {n} sockets still open after the hold",
@@ -103,4 +75,31 @@ pub fn run(args: &Args, eng: &mut Engine, ctx: &Ctx) -> Result<Report, String> {
     }
     scenario::engine_problems(eng, &mut r);
     Ok(r)
+}
+
+/// Reports resident memory (before, after) of the server and of the bench,
+/// per socket.
+fn memory(
+    r: &mut Report,
+    n: usize,
+    server: (Option<u64>, Option<u64>),
+    me: (Option<u64>, Option<u64>),
+) {
+    if let (Some(before), Some(after)) = server {
+        r.add(
+            "server_rss_before_bytes",
+            before,
+            report::bytes(before as f64),
+        );
+        r.add("server_rss_after_bytes", after, report::bytes(after as f64));
+    }
+    let per = |(b, a): (Option<u64>, Option<u64>)| {
+        a.zip(b).map(|(a, b)| (a as f64 - b as f64) / n as f64)
+    };
+    if let Some(b) = per(server) {
+        r.add("server_bytes_per_socket", b.round(), report::bytes(b));
+    }
+    if let Some(b) = per(me) {
+        r.add("bench_bytes_per_socket", b.round(), report::bytes(b));
+    }
 }

@@ -8,6 +8,9 @@ use crate::engine::{Engine, Handler};
 use crate::procfs::{self, Proc};
 use crate::report::{self, Report};
 
+/// A quiet spell that ends the wait for join frames when a server sends
+/// fewer than N(N-1)/2 of them.
+const JOIN_QUIET: Duration = Duration::from_secs(1);
 /// Longest single wait in the loop, so deadlines and progress stay timely.
 const MAX_WAIT: Duration = Duration::from_millis(50);
 /// Interval between progress lines on stderr.
@@ -103,6 +106,46 @@ pub fn add_and_open(eng: &mut Engine, ctx: &Ctx, batch: usize, n: usize) -> Vec<
             u
         })
         .collect()
+}
+
+/// Opens `n` sockets and waits for the join storm to pass (`joins` reads
+/// the scenario's join count); reports setup time and rate. False when
+/// setup broke (the report says why).
+pub fn open_room<S: Scenario>(
+    eng: &mut Engine,
+    s: &mut S,
+    ctx: &Ctx,
+    n: usize,
+    r: &mut Report,
+    joins: impl Fn(&S) -> u64,
+) -> Result<bool, String> {
+    let t0 = Instant::now();
+    add_and_open(eng, ctx, 0, n);
+    let w = run_until(eng, s, "setup", setup_deadline(n), |e, _| {
+        e.stats.open_now == n
+    })?;
+    let secs = t0.elapsed().as_secs_f64();
+    r.add("setup_s", report::round2(secs), format!("{secs:.2} s"));
+    if w != Waited::Done {
+        r.problem(format!(
+            "setup: {} of {n} sockets open ({w:?})",
+            eng.stats.open_now
+        ));
+        engine_problems(eng, r);
+        return Ok(false);
+    }
+    r.rate("setup_flows_per_s", n as f64 / secs);
+    // Each open announces a join to everyone already connected.
+    let want = (n * (n - 1) / 2) as u64;
+    let (mut last, mut quiet_since) = (0, Instant::now());
+    run_until(eng, s, "joins", setup_deadline(n), |_, s| {
+        if joins(s) != last {
+            (last, quiet_since) = (joins(s), Instant::now());
+        }
+        joins(s) >= want || quiet_since.elapsed() > JOIN_QUIET
+    })?;
+    r.count("join_frames", joins(s));
+    Ok(true)
 }
 
 /// A generous deadline for opening `n` sockets from scratch.

@@ -66,29 +66,7 @@ pub fn spawn(binary: &Path, cpu: Option<usize>) -> Result<Spawned, String> {
     let stderr = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let addr = format!("127.0.0.1:{port}");
     let db = dir.join("bench.db");
-    let mut cmd = match cpu {
-        // taskset execs the server, so the child's pid is the server's.
-        Some(n) if have_taskset() => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(n.to_string()).arg(binary);
-            c
-        }
-        Some(_) => {
-            eprintln!("warning: taskset not found; --cpu ignored");
-            Command::new(binary)
-        }
-        None => Command::new(binary),
-    };
-    cmd.args(["--listen", &addr, "--db"]).arg(&db);
-    cmd.args([
-        "--register-limit",
-        "0",
-        "--login-fail-limit",
-        "0",
-        "--chat-burst",
-        "0",
-    ]);
-    cmd.args(["--max-connections", "20000", "--log-level", "warn"]);
+    let mut cmd = command(binary, cpu, &addr, &db);
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -103,6 +81,34 @@ pub fn spawn(binary: &Path, cpu: Option<usize>) -> Result<Spawned, String> {
     };
     s.wait_ready()?;
     Ok(s)
+}
+
+/// The server command line: limits off, quiet log, pinned via taskset.
+fn command(binary: &Path, cpu: Option<usize>, addr: &str, db: &Path) -> Command {
+    let mut cmd = match cpu {
+        // taskset execs the server, so the child's pid is the server's.
+        Some(n) if have_taskset() => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(n.to_string()).arg(binary);
+            c
+        }
+        Some(_) => {
+            eprintln!("warning: taskset not found; --cpu ignored");
+            Command::new(binary)
+        }
+        None => Command::new(binary),
+    };
+    cmd.args(["--listen", addr, "--db"]).arg(db);
+    cmd.args([
+        "--register-limit",
+        "0",
+        "--login-fail-limit",
+        "0",
+        "--chat-burst",
+        "0",
+    ]);
+    cmd.args(["--max-connections", "20000", "--log-level", "warn"]);
+    cmd
 }
 
 impl Spawned {

@@ -327,15 +327,35 @@ impl Chat {
         }
     }
 
-    fn remove_socket(&mut self, conn: ConnId, out: &mut impl Outbox) {
-        let Some(sock) = self.sockets.remove(&conn) else {
-            return;
-        };
+    /// Chat socket `conn` is closed because the server is shutting down:
+    /// it is forgotten like in [`Chat::ws_closed`], but nobody is told.
+    /// Every other socket is closed in the same turn, so a `leave` would
+    /// only reach the ones not closed yet, just before their close frame:
+    /// n sockets would queue n²/2 frames on the way out.
+    pub fn ws_going_away(&mut self, conn: ConnId, now: Millis) {
+        if let Some(sock) = self.sockets.get(&conn) {
+            if let Some(session) = self.sessions.get_mut(&sock.token) {
+                session.last_active = now;
+            }
+            self.forget_socket(conn);
+        }
+    }
+
+    /// Takes `conn` off every table; its session stays.
+    fn forget_socket(&mut self, conn: ConnId) -> Option<Socket> {
+        let sock = self.sockets.remove(&conn)?;
         self.online.remove(sock.pos, conn);
         self.user_socket.remove(&sock.user);
         if let Some(session) = self.sessions.get_mut(&sock.token) {
             session.socket = None;
         }
+        Some(sock)
+    }
+
+    fn remove_socket(&mut self, conn: ConnId, out: &mut impl Outbox) {
+        let Some(sock) = self.forget_socket(conn) else {
+            return;
+        };
         let json = ServerFrame::Presence {
             event: "leave",
             username: &sock.name,

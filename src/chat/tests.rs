@@ -156,6 +156,23 @@ fn leave_once_whatever_ends_the_socket() {
 }
 
 #[test]
+fn going_away_at_shutdown_tells_nobody() {
+    let (mut chat, mut out) = ws_open(3);
+    for c in 1..=3 {
+        chat.ws_going_away(ConnId(c), Millis(5));
+        chat.check();
+    }
+    assert_eq!(out.take(), []);
+    assert_eq!(chat.online_count(), 0);
+    // The sessions stay, offline, their idle time counting from the close.
+    let me = chat.authenticate(Some(&token(2)), Millis(5)).unwrap();
+    assert!(!chat.is_online(me.user));
+    // Whatever else ends the socket afterwards sends nothing either.
+    chat.ws_closed(ConnId(1), Millis(6), &mut out);
+    assert_eq!(out.take(), []);
+}
+
+#[test]
 fn logout_closes_the_socket_and_sends_leave_once() {
     let (mut chat, mut out) = ws_open(2);
     chat.logout(&token(1), &mut out);

@@ -28,6 +28,10 @@ const MESSAGE_BUDGET: usize = 64;
 /// Message and frame limit of `/echo` (the Autobahn cases go up to 16 MiB).
 const ECHO_MAX_MESSAGE: usize = 16 << 20;
 
+/// The close code of a server shutdown (RFC 6455 1001 `going away`); no
+/// other close we start uses it.
+const GOING_AWAY: u16 = 1001;
+
 /// How long a socket we sent a close frame to may take to answer it.
 const CLOSE_WAIT: Millis = Millis(5_000);
 
@@ -157,15 +161,19 @@ pub fn upgrade<S: Transport>(
 /// budget is spent.
 pub fn readable<S: Transport>(conn: &mut Conn<S>, env: &mut Env<'_>) -> Step {
     for _ in 0..MESSAGE_BUDGET {
+        let bytes_before = env.metrics.bytes_in;
         let read = with_io(conn, env, |ctx, io| ctx.read(io));
         let Some(read) = read else { return Step::Idle };
+        // Any byte is a sign of life (SPEC §5.5: closed when nothing at
+        // all arrives), also the part of a frame still coming in.
+        let arrived = env.metrics.bytes_in != bytes_before;
+        if let super::conn::Phase::Ws(ws) = &mut conn.phase
+            && (arrived || read.is_ok())
+        {
+            ws.last_rx = env.now;
+        }
         match read {
-            Ok(msg) => {
-                if let super::conn::Phase::Ws(ws) = &mut conn.phase {
-                    ws.last_rx = env.now;
-                }
-                handle(conn, msg, env);
-            }
+            Ok(msg) => handle(conn, msg, env),
             Err(e) => return on_error(conn, e, env),
         }
     }
@@ -280,13 +288,21 @@ pub fn start_close<S: Transport>(
     ws.closing = true;
     set_close_info(conn, code, reason);
     send_close(conn, code, reason, env);
-    closed(conn, env);
+    // At shutdown every socket goes in this same turn: announcing each to
+    // the ones not closed yet would only queue n²/2 `leave` frames ahead
+    // of their own close frame.
+    leave_chat(conn, env, code != GOING_AWAY);
     conn.arm(env, Millis(env.now.0 + CLOSE_WAIT.0));
 }
 
 /// The socket's chat life is over: the others get `leave` (once), and the
 /// close is logged.
 pub fn closed<S>(conn: &mut Conn<S>, env: &mut Env<'_>) {
+    leave_chat(conn, env, true);
+}
+
+/// Like [`closed`]; `announce: false` tells nobody (shutdown).
+fn leave_chat<S>(conn: &mut Conn<S>, env: &mut Env<'_>, announce: bool) {
     let super::conn::Phase::Ws(ws) = &mut conn.phase else {
         return;
     };
@@ -294,7 +310,11 @@ pub fn closed<S>(conn: &mut Conn<S>, env: &mut Env<'_>) {
         return;
     }
     let Some(user) = &ws.user else { return };
-    env.chat.ws_closed(conn.id, env.now, &mut env.fan);
+    if announce {
+        env.chat.ws_closed(conn.id, env.now, &mut env.fan);
+    } else {
+        env.chat.ws_going_away(conn.id, env.now);
+    }
     let (code, reason) = ws.close_info.clone().unwrap_or((1006, String::new()));
     env.log.log(
         LogLevel::Info,

@@ -30,7 +30,8 @@ impl Ctx {
         let mut r = [0u8; 4];
         // Without randomness, the pid and time still make names unlikely to clash.
         if getrandom::fill(&mut r).is_err() {
-            r = (std::process::id() ^ Instant::now().elapsed().subsec_nanos()).to_le_bytes();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            r = (std::process::id() ^ now.map_or(0, |d| d.subsec_nanos())).to_le_bytes();
         }
         Self {
             server,

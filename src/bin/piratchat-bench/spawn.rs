@@ -107,7 +107,11 @@ fn command(binary: &Path, cpu: Option<usize>, addr: &str, db: &Path) -> Command 
         "--chat-burst",
         "0",
     ]);
-    cmd.args(["--max-connections", "20000", "--log-level", "warn"]);
+    // Below our own open-file limit (the server inherits it), so the
+    // server does not have to lower it and warn.
+    let fds = crate::procfs::open_files_soft().unwrap_or(u64::MAX);
+    let max_conns = fds.saturating_sub(128).clamp(1, 20_000).to_string();
+    cmd.args(["--max-connections", &max_conns, "--log-level", "warn"]);
     cmd
 }
 

@@ -52,6 +52,26 @@ pub fn parse_open_files_soft(limits: &str) -> Option<u64> {
     }
 }
 
+/// Busy ticks of all CPUs together from the text of `/proc/stat`: the
+/// first line's fields except idle and iowait.
+pub fn parse_machine_busy_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is
+    // already inside user and nice).
+    let busy = fields
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    (fields.len() >= 8).then_some(busy)
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`, 100 when that fails).
 pub fn clk_tck() -> u64 {
     static TCK: OnceLock<u64> = OnceLock::new();
@@ -71,6 +91,12 @@ pub fn clk_tck() -> u64 {
 pub fn cpu_seconds(p: Proc) -> Option<f64> {
     let text = std::fs::read_to_string(p.path("stat")).ok()?;
     Some(parse_stat_ticks(&text)? as f64 / clk_tck() as f64)
+}
+
+/// Busy CPU time of the whole machine in seconds.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    Some(parse_machine_busy_ticks(&text)? as f64 / clk_tck() as f64)
 }
 
 /// Resident memory of `p` in bytes.
@@ -94,6 +120,17 @@ mod tests {
             "1234 (pir) (at chat) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 17 0 0 20 0 1 0 5 0 0";
         assert_eq!(parse_stat_ticks(stat), Some(267));
         assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn machine_busy_time() {
+        let stat = "cpu  100 5 50 9000 20 1 30 4 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        assert_eq!(
+            parse_machine_busy_ticks(stat),
+            Some(100 + 5 + 50 + 1 + 30 + 4)
+        );
+        assert_eq!(parse_machine_busy_ticks("cpu  1 2 3\n"), None);
+        assert!(machine_busy_seconds().is_some());
     }
 
     #[test]

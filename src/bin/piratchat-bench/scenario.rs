@@ -177,6 +177,8 @@ pub struct CpuSnap {
     wall: Instant,
     me: Option<f64>,
     server: Option<f64>,
+    /// Busy CPU seconds of the whole machine (all processes, softirq).
+    machine: Option<f64>,
 }
 
 impl CpuSnap {
@@ -187,6 +189,7 @@ impl CpuSnap {
             wall: Instant::now(),
             me: procfs::cpu_seconds(Proc::Me),
             server,
+            machine: procfs::machine_busy_seconds(),
         }
     }
 
@@ -239,5 +242,25 @@ impl CpuSnap {
                 );
             }
         }
+        self.report_others(earlier, r, prefix, wall);
+    }
+
+    /// Adds the machine's busy time beyond bench and server: other
+    /// processes (on a shared machine they skew a run) and softirq work,
+    /// which the kernel charges to no process.
+    fn report_others(&self, earlier: &CpuSnap, r: &mut Report, prefix: &str, wall: f64) {
+        let d = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a - b);
+        let (Some(busy), Some(me)) = (d(self.machine, earlier.machine), d(self.me, earlier.me))
+        else {
+            return;
+        };
+        let other = busy - me - d(self.server, earlier.server).unwrap_or(0.0);
+        let pct = 100.0 * other / wall.max(1e-9);
+        let human = format!("{other:.2} s ({pct:.0}% of one core: other processes and softirq)");
+        r.add(
+            &format!("{prefix}other_cpu_s"),
+            report::round2(other),
+            human,
+        );
     }
 }

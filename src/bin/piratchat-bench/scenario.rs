@@ -254,7 +254,9 @@ impl CpuSnap {
         else {
             return;
         };
-        let other = busy - me - d(self.server, earlier.server).unwrap_or(0.0);
+        // Per-process times and /proc/stat are sampled differently and may
+        // disagree by a few percent; a negative remainder means "none".
+        let other = (busy - me - d(self.server, earlier.server).unwrap_or(0.0)).max(0.0);
         let pct = 100.0 * other / wall.max(1e-9);
         let human = format!("{other:.2} s ({pct:.0}% of one core: other processes and softirq)");
         r.add(

@@ -225,6 +225,24 @@ pub struct Config {
     pub echo_endpoint: bool,
     /// Log verbosity. Default `info`.
     pub log_level: LogLevel,
+    /// Store accepted chat messages (history, resume, dedupe across
+    /// restarts). Default on; off is for measuring the cost of storage.
+    pub store_messages: bool,
+    /// Stored messages older than this are pruned; zero keeps them.
+    /// Default zero.
+    pub history_max_age: Duration,
+    /// At most this many stored messages are kept; 0 is no limit. Default
+    /// 1,000,000 (a few hundred MB at most).
+    pub history_max_messages: usize,
+    /// A socket resuming with `?since=` gets at most this many missed
+    /// messages replayed; past it, `{"event": "resync"}`. Default 1,000.
+    pub resume_max: usize,
+    /// A repeated `client_id` from the same user within this is acked with
+    /// the original id and not broadcast again. Default 10 min.
+    pub dedupe_window: Duration,
+    /// Session activity is written to the database this often (and at
+    /// shutdown), not on every request. Default 60 s.
+    pub session_flush: Duration,
 }
 
 impl Default for Config {
@@ -265,6 +283,12 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             echo_endpoint: false,
             log_level: LogLevel::Info,
+            store_messages: true,
+            history_max_age: Duration::ZERO,
+            history_max_messages: 1_000_000,
+            resume_max: 1000,
+            dedupe_window: Duration::from_secs(600),
+            session_flush: Duration::from_secs(60),
         }
     }
 }
@@ -438,6 +462,17 @@ settings! {
     "shutdown-grace" shutdown_grace: Dur,
         "On SIGTERM/SIGINT, wait this long for close replies and writes";
     "echo-endpoint" echo_endpoint: Switch, "Serve the unauthenticated /echo WebSocket (tests)";
+    "store-messages" store_messages: Switch,
+        "Store chat messages for history and resume; off = live delivery only";
+    "history-max-age" history_max_age: Dur, "Delete stored messages older than this; 0 = keep";
+    "history-max-messages" history_max_messages: Count<usize>,
+        "Keep at most this many stored messages; 0 = no limit";
+    "resume-max" resume_max: Positive<Count<usize>>,
+        "Most messages replayed to a reconnecting socket before it is told to resync";
+    "dedupe-window" dedupe_window: Positive<Dur>,
+        "A repeated client_id within this is acknowledged again, not sent again";
+    "session-flush" session_flush: Positive<Dur>,
+        "How often session activity is written to the database";
     "log-level" log_level: Level, "Log verbosity: error, warn, info or debug";
 }
 
@@ -1103,10 +1138,11 @@ mod tests {
             } else {
                 value
             };
-            let value = if s.name == "echo-endpoint" {
-                "1"
-            } else {
-                value
+            let value = match s.name {
+                "echo-endpoint" => "1",
+                // On by default, so off is the value that changes it.
+                "store-messages" => "0",
+                _ => value,
             };
             let config = run(&[], &[(&var, value)]).unwrap_or_else(|e| panic!("{var}: {e}"));
             assert_eq!(
@@ -1296,7 +1332,7 @@ mod tests {
             }) else {
                 panic!("{flag} gave no help");
             };
-            assert_eq!(SETTINGS.len(), 26);
+            assert_eq!(SETTINGS.len(), 32);
             let rows = text.lines().filter(|l| l.starts_with("  --")).count();
             assert_eq!(rows, SETTINGS.len());
             for s in SETTINGS {

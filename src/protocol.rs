@@ -3,6 +3,7 @@
 //! types and decoders; no I/O.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Body of `POST /api/register`.
 #[derive(Debug, Deserialize)]
@@ -36,14 +37,29 @@ pub fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
     serde_json::from_slice(body).ok()
 }
 
-/// A chat frame as the client sends it: `{"message": "<text>"}`.
+/// A chat frame as the client sends it: `{"message": "<text>"}`, with an
+/// optional `"client_id"` that makes a resend safe.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClientFrame<'a> {
     /// Borrowed when the JSON string has no escapes, so the common case
     /// does not copy.
     #[serde(borrow)]
-    message: std::borrow::Cow<'a, str>,
+    message: Cow<'a, str>,
+    #[serde(borrow, default)]
+    client_id: Option<Cow<'a, str>>,
+}
+
+/// Longest `client_id`, in bytes: an id, not a payload.
+pub const MAX_CLIENT_ID: usize = 64;
+
+/// A decoded chat frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChatFrame<'a> {
+    /// The message text.
+    pub text: Cow<'a, str>,
+    /// The client's deduplication id, 1 to 64 bytes.
+    pub client_id: Option<Cow<'a, str>>,
 }
 
 /// Why a client's text frame was refused, as the code in its error ack.
@@ -87,10 +103,7 @@ impl AckError {
 /// Decodes a client's text frame into the chat text it carries, checking
 /// the shape and the length rules of the spec (`max_chars` Unicode scalar
 /// values, at least one non-whitespace character).
-pub fn decode_chat_text(
-    frame: &str,
-    max_chars: usize,
-) -> Result<std::borrow::Cow<'_, str>, AckError> {
+pub fn decode_chat_text(frame: &str, max_chars: usize) -> Result<ChatFrame<'_>, AckError> {
     // serde would also take a struct from an array (`["hi"]`); only an
     // object is a chat frame.
     let is_object = frame
@@ -101,8 +114,8 @@ pub fn decode_chat_text(
     } else {
         None
     };
-    let text = match typed {
-        Some(f) => f.message,
+    let (text, client_id) = match typed {
+        Some(f) => (f.message, f.client_id),
         // The typed decoder stops at the first problem, which may be a
         // shape problem hiding a syntax error later on (`{"x": NaN}`), so
         // tell the two apart with a full syntax check. Only errors pay it.
@@ -111,6 +124,12 @@ pub fn decode_chat_text(
         }
         None => return Err(AckError::InvalidMessage),
     };
+    if client_id
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_ID)
+    {
+        return Err(AckError::InvalidMessage);
+    }
     if text.chars().all(char::is_whitespace) {
         // Also covers the empty string.
         return Err(AckError::InvalidMessage);
@@ -119,7 +138,27 @@ pub fn decode_chat_text(
     if text.chars().take(max_chars + 1).count() > max_chars {
         return Err(AckError::MessageTooLong);
     }
-    Ok(text)
+    Ok(ChatFrame { text, client_id })
+}
+
+/// A chat message as broadcast, replayed and listed in history.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChatMessage<'a> {
+    /// The text.
+    pub message: &'a str,
+    /// Its author.
+    pub author: &'a str,
+    /// Its id: increasing, gap-free within a server's lifetime.
+    pub id: i64,
+    /// Server time, Unix milliseconds.
+    pub ts: i64,
+}
+
+/// Body of `GET /api/messages`.
+#[derive(Debug, Serialize)]
+pub struct History<'a> {
+    /// The page, oldest first.
+    pub messages: Vec<ChatMessage<'a>>,
 }
 
 /// Body of `GET /api/user/{name}`, fields in the original's order.
@@ -142,17 +181,22 @@ pub enum ServerFrame<'a> {
         /// Who joined or left.
         username: &'a str,
     },
-    /// `{"message": ..., "author": ...}`: a chat message from someone else.
-    Message {
-        /// The text.
-        message: &'a str,
-        /// Its author.
-        author: &'a str,
+    /// `{"event": "resync"}`: too much was missed to replay; page the
+    /// history instead.
+    Event {
+        /// The event's name.
+        event: &'static str,
     },
-    /// `{"status": true}`: the sender's message went out.
+    /// `{"message", "author", "id", "ts"}`: a chat message (the first two
+    /// fields are the original's).
+    Message(&'a ChatMessage<'a>),
+    /// `{"status": true, "id": 123}`: the sender's message is stored and
+    /// went out.
     AckOk {
         /// Always true.
         status: bool,
+        /// The message's id.
+        id: i64,
     },
     /// `{"status": false, "code": ...}`: the sender's frame was refused.
     AckErr {
@@ -180,7 +224,12 @@ mod tests {
     fn chat_text_table() {
         let long_ok = format!(r#"{{"message":"{}"}}"#, "😀".repeat(300));
         let long_bad = format!(r#"{{"message":"{}"}}"#, "😀".repeat(301));
+        let long_id = format!(r#"{{"message":"x","client_id":"{}"}}"#, "c".repeat(65));
         let cases: &[(&str, Result<&str, AckError>)] = &[
+            (r#"{"message":"hi","client_id":"c1"}"#, Ok("hi")),
+            (r#"{"message":"hi","client_id":""}"#, Err(InvalidMessage)),
+            (r#"{"message":"hi","client_id":5}"#, Err(InvalidMessage)),
+            (&long_id, Err(InvalidMessage)),
             (r#"{"message":"hi"}"#, Ok("hi")),
             (r#"{"message":"a\"b"}"#, Ok("a\"b")),
             (r#" {"message" : "x"} "#, Ok("x")),
@@ -209,7 +258,7 @@ mod tests {
             ("null", Err(InvalidMessage)),
         ];
         for (input, want) in cases {
-            let got = decode_chat_text(input, 300);
+            let got = decode_chat_text(input, 300).map(|f| f.text);
             match (want, &got) {
                 (Ok(""), Ok(_)) => {}
                 (Ok(w), Ok(g)) => assert_eq!(w, g, "{input}"),
@@ -230,13 +279,25 @@ mod tests {
                 r#"{"event":"join","username":"ann"}"#,
             ),
             (
-                ServerFrame::Message {
+                ServerFrame::Message(&ChatMessage {
                     message: "<b>",
                     author: "ann",
-                },
-                r#"{"message":"<b>","author":"ann"}"#,
+                    id: 7,
+                    ts: 9,
+                }),
+                r#"{"message":"<b>","author":"ann","id":7,"ts":9}"#,
             ),
-            (ServerFrame::AckOk { status: true }, r#"{"status":true}"#),
+            (
+                ServerFrame::AckOk {
+                    status: true,
+                    id: 3,
+                },
+                r#"{"status":true,"id":3}"#,
+            ),
+            (
+                ServerFrame::Event { event: "resync" },
+                r#"{"event":"resync"}"#,
+            ),
             (
                 ServerFrame::AckErr {
                     status: false,

@@ -52,7 +52,12 @@ pub fn token_from_bytes(bytes: &[u8], out: &mut String) {
 /// SHA-256 of `text` as 64 lowercase hex characters (the original server
 /// stores keys this way, so its databases import as they are).
 pub fn sha256_hex(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
+    hex(&sha256(text))
+}
+
+/// SHA-256 of `text`.
+pub fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
 }
 
 /// Lowercase hex of `bytes`.

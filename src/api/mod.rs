@@ -5,11 +5,11 @@
 pub mod client;
 pub mod upgrade;
 
-use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionToken};
+use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionKey};
 use crate::config::Config;
-use crate::http::{Method, Request, Response, cookie_value, percent_decode};
+use crate::http::{Method, Request, Response, cookie_value, percent_decode, query_param};
 use crate::metrics::Metrics;
-use crate::protocol::{LoginBody, RegisterBody, UserInfo, decode_body};
+use crate::protocol::{ChatMessage, History, LoginBody, RegisterBody, UserInfo, decode_body};
 use crate::secret;
 use crate::store::{Store, StoreError};
 use crate::wheel::Millis;
@@ -48,8 +48,8 @@ pub enum Routed {
         accept: String,
         /// The session of a chat socket.
         chat: Option<Authed>,
-        /// The session token of a chat socket.
-        token: Option<String>,
+        /// `?since=ID`: replay the stored messages after this id first.
+        since: Option<i64>,
     },
 }
 
@@ -66,6 +66,7 @@ enum Endpoint {
     Login,
     Logout,
     Online,
+    Messages,
     User,
     Healthz,
     Metrics,
@@ -113,6 +114,7 @@ pub fn handle<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Ro
         Endpoint::Login => login(req, peer, ctx),
         Endpoint::Logout => Ok(logout(req, ctx)),
         Endpoint::Online => Ok(online(req, ctx)),
+        Endpoint::Messages => messages(req, ctx),
         Endpoint::User => user(req, path, ctx),
         Endpoint::Healthz => Ok(Response::json(200, &json!({"status": "ok"}))),
         Endpoint::Metrics => Ok(metrics(ctx)),
@@ -133,6 +135,7 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/api/login" => Endpoint::Login,
         "/api/logout" => Endpoint::Logout,
         "/api/online" => Endpoint::Online,
+        "/api/messages" => Endpoint::Messages,
         "/healthz" => Endpoint::Healthz,
         // Unreachable through a proxy: it would otherwise leak to the world.
         "/metrics" if peer.may_see_metrics() => Endpoint::Metrics,
@@ -203,12 +206,8 @@ fn login<O: Outbox>(
         return Ok(Response::error(401, "invalid_key"));
     };
     let token = secret::new_session_token();
-    ctx.chat.login(
-        SessionToken(token.as_str().into()),
-        user.id,
-        &user.name,
-        ctx.now,
-    );
+    ctx.chat
+        .login(SessionKey::of(&token), user.id, &user.name, ctx.now);
     let ttl = ctx.cfg.session_ttl.as_secs();
     let secure = if peer.https { "; Secure" } else { "" };
     let cookie = format!("session={token}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}");
@@ -310,17 +309,67 @@ fn ws<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
     if ctx.chat.is_online(me.user) {
         return Response::error(409, "already_connected").into();
     }
-    match upgrade::accept_key(req) {
-        Ok(accept) => {
-            let token = session_cookie(req).map(str::to_owned);
-            Routed::Upgrade {
-                accept,
-                chat: Some(me),
-                token,
-            }
-        }
-        Err(why) => bad_upgrade(why, ctx),
+    let accept = match upgrade::accept_key(req) {
+        Ok(accept) => accept,
+        Err(why) => return bad_upgrade(why, ctx),
+    };
+    // Other query parameters are left alone: clients add cache-busters.
+    let since = req.query().and_then(|q| query_param(q, "since"));
+    let since = match since.map(|s| s.parse::<i64>().ok().filter(|&v| v >= 0)) {
+        None => None,
+        Some(Some(id)) => Some(id),
+        Some(None) => return Response::error(422, "invalid_request").into(),
+    };
+    Routed::Upgrade {
+        accept,
+        chat: Some(me),
+        since,
     }
+}
+
+/// `GET /api/messages?before=ID&limit=N`: a page of history, oldest first.
+fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, StoreError> {
+    if let Err(r) = authenticate(req, ctx) {
+        return Ok(r);
+    }
+    let Some((before, limit)) = history_params(req.query().unwrap_or("")) else {
+        return Ok(Response::error(422, "invalid_request"));
+    };
+    let page = ctx.store.messages_before(before, limit)?;
+    let messages = page
+        .iter()
+        .map(|m| ChatMessage {
+            message: &m.text,
+            author: &m.author,
+            id: m.id,
+            ts: m.ts,
+        })
+        .collect();
+    Ok(Response::json(200, &History { messages }))
+}
+
+/// Default and largest page of `GET /api/messages`.
+const HISTORY_PAGE: (usize, usize) = (50, 200);
+
+/// `before` (a positive id, default: after the newest) and `limit` (1 to
+/// 200, default 50); `None` for a bad or unknown parameter.
+fn history_params(query: &str) -> Option<(i64, usize)> {
+    let (mut before, mut limit) = (i64::MAX, HISTORY_PAGE.0);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=')?;
+        match name {
+            "before" => before = value.parse().ok().filter(|&b: &i64| b > 0)?,
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=HISTORY_PAGE.1).contains(l))?
+            }
+            // A misspelt parameter is a mistake worth hearing about.
+            _ => return None,
+        }
+    }
+    Some((before, limit))
 }
 
 fn echo<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
@@ -328,7 +377,7 @@ fn echo<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
         Ok(accept) => Routed::Upgrade {
             accept,
             chat: None,
-            token: None,
+            since: None,
         },
         Err(why) => bad_upgrade(why, ctx),
     }
@@ -345,6 +394,25 @@ fn bad_upgrade<O: Outbox>(why: &'static str, ctx: &mut Ctx<'_, O>) -> Routed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_parameters() {
+        let cases = [
+            ("", Some((i64::MAX, 50))),
+            ("limit=200", Some((i64::MAX, 200))),
+            ("before=10&limit=1", Some((10, 1))),
+            ("limit=0", None),
+            ("limit=201", None),
+            ("limit=-1", None),
+            ("before=0", None),
+            ("before=x", None),
+            ("before", None),
+            ("limt=5", None),
+        ];
+        for (query, want) in cases {
+            assert_eq!(history_params(query), want, "{query}");
+        }
+    }
 
     #[test]
     fn username_rule() {
@@ -378,7 +446,7 @@ mod tests {
             Method::Other("PUT".into()),
         ];
         for e in [
-            Register, Login, Logout, Online, User, Healthz, Metrics, Ws, Echo,
+            Register, Login, Logout, Online, Messages, User, Healthz, Metrics, Ws, Echo,
         ] {
             for m in &methods {
                 let listed = e.allow().split(", ").any(|a| a == m.as_str());

@@ -1,19 +1,26 @@
 //! The chat itself, sans-IO: sessions and their sliding expiry, who is
-//! online, join and leave, broadcasts and acks, and the rate limits.
+//! online, join and leave, message ids, broadcasts and acks, duplicate
+//! suppression, and the rate limits.
 //!
 //! Inputs are `handle`-style calls that take `now`; outputs go to an
 //! [`Outbox`] the caller provides (the server queues them on its sockets, a
-//! test records them). Nothing here reads a clock or touches a socket, so
-//! every rule is testable and fuzzable on its own.
+//! test records them); an accepted message comes back to the caller, who
+//! stores it before handling anything else. Nothing here reads a clock or
+//! touches a socket, so every rule is testable and fuzzable on its own.
 
 pub mod limits;
+mod messages;
 pub mod online;
+mod sessions;
 
-use crate::protocol::{AckError, ServerFrame, decode_chat_text};
+use crate::protocol::{AckError, ServerFrame};
+
 use crate::store::UserId;
 use crate::wheel::{Millis, Wheel};
 use limits::{AddressLimiter, TokenBucket};
+pub use messages::Accepted;
 use online::Ordered;
+pub use sessions::{SessionJournal, SessionKey};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -21,10 +28,6 @@ use std::rc::Rc;
 /// One connection of the server, as the chat knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
-
-/// The session cookie's value: 32 characters of `[A-Za-z0-9]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionToken(pub Box<str>);
 
 /// Where the chat's output goes.
 pub trait Outbox {
@@ -55,6 +58,8 @@ pub struct ChatConfig {
     pub login_fail_limit: u32,
     /// Window of the failed-login limit.
     pub login_window: Millis,
+    /// How long a `client_id` is remembered for duplicate suppression.
+    pub dedupe_window: Millis,
 }
 
 /// Why a request was not authenticated; each says what the peer sees.
@@ -70,6 +75,8 @@ pub enum AuthError {
 /// Who an authenticated request comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authed {
+    /// The session.
+    pub key: SessionKey,
     /// The user.
     pub user: UserId,
     /// The name as registered.
@@ -96,6 +103,8 @@ pub struct ChatStats {
     pub acks_ok: u64,
     /// Error acks sent, indexed like [`AckError::ALL`].
     pub acks_err: [u64; 5],
+    /// Acks saying the message could not be stored.
+    pub acks_storage_failed: u64,
 }
 
 #[derive(Debug)]
@@ -108,7 +117,7 @@ struct Session {
 
 #[derive(Debug)]
 struct Socket {
-    token: SessionToken,
+    key: SessionKey,
     user: UserId,
     name: Rc<str>,
     bucket: TokenBucket,
@@ -119,15 +128,16 @@ struct Socket {
 /// What a chat timer is for.
 #[derive(Debug)]
 enum Due {
-    Session(SessionToken),
+    Session(SessionKey),
     Limit(AddressLimit, IpAddr),
+    Dedupe(UserId, Box<str>),
 }
 
 /// The chat state. See the module doc.
 #[derive(Debug)]
 pub struct Chat {
     cfg: ChatConfig,
-    sessions: HashMap<SessionToken, Session>,
+    sessions: HashMap<SessionKey, Session>,
     sockets: HashMap<ConnId, Socket>,
     user_socket: HashMap<UserId, ConnId>,
     online: Ordered<ConnId>,
@@ -135,13 +145,24 @@ pub struct Chat {
     fired: Vec<Due>,
     register_limiter: AddressLimiter,
     login_limiter: AddressLimiter,
+    /// Session changes the server has not stored yet.
+    journal: SessionJournal,
+    /// Add to a `Millis` to get Unix milliseconds.
+    unix_offset: i64,
+    last_id: i64,
+    /// Recent `client_id`s of each user and the id they were stored under.
+    recent: HashMap<(UserId, Box<str>), i64>,
+    /// Acks held until this turn's batch is committed, in the order of
+    /// the frames they answer (error acks too, so no ack overtakes another).
+    pending_acks: Vec<(ConnId, Result<i64, AckError>)>,
     /// Counters for `/metrics`.
     pub stats: ChatStats,
 }
 
 impl Chat {
-    /// An empty chat at time `now`.
-    pub fn new(cfg: ChatConfig, now: Millis) -> Chat {
+    /// An empty chat at time `now`; `unix_offset` turns a `Millis` into
+    /// Unix milliseconds (message timestamps).
+    pub fn new(cfg: ChatConfig, now: Millis, unix_offset: i64) -> Chat {
         Chat {
             register_limiter: AddressLimiter::new(cfg.register_limit, cfg.register_window),
             login_limiter: AddressLimiter::new(cfg.login_fail_limit, cfg.login_window),
@@ -152,51 +173,12 @@ impl Chat {
             online: Ordered::new(),
             wheel: Wheel::new(now),
             fired: Vec::new(),
+            journal: SessionJournal::default(),
+            unix_offset,
+            last_id: 0,
+            recent: HashMap::new(),
+            pending_acks: Vec::new(),
             stats: ChatStats::default(),
-        }
-    }
-
-    /// Starts a session for `user` under a fresh `token`.
-    pub fn login(&mut self, token: SessionToken, user: UserId, name: &str, now: Millis) {
-        let session = Session {
-            user,
-            name: name.into(),
-            last_active: now,
-            socket: None,
-        };
-        let deadline = Millis(now.0 + self.cfg.session_ttl.0);
-        self.wheel.insert(deadline, Due::Session(token.clone()));
-        self.sessions.insert(token, session);
-    }
-
-    /// Checks the session cookie and counts the request as activity.
-    pub fn authenticate(&mut self, token: Option<&str>, now: Millis) -> Result<Authed, AuthError> {
-        let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
-        let key = SessionToken(token.into());
-        let ttl = self.cfg.session_ttl.0;
-        let session = self.sessions.get_mut(&key).ok_or(AuthError::Invalid)?;
-        // The expiry timer may not have fired yet within this loop turn;
-        // an idle session is over the moment its TTL has passed.
-        if session.socket.is_none() && now.0 >= session.last_active.0 + ttl {
-            self.sessions.remove(&key);
-            return Err(AuthError::Invalid);
-        }
-        session.last_active = now;
-        Ok(Authed {
-            user: session.user,
-            name: session.name.clone(),
-        })
-    }
-
-    /// Ends the session of `token`, if any; its WebSocket, if open, is
-    /// closed with 1000 `logged out` and the others are told it left.
-    pub fn logout(&mut self, token: &str, out: &mut impl Outbox) {
-        let Some(session) = self.sessions.remove(&SessionToken(token.into())) else {
-            return;
-        };
-        if let Some(conn) = session.socket {
-            out.close(conn, 1000, "logged out");
-            self.remove_socket(conn, out);
         }
     }
 
@@ -215,17 +197,11 @@ impl Chat {
         self.online.len()
     }
 
-    /// Live sessions (including idle ones whose expiry timer is pending).
-    pub fn session_count(&self) -> usize {
-        self.sessions.len()
-    }
-
-    /// Registers the upgraded socket `conn` of the session `token` and tells
+    /// Registers the upgraded socket `conn` of the session `key` and tells
     /// every other socket `join`. The caller has authenticated the session
     /// and checked that its user is not online in this same loop turn.
-    pub fn ws_open(&mut self, conn: ConnId, token: &str, now: Millis, out: &mut impl Outbox) {
-        let key = SessionToken(token.into());
-        let Some(session) = self.sessions.get_mut(&key) else {
+    pub fn ws_open(&mut self, conn: ConnId, key: &SessionKey, now: Millis, out: &mut impl Outbox) {
+        let Some(session) = self.sessions.get_mut(key) else {
             debug_assert!(false, "ws_open for an unknown session");
             return;
         };
@@ -251,7 +227,7 @@ impl Chat {
         self.sockets.insert(
             conn,
             Socket {
-                token: key,
+                key: key.clone(),
                 user,
                 name,
                 bucket,
@@ -261,46 +237,9 @@ impl Chat {
         self.user_socket.insert(user, conn);
     }
 
-    /// A text frame from chat socket `conn`: broadcast and ack, or an error
-    /// ack to the sender alone.
-    pub fn ws_text(&mut self, conn: ConnId, text: &str, now: Millis, out: &mut impl Outbox) {
-        let Some(sock) = self.sockets.get_mut(&conn) else {
-            return;
-        };
-        self.stats.messages_received += 1;
-        if !sock.bucket.take(self.cfg.burst, self.cfg.rate_per_sec, now) {
-            return self.ack_error(conn, AckError::RateLimited, out);
-        }
-        let message = match decode_chat_text(text, self.cfg.max_chars) {
-            Ok(m) => m,
-            Err(e) => return self.ack_error(conn, e, out),
-        };
-        let json = ServerFrame::Message {
-            message: &message,
-            author: &sock.name,
-        }
-        .to_json();
-        let before = self.stats.messages_delivered;
-        let delivered = &mut self.stats.messages_delivered;
-        let others = self
-            .online
-            .iter()
-            .filter(|&c| c != conn)
-            .inspect(|_| *delivered += 1);
-        out.deliver(others, &json);
-        debug_assert_eq!(
-            self.stats.messages_delivered - before,
-            self.online.len() as u64 - 1
-        );
-        self.stats.acks_ok += 1;
-        out.deliver(
-            std::iter::once(conn),
-            &ServerFrame::AckOk { status: true }.to_json(),
-        );
-    }
-
-    /// A binary frame from chat socket `conn`: always refused.
-    pub fn ws_binary(&mut self, conn: ConnId, now: Millis, out: &mut impl Outbox) {
+    /// A binary frame from chat socket `conn`: always refused (the error
+    /// ack goes out with the turn's other acks).
+    pub fn ws_binary(&mut self, conn: ConnId, now: Millis) {
         let Some(sock) = self.sockets.get_mut(&conn) else {
             return;
         };
@@ -310,19 +249,14 @@ impl Chat {
         } else {
             AckError::RateLimited
         };
-        self.ack_error(conn, err, out);
+        self.ack_error(conn, err);
     }
 
     /// Chat socket `conn` is gone (for any reason): the others get `leave`
     /// once. Calling it again, or for a socket logout already removed, does
     /// nothing.
     pub fn ws_closed(&mut self, conn: ConnId, now: Millis, out: &mut impl Outbox) {
-        if let Some(sock) = self.sockets.get(&conn) {
-            // The socket's end is the session's last activity; its idle
-            // time counts from here.
-            if let Some(session) = self.sessions.get_mut(&sock.token) {
-                session.last_active = now;
-            }
+        if self.end_socket_activity(conn, now) {
             self.remove_socket(conn, out);
         }
     }
@@ -333,12 +267,22 @@ impl Chat {
     /// only reach the ones not closed yet, just before their close frame:
     /// n sockets would queue n²/2 frames on the way out.
     pub fn ws_going_away(&mut self, conn: ConnId, now: Millis) {
-        if let Some(sock) = self.sockets.get(&conn) {
-            if let Some(session) = self.sessions.get_mut(&sock.token) {
-                session.last_active = now;
-            }
+        if self.end_socket_activity(conn, now) {
             self.forget_socket(conn);
         }
+    }
+
+    /// The socket's end is its session's last activity: idle time counts
+    /// from here. Returns whether `conn` is a chat socket.
+    fn end_socket_activity(&mut self, conn: ConnId, now: Millis) -> bool {
+        let Some(sock) = self.sockets.get(&conn) else {
+            return false;
+        };
+        if let Some(session) = self.sessions.get_mut(&sock.key) {
+            session.last_active = now;
+            self.journal.touched.insert(sock.key.clone());
+        }
+        true
     }
 
     /// Takes `conn` off every table; its session stays.
@@ -346,7 +290,7 @@ impl Chat {
         let sock = self.sockets.remove(&conn)?;
         self.online.remove(sock.pos, conn);
         self.user_socket.remove(&sock.user);
-        if let Some(session) = self.sessions.get_mut(&sock.token) {
+        if let Some(session) = self.sessions.get_mut(&sock.key) {
             session.socket = None;
         }
         Some(sock)
@@ -364,18 +308,8 @@ impl Chat {
         out.deliver(self.online.iter(), &json);
     }
 
-    fn ack_error(&mut self, conn: ConnId, err: AckError, out: &mut impl Outbox) {
-        let idx = AckError::ALL
-            .iter()
-            .position(|&e| e == err)
-            .expect("listed");
-        self.stats.acks_err[idx] += 1;
-        let json = ServerFrame::AckErr {
-            status: false,
-            code: err.code(),
-        }
-        .to_json();
-        out.deliver(std::iter::once(conn), &json);
+    fn ack_error(&mut self, conn: ConnId, err: AckError) {
+        self.pending_acks.push((conn, Err(err)));
     }
 
     /// `Err(retry_after_secs)` when `addr` is over `limit`.
@@ -402,40 +336,28 @@ impl Chat {
         self.wheel.next_deadline()
     }
 
-    /// Ends idle sessions and forgets old rate-limit entries whose time has
-    /// come. Each timer is re-armed lazily: activity only moves
-    /// `last_active`, and a timer that fires early re-inserts itself for
-    /// the remainder.
+    /// Ends idle sessions, forgets old rate-limit entries and old
+    /// `client_id`s whose time has come. Session timers are re-armed
+    /// lazily: activity only moves `last_active`, and a timer that fires
+    /// early re-inserts itself for the remainder.
     pub fn handle_timeouts(&mut self, now: Millis) {
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(now, &mut fired);
         for due in fired.drain(..) {
             let again = match &due {
-                Due::Session(token) => self.session_due(token, now),
+                Due::Session(key) => self.session_due(key, now),
                 Due::Limit(AddressLimit::Register, ip) => self.register_limiter.expire(*ip, now),
                 Due::Limit(AddressLimit::LoginFailure, ip) => self.login_limiter.expire(*ip, now),
+                Due::Dedupe(user, client_id) => {
+                    self.recent.remove(&(*user, client_id.clone()));
+                    None
+                }
             };
             if let Some(at) = again {
                 self.wheel.insert(at, due);
             }
         }
         self.fired = fired;
-    }
-
-    fn session_due(&mut self, token: &SessionToken, now: Millis) -> Option<Millis> {
-        let ttl = self.cfg.session_ttl.0;
-        let session = self.sessions.get(token)?;
-        if session.socket.is_some() {
-            // An open socket keeps its session alive; look again a TTL later.
-            return Some(Millis(now.0 + ttl));
-        }
-        let end = session.last_active.0 + ttl;
-        if now.0 >= end {
-            self.sessions.remove(token);
-            None
-        } else {
-            Some(Millis(end))
-        }
     }
 
     /// Asserts the invariants tying sessions, sockets and the online list
@@ -457,7 +379,7 @@ impl Chat {
                 Some(conn),
                 "user map of {conn:?}"
             );
-            let session = self.sessions.get(&sock.token);
+            let session = self.sessions.get(&sock.key);
             assert_eq!(
                 session.and_then(|s| s.socket),
                 Some(*conn),

@@ -35,6 +35,7 @@ fn cfg() -> ChatConfig {
         register_window: Millis(10_000),
         login_fail_limit: 2,
         login_window: Millis(10_000),
+        dedupe_window: Millis(60_000),
     }
 }
 
@@ -44,10 +45,10 @@ fn token(n: u64) -> String {
 
 /// A chat with users 1..=n logged in (session token(i)), none connected.
 fn logged_in(n: u64) -> Chat {
-    let mut chat = Chat::new(cfg(), Millis(0));
+    let mut chat = Chat::new(cfg(), Millis(0), 1_000_000);
     for i in 1..=n {
         chat.login(
-            SessionToken(token(i).into()),
+            SessionKey::of(&token(i)),
             UserId(i as i64),
             &format!("u{i}"),
             Millis(0),
@@ -62,7 +63,7 @@ fn ws_open(n: u64) -> (Chat, Rec) {
     let mut chat = logged_in(n);
     let mut out = Rec::default();
     for i in 1..=n {
-        chat.ws_open(ConnId(i), &token(i), Millis(0), &mut out);
+        chat.ws_open(ConnId(i), &SessionKey::of(&token(i)), Millis(0), &mut out);
         chat.check();
     }
     out.take();
@@ -73,14 +74,14 @@ fn ws_open(n: u64) -> (Chat, Rec) {
 fn join_goes_to_the_others_only() {
     let mut chat = logged_in(3);
     let mut out = Rec::default();
-    chat.ws_open(ConnId(1), &token(1), Millis(0), &mut out);
+    chat.ws_open(ConnId(1), &SessionKey::of(&token(1)), Millis(0), &mut out);
     assert_eq!(out.take(), []);
-    chat.ws_open(ConnId(2), &token(2), Millis(0), &mut out);
+    chat.ws_open(ConnId(2), &SessionKey::of(&token(2)), Millis(0), &mut out);
     assert_eq!(
         out.take(),
         [(1, r#"{"event":"join","username":"u2"}"#.to_string())]
     );
-    chat.ws_open(ConnId(3), &token(3), Millis(0), &mut out);
+    chat.ws_open(ConnId(3), &SessionKey::of(&token(3)), Millis(0), &mut out);
     let to: Vec<u64> = out.take().iter().map(|s| s.0).collect();
     assert_eq!(to, [1, 2]);
     assert_eq!(chat.online_names().collect::<Vec<_>>(), ["u1", "u2", "u3"]);
@@ -89,11 +90,26 @@ fn join_goes_to_the_others_only() {
 #[test]
 fn message_is_broadcast_then_acked() {
     let (mut chat, mut out) = ws_open(3);
-    chat.ws_text(ConnId(2), r#"{"message":"hi"}"#, Millis(1), &mut out);
-    let msg = r#"{"message":"hi","author":"u2"}"#.to_string();
-    let ack = r#"{"status":true}"#.to_string();
-    assert_eq!(out.take(), [(1, msg.clone()), (3, msg), (2, ack)]);
+    let accepted = chat.ws_text(ConnId(2), r#"{"message":"hi"}"#, Millis(1), &mut out);
+    let accepted = accepted.expect("accepted");
+    assert_eq!(
+        (accepted.id, accepted.ts, accepted.text.as_str()),
+        (1, 1_000_001, "hi")
+    );
+    let msg = r#"{"message":"hi","author":"u2","id":1,"ts":1000001}"#.to_string();
+    assert_eq!(out.take(), [(1, msg.clone()), (3, msg)]);
+    // The ack waits for the commit of the turn's batch.
+    assert!(chat.has_pending_acks());
+    chat.flush_acks(true, &mut out);
+    assert_eq!(out.take(), [(2, r#"{"status":true,"id":1}"#.to_string())]);
     assert_eq!(chat.stats.messages_delivered, 2);
+    chat.ws_text(ConnId(1), r#"{"message":"again"}"#, Millis(2), &mut out);
+    chat.flush_acks(false, &mut out);
+    let sent = out.take();
+    assert_eq!(
+        sent.last().unwrap(),
+        &(1, r#"{"status":false,"code":"storage_failed"}"#.into())
+    );
 }
 
 #[test]
@@ -106,12 +122,14 @@ fn error_acks_go_to_the_sender_only() {
     for (frame, code) in cases {
         let (mut chat, mut out) = ws_open(2);
         chat.ws_text(ConnId(1), frame, Millis(1), &mut out);
+        chat.flush_acks(true, &mut out);
         let want = format!(r#"{{"status":false,"code":"{code}"}}"#);
         assert_eq!(out.take(), [(1, want)], "{frame}");
         chat.check();
     }
     let (mut chat, mut out) = ws_open(2);
-    chat.ws_binary(ConnId(1), Millis(1), &mut out);
+    chat.ws_binary(ConnId(1), Millis(1));
+    chat.flush_acks(true, &mut out);
     assert_eq!(
         out.take(),
         [(
@@ -121,6 +139,7 @@ fn error_acks_go_to_the_sender_only() {
     );
     let long = format!(r#"{{"message":"{}"}}"#, "é".repeat(301));
     chat.ws_text(ConnId(1), &long, Millis(1), &mut out);
+    chat.flush_acks(true, &mut out);
     assert_eq!(
         out.take(),
         [(1, r#"{"status":false,"code":"message_too_long"}"#.into())]
@@ -133,13 +152,16 @@ fn rate_limit_acks_and_recovers() {
     for _ in 0..3 {
         chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(0), &mut out);
     }
+    chat.flush_acks(true, &mut out);
     assert_eq!(out.take().len(), 6, "three broadcasts and three acks");
     chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(0), &mut out);
+    chat.flush_acks(true, &mut out);
     assert_eq!(
         out.take(),
         [(1, r#"{"status":false,"code":"rate_limited"}"#.into())]
     );
     chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(1000), &mut out);
+    chat.flush_acks(true, &mut out);
     assert_eq!(out.take().len(), 2, "one token a second");
 }
 
@@ -280,5 +302,109 @@ fn address_limits_through_the_chat() {
         chat.register_limiter.tracked(),
         0,
         "forgotten after the window"
+    );
+}
+
+#[test]
+fn a_repeated_client_id_is_acked_with_the_first_id_and_not_sent_again() {
+    let (mut chat, mut out) = ws_open(2);
+    let frame = r#"{"message":"once","client_id":"c-1"}"#;
+    let first = chat
+        .ws_text(ConnId(1), frame, Millis(10), &mut out)
+        .unwrap();
+    chat.flush_acks(true, &mut out);
+    assert_eq!(out.take().len(), 2);
+    // The same user resends (a lost ack): acked again, not broadcast.
+    assert!(
+        chat.ws_text(ConnId(1), frame, Millis(20), &mut out)
+            .is_none()
+    );
+    chat.flush_acks(true, &mut out);
+    let ack = format!(r#"{{"status":true,"id":{}}}"#, first.id);
+    assert_eq!(out.take(), [(1, ack)]);
+    // Another user's identical client_id is another message.
+    assert!(
+        chat.ws_text(ConnId(2), frame, Millis(30), &mut out)
+            .is_some()
+    );
+    // After the window it is new again.
+    chat.handle_timeouts(Millis(60_010));
+    assert!(
+        chat.ws_text(ConnId(1), frame, Millis(60_010), &mut out)
+            .is_some()
+    );
+}
+
+#[test]
+fn restored_client_ids_and_ids_continue() {
+    let (mut chat, mut out) = ws_open(1);
+    chat.set_last_id(41);
+    chat.restore_client_id(UserId(1), "old", 7, Millis(0));
+    assert!(
+        chat.ws_text(
+            ConnId(1),
+            r#"{"message":"x","client_id":"old"}"#,
+            Millis(1),
+            &mut out
+        )
+        .is_none()
+    );
+    let next = chat
+        .ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(1), &mut out)
+        .unwrap();
+    assert_eq!(next.id, 42);
+    chat.flush_acks(true, &mut out);
+    let acks: Vec<String> = out.take().into_iter().map(|(_, j)| j).collect();
+    assert_eq!(
+        acks,
+        [r#"{"status":true,"id":7}"#, r#"{"status":true,"id":42}"#]
+    );
+}
+
+#[test]
+fn the_journal_records_session_changes() {
+    let mut chat = logged_in(2);
+    let j = chat.journal();
+    assert_eq!(j.created.len(), 2);
+    j.created.clear();
+    chat.authenticate(Some(&token(1)), Millis(5)).unwrap();
+    assert!(chat.journal().touched.contains(&SessionKey::of(&token(1))));
+    let mut out = Rec::default();
+    chat.logout(&token(2), &mut out);
+    assert_eq!(chat.journal().ended, [SessionKey::of(&token(2))]);
+    chat.handle_timeouts(Millis(2000));
+    assert_eq!(chat.journal().ended.len(), 2, "expiry is recorded too");
+    assert!(
+        chat.journal().touched.is_empty(),
+        "an ended session is not touched"
+    );
+}
+
+#[test]
+fn acks_keep_the_order_of_the_frames() {
+    let (mut chat, mut out) = ws_open(2);
+    // A second apart: the test burst is 3, refilled at one a second.
+    let frames = [
+        r#"{"message":"a"}"#,
+        "nope",
+        r#"{"message":"b"}"#,
+        r#"{"message":""}"#,
+    ];
+    for (t, frame) in frames.into_iter().enumerate() {
+        chat.ws_text(ConnId(1), frame, Millis(t as u64 * 1000), &mut out);
+    }
+    chat.ws_binary(ConnId(1), Millis(5000));
+    out.take();
+    chat.flush_acks(true, &mut out);
+    let acks: Vec<String> = out.take().into_iter().map(|(_, j)| j).collect();
+    assert_eq!(
+        acks,
+        [
+            r#"{"status":true,"id":1}"#,
+            r#"{"status":false,"code":"invalid_json"}"#,
+            r#"{"status":true,"id":2}"#,
+            r#"{"status":false,"code":"invalid_message"}"#,
+            r#"{"status":false,"code":"binary_not_supported"}"#,
+        ]
     );
 }

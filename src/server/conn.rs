@@ -368,14 +368,14 @@ impl<S: Transport> Conn<S> {
             Routed::Upgrade {
                 accept,
                 chat,
-                token,
+                since,
             } => {
                 env.metrics.response(101);
                 self.log_access(&client, &request_line(&req), 101, env);
                 let Phase::Http(http) = std::mem::replace(&mut self.phase, Phase::Linger) else {
                     unreachable!("respond runs in the HTTP phase")
                 };
-                ws::upgrade(self, http.buf, &accept, chat.zip(token), env);
+                ws::upgrade(self, http.buf, &accept, chat, since, env);
             }
         }
     }

@@ -54,6 +54,10 @@ pub enum Timer {
     ResumeAccept,
     /// The shutdown grace period is over.
     ShutdownDeadline,
+    /// Write sessions' last activity to the database.
+    SessionFlush,
+    /// Delete a batch of messages past the retention limits.
+    Prune,
 }
 
 /// What a connection is, for the open-connection gauges.
@@ -91,6 +95,9 @@ pub struct Env<'a> {
     pub scratch: &'a mut [u8],
     /// A note for the next access-log line.
     pub note: Option<String>,
+    /// A write to the database failed this turn: its acks must not say
+    /// stored.
+    pub store_failed: &'a mut bool,
 }
 
 /// A start-up failure: one line, and exit code 2.
@@ -117,6 +124,12 @@ struct Core {
     dirty: Vec<usize>,
     scratch: Vec<u8>,
     start: Instant,
+    /// `Millis` at `start`. Not zero: sessions and `client_id`s restored at
+    /// start-up have times before it, and `Millis` cannot go negative.
+    base: u64,
+    store_failed: bool,
+    /// Session activity is due to be written at the end of this turn.
+    flush_sessions: bool,
 }
 
 impl Core {
@@ -137,6 +150,7 @@ impl Core {
             uptime_secs: now.0 / 1000,
             scratch: &mut self.scratch,
             note: None,
+            store_failed: &mut self.store_failed,
         }
     }
 
@@ -186,20 +200,29 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| fail("poll", e))?;
         let max_conns = fit_to_fd_limit(cfg.max_connections, &log);
-        let chat = Chat::new(chat_config(&cfg), Millis(0));
-        let core = Core {
+        let base = ms(cfg.session_ttl) + ms(cfg.dedupe_window) + 1000;
+        let unix_now = unix_ms_now();
+        let chat = Chat::new(chat_config(&cfg), Millis(base), unix_now - base as i64);
+        let mut wheel = Wheel::new(Millis(base));
+        wheel.insert(Millis(base + ms(cfg.session_flush)), Timer::SessionFlush);
+        wheel.insert(Millis(base), Timer::Prune);
+        let mut core = Core {
             log,
             chat,
             store,
             metrics: Metrics::default(),
-            wheel: Wheel::new(Millis(0)),
+            wheel,
             outlets: Vec::new(),
             generations: Vec::new(),
             dirty: Vec::new(),
             scratch: vec![0; conn::READ_BUDGET.min(16 * 1024)],
             start: Instant::now(),
+            base,
+            store_failed: false,
+            flush_sessions: false,
             cfg,
         };
+        restore(&mut core, unix_now).map_err(|e| StartError(e.to_string()))?;
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
@@ -226,7 +249,7 @@ impl Server {
     }
 
     fn now(&self) -> Millis {
-        Millis(ms(self.core.start.elapsed()))
+        Millis(self.core.base + ms(self.core.start.elapsed()))
     }
 
     /// Runs until SIGTERM/SIGINT and the graceful shutdown are done.
@@ -420,6 +443,12 @@ impl Server {
                 Timer::Conn(id) => self.conn_timer(id, now),
                 Timer::ResumeAccept => self.resume_accept(now),
                 Timer::ShutdownDeadline => self.deadline_passed = true,
+                Timer::SessionFlush => {
+                    self.core.flush_sessions = true;
+                    let next = Millis(now.0 + ms(self.core.cfg.session_flush));
+                    self.core.wheel.insert(next, Timer::SessionFlush);
+                }
+                Timer::Prune => prune(&mut self.core, now),
             }
         }
         self.fired = fired;
@@ -491,6 +520,7 @@ impl Server {
     /// a chat socket queues `leave` for the others, which may push another
     /// over its limit, so this settles in rounds until nothing is left.
     fn before_sleep(&mut self, now: Millis) {
+        persist_turn(&mut self.core, now);
         loop {
             let dirty = std::mem::take(&mut self.core.dirty);
             for &slot in &dirty {
@@ -587,6 +617,8 @@ impl Server {
         for id in ids {
             self.close_conn(id, CloseCause::Shutdown, now);
         }
+        self.core.flush_sessions = true;
+        persist_turn(&mut self.core, now);
         let Core { store, log, .. } = self.core;
         match store.close() {
             Ok(()) => log.log(LogLevel::Info, format_args!("stopped")),
@@ -606,7 +638,107 @@ fn chat_config(cfg: &Config) -> ChatConfig {
         register_window: Millis(ms(cfg.register_window)),
         login_fail_limit: cfg.login_fail_limit,
         login_window: Millis(ms(cfg.login_window)),
+        dedupe_window: Millis(ms(cfg.dedupe_window)),
     }
+}
+
+/// Wall-clock Unix milliseconds (only for timestamps and stored times;
+/// every timeout runs on the monotonic clock).
+fn unix_ms_now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `Millis` of a stored Unix time, `age` before `now`, never below zero.
+fn millis_ago(now: Millis, now_unix: i64, then_unix: i64) -> Millis {
+    let age = u64::try_from(now_unix.saturating_sub(then_unix)).unwrap_or(0);
+    Millis(now.0.saturating_sub(age))
+}
+
+/// Start-up: message ids continue after the stored ones, live sessions and
+/// recent `client_id`s come back with their remaining time, and sessions
+/// that ended while the server was down are deleted.
+fn restore(core: &mut Core, unix_now: i64) -> Result<(), crate::store::StoreError> {
+    let now = Millis(core.base);
+    let ttl = ms(core.cfg.session_ttl);
+    core.chat.set_last_id(core.store.max_message_id()?);
+    for s in core.store.load_sessions()? {
+        let last = millis_ago(now, unix_now, s.last_active);
+        match crate::chat::SessionKey::from_hex(&s.token_hash) {
+            Some(key) if now.0 - last.0 < ttl => {
+                core.chat.restore_session(key, s.user, &s.name, last)
+            }
+            _ => core.store.delete_session(&s.token_hash)?,
+        }
+    }
+    let window = i64::try_from(ms(core.cfg.dedupe_window)).unwrap_or(i64::MAX);
+    for (user, client_id, id, ts) in core.store.recent_client_ids(unix_now - window)? {
+        core.chat
+            .restore_client_id(user, &client_id, id, millis_ago(now, unix_now, ts));
+    }
+    core.store.commit()
+}
+
+/// Writes the turn's session changes and commits the turn's batch, then
+/// releases the acks it held: a message is acknowledged only once it is
+/// committed. Runs before any output of the turn is written.
+fn persist_turn(core: &mut Core, now: Millis) {
+    let journal = core.chat.journal();
+    let created = std::mem::take(&mut journal.created);
+    let ended = std::mem::take(&mut journal.ended);
+    let touched = if std::mem::take(&mut core.flush_sessions) {
+        std::mem::take(&mut journal.touched)
+    } else {
+        Default::default()
+    };
+    let mut result = Ok(());
+    for (key, user, at) in created {
+        let at = core.chat.unix_ms(at);
+        result = result.and_then(|()| core.store.insert_session(&key.to_hex(), user, at));
+    }
+    for key in ended {
+        result = result.and_then(|()| core.store.delete_session(&key.to_hex()));
+    }
+    for key in touched {
+        if let Some(at) = core.chat.last_active(&key) {
+            let at = core.chat.unix_ms(at);
+            result = result.and_then(|()| core.store.touch_session(&key.to_hex(), at));
+        }
+    }
+    let result = result.and_then(|()| core.store.commit());
+    if let Err(e) = &result {
+        core.log.log(LogLevel::Error, format_args!("{e}"));
+    }
+    let stored = result.is_ok() && !std::mem::take(&mut core.store_failed);
+    if core.chat.has_pending_acks() {
+        let mut env = core.env(now);
+        env.chat.flush_acks(stored, &mut env.fan);
+    }
+}
+
+/// Most messages deleted per prune step: a short transaction each.
+const PRUNE_BATCH: usize = 500;
+
+/// One retention step: a small batch past the age or count limit, then
+/// again soon while there is more, else in a minute.
+fn prune(core: &mut Core, now: Millis) {
+    let max_id = match core.cfg.history_max_messages {
+        0 => None,
+        keep => Some(core.chat.last_id() - i64::try_from(keep).unwrap_or(i64::MAX)),
+    };
+    let before_ts = match ms(core.cfg.history_max_age) {
+        0 => None,
+        age => Some(core.chat.unix_ms(now) - i64::try_from(age).unwrap_or(i64::MAX)),
+    };
+    let deleted = core
+        .store
+        .prune_messages(max_id, before_ts, PRUNE_BATCH)
+        .unwrap_or_else(|e| {
+            core.log.log(LogLevel::Error, format_args!("{e}"));
+            0
+        });
+    let again = if deleted >= PRUNE_BATCH { 100 } else { 60_000 };
+    core.wheel.insert(Millis(now.0 + again), Timer::Prune);
 }
 
 fn is_out_of_fds(e: &io::Error) -> bool {

@@ -5,10 +5,11 @@
 use super::conn::{AfterFlush, Conn, Step, Transport, ms};
 use super::outlet::{Accepts, OP_BINARY, OP_TEXT, Outlet, ws_frame};
 use super::{Env, fanout::slot_of};
-use crate::chat::Authed;
+use crate::chat::{Accepted, Authed, ConnId};
 use crate::config::LogLevel;
 use crate::log::escape;
 use crate::metrics::CloseCause;
+use crate::protocol::{ChatMessage, ServerFrame};
 use crate::wheel::Millis;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
@@ -103,7 +104,8 @@ pub fn upgrade<S: Transport>(
     conn: &mut Conn<S>,
     leftover: Vec<u8>,
     accept: &str,
-    chat: Option<(Authed, String)>,
+    chat: Option<Authed>,
+    since: Option<i64>,
     env: &mut Env<'_>,
 ) {
     let head = format!(
@@ -128,7 +130,7 @@ pub fn upgrade<S: Transport>(
         // An echo socket holds a whole 16 MiB message on its way back.
         out.set_limit(2 * ECHO_MAX_MESSAGE + env.cfg.max_output_bytes);
     }
-    let user = chat.as_ref().map(|(a, _)| a.name.clone());
+    let user = chat.as_ref().map(|a| a.name.clone());
     let state = WsState {
         ctx,
         user,
@@ -147,8 +149,14 @@ pub fn upgrade<S: Transport>(
         env.metrics.open_echo += 1;
         super::ConnKind::Echo
     };
-    if let Some((authed, token)) = chat {
-        env.chat.ws_open(conn.id, &token, env.now, &mut env.fan);
+    if let Some(authed) = chat {
+        if let Some(since) = since {
+            // Before the socket joins the broadcast: the replay ends where
+            // live messages begin, with no gap and no duplicate.
+            replay(conn.id, since, env);
+        }
+        env.chat
+            .ws_open(conn.id, &authed.key, env.now, &mut env.fan);
         env.log.log(
             LogLevel::Info,
             format_args!("ws open user={} conn={}", authed.name, conn.id.0),
@@ -187,8 +195,12 @@ fn handle<S: Transport>(conn: &mut Conn<S>, msg: Message, env: &mut Env<'_>) {
     };
     let is_chat = ws.user.is_some();
     match msg {
-        Message::Text(text) if is_chat => env.chat.ws_text(conn.id, &text, env.now, &mut env.fan),
-        Message::Binary(_) if is_chat => env.chat.ws_binary(conn.id, env.now, &mut env.fan),
+        Message::Text(text) if is_chat => {
+            if let Some(accepted) = env.chat.ws_text(conn.id, &text, env.now, &mut env.fan) {
+                store_message(&accepted, env);
+            }
+        }
+        Message::Binary(_) if is_chat => env.chat.ws_binary(conn.id, env.now),
         Message::Text(text) => echo(conn, OP_TEXT, text.as_bytes(), env),
         Message::Binary(data) => echo(conn, OP_BINARY, &data, env),
         Message::Close(frame) => {
@@ -201,6 +213,56 @@ fn handle<S: Transport>(conn: &mut Conn<S>, msg: Message, env: &mut Env<'_>) {
         }
         // tungstenite queued the pong; receiving anything is all a pong means.
         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+    }
+}
+
+/// Stores an accepted message in the turn's batch, at once: a socket that
+/// resumes later in this turn must find it.
+fn store_message(accepted: &Accepted, env: &mut Env<'_>) {
+    if !env.cfg.store_messages {
+        return;
+    }
+    if let Err(e) = env.store.insert_message(&accepted.row()) {
+        env.log.log(LogLevel::Error, format_args!("{e}"));
+        *env.store_failed = true;
+    }
+}
+
+/// Queues the stored messages after `since` for a resuming socket, or
+/// `{"event": "resync"}` when there are more than the configured maximum
+/// (or more bytes than half the socket's output limit): then the client
+/// pages the history instead.
+fn replay(id: ConnId, since: i64, env: &mut Env<'_>) {
+    let max = env.cfg.resume_max;
+    let budget = env.cfg.max_output_bytes / 2;
+    let page = env
+        .store
+        .messages_after(since, max + 1)
+        .unwrap_or_else(|e| {
+            env.log.log(LogLevel::Error, format_args!("{e}"));
+            Vec::new()
+        });
+    let mut frames = Vec::new();
+    for m in page.iter().take(max) {
+        let message = ChatMessage {
+            message: &m.text,
+            author: &m.author,
+            id: m.id,
+            ts: m.ts,
+        };
+        frames.extend_from_slice(&ws_frame(
+            OP_TEXT,
+            &ServerFrame::Message(&message).to_json(),
+        ));
+        if frames.len() > budget {
+            break;
+        }
+    }
+    if page.len() > max || frames.len() > budget {
+        frames = ws_frame(OP_TEXT, &ServerFrame::Event { event: "resync" }.to_json());
+    }
+    if let Some(out) = env.fan.outlet(id) {
+        out.push_owned(frames);
     }
 }
 

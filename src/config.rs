@@ -243,6 +243,9 @@ pub struct Config {
     /// Session activity is written to the database this often (and at
     /// shutdown), not on every request. Default 60 s.
     pub session_flush: Duration,
+    /// How often the retention limits are applied (in batches of 500;
+    /// while more are due, again at once). Default 60 s.
+    pub prune_interval: Duration,
 }
 
 impl Default for Config {
@@ -289,6 +292,7 @@ impl Default for Config {
             resume_max: 1000,
             dedupe_window: Duration::from_secs(600),
             session_flush: Duration::from_secs(60),
+            prune_interval: Duration::from_secs(60),
         }
     }
 }
@@ -473,6 +477,8 @@ settings! {
         "A repeated client_id within this is acknowledged again, not sent again";
     "session-flush" session_flush: Positive<Dur>,
         "How often session activity is written to the database";
+    "prune-interval" prune_interval: Positive<Dur>,
+        "How often messages past the retention limits are deleted";
     "log-level" log_level: Level, "Log verbosity: error, warn, info or debug";
 }
 
@@ -1332,7 +1338,7 @@ mod tests {
             }) else {
                 panic!("{flag} gave no help");
             };
-            assert_eq!(SETTINGS.len(), 32);
+            assert_eq!(SETTINGS.len(), 33);
             let rows = text.lines().filter(|l| l.starts_with("  --")).count();
             assert_eq!(rows, SETTINGS.len());
             for s in SETTINGS {

@@ -4,18 +4,15 @@
 //! everything has closed, after the grace period at the latest.
 
 mod util;
-#[allow(dead_code)]
-#[path = "util/ws.rs"]
-mod ws;
 
 use serde_json::json;
 use std::io::{Cursor, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use util::ws::{Client, Got, open};
 #[allow(unused_imports)]
 use util::{PATIENCE, Resp, Server, TempDir, closed_by_peer, read_response, wait_for};
-use ws::{Client, Got, open};
 
 /// Completes the `/ws` handshake on a raw socket and hands it over.
 fn raw_open(server: &Server, token: &str) -> TcpStream {

@@ -6,16 +6,13 @@
 //! real sockets; waits are polls with a deadline.
 
 mod util;
-#[allow(dead_code)]
-#[path = "util/ws.rs"]
-mod ws;
 
 use serde_json::{Value, json};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use util::ws::{Client, Got, open, try_open};
 use util::{PATIENCE, Resp, Server, closed_by_peer, read_response, wait_for};
-use ws::{Client, Got, open, try_open};
 
 /// Long enough for a frame that was going to arrive to have arrived.
 const SHORT: Duration = Duration::from_millis(200);

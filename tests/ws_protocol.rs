@@ -7,9 +7,6 @@
 //! they write hand-made frames, or never read at all.
 
 mod util;
-#[allow(dead_code)]
-#[path = "util/ws.rs"]
-mod ws;
 
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -19,9 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
+use util::ws::{Client, Got, open, try_open};
 #[allow(unused_imports)]
 use util::{PATIENCE, Resp, Server, closed_by_peer, read_response, wait_for};
-use ws::{Client, Got, open, try_open};
 
 /// Long enough for a frame that was going to arrive to have arrived.
 const SHORT: Duration = Duration::from_millis(200);

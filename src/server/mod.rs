@@ -720,7 +720,7 @@ fn persist_turn(core: &mut Core, now: Millis) {
 const PRUNE_BATCH: usize = 500;
 
 /// One retention step: a small batch past the age or count limit, then
-/// again soon while there is more, else in a minute.
+/// again soon while there is more, else after the prune interval.
 fn prune(core: &mut Core, now: Millis) {
     let max_id = match core.cfg.history_max_messages {
         0 => None,
@@ -737,7 +737,11 @@ fn prune(core: &mut Core, now: Millis) {
             core.log.log(LogLevel::Error, format_args!("{e}"));
             0
         });
-    let again = if deleted >= PRUNE_BATCH { 100 } else { 60_000 };
+    let again = if deleted >= PRUNE_BATCH {
+        100
+    } else {
+        ms(core.cfg.prune_interval)
+    };
     core.wheel.insert(Millis(now.0 + again), Timer::Prune);
 }
 

@@ -3,6 +3,8 @@
 //! WebSocket clients, and polling with a deadline (never a fixed sleep).
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;

@@ -397,7 +397,7 @@ fn bytes_sent_with_the_upgrade_request_are_not_lost() {
     // The handshake and the first frame in one write.
     let mut s = server.connect();
     let cookie = format!("session={ta}");
-    let mut bytes = ws::upgrade_request("/ws", &[("Cookie", &cookie)]).into_bytes();
+    let mut bytes = util::ws::upgrade_request("/ws", &[("Cookie", &cookie)]).into_bytes();
     bytes.extend(masked(0x1, br#"{"message":"early"}"#));
     s.write_all(&bytes).unwrap();
     let r = read_response(&mut s).unwrap();

@@ -60,7 +60,7 @@ fn say_and_check(sender: &mut Client, name: &str, text: &str, others: &mut [&mut
 fn raw_open(server: &Server, token: &str) -> TcpStream {
     let mut s = server.connect();
     let cookie = format!("session={token}");
-    s.write_all(ws::upgrade_request("/ws", &[("Cookie", &cookie)]).as_bytes())
+    s.write_all(util::ws::upgrade_request("/ws", &[("Cookie", &cookie)]).as_bytes())
         .unwrap();
     let r = read_response(&mut s).expect("an upgrade response");
     assert_eq!(r.status, 101, "{r:?}");

@@ -33,6 +33,8 @@ FLAGS
   --spawn PATH        start PATH (our piratchat binary) on a free loopback port
                       with a temporary database and the rate limits off
   --cpu N             with --spawn: pin the server to CPU N (taskset)
+  --server-arg ARG    with --spawn: one more argument for the server (repeatable),
+                      e.g. --server-arg --store-messages=off
   --bench-cpu N       pin the bench itself to CPU N (taskset -p)
   --pid PID           server process to sample for CPU time and memory
   -h, --help          this text
@@ -83,6 +85,8 @@ pub struct Args {
     pub spawn: Option<PathBuf>,
     /// CPU for the spawned server.
     pub cpu: Option<usize>,
+    /// Extra arguments for the spawned server.
+    pub server_args: Vec<String>,
     /// CPU for the bench.
     pub bench_cpu: Option<usize>,
     /// Server process to sample.
@@ -108,6 +112,7 @@ impl Default for Args {
             cpu: None,
             bench_cpu: None,
             pid: None,
+            server_args: Vec::new(),
         }
     }
 }
@@ -195,6 +200,7 @@ pub fn parse(argv: &[String]) -> Result<Args, ArgsError> {
             "--json" => a.json = true,
             "--spawn" => a.spawn = Some(value(f, it.next())?),
             "--cpu" => a.cpu = Some(value(f, it.next())?),
+            "--server-arg" => a.server_args.push(value(f, it.next())?),
             "--bench-cpu" => a.bench_cpu = Some(value(f, it.next())?),
             "--pid" => a.pid = Some(value(f, it.next())?),
             _ => {

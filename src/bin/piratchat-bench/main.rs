@@ -79,7 +79,7 @@ fn preflight(args: &Args) -> Result<(), String> {
 /// Starts the server if asked, runs the scenario, stops the server.
 fn run(args: &Args) -> Result<Report, String> {
     let spawned = match &args.spawn {
-        Some(path) => Some(spawn::spawn(path, args.cpu)?),
+        Some(path) => Some(spawn::spawn(path, args.cpu, &args.server_args)?),
         None => None,
     };
     let addr = spawned

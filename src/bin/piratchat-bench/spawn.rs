@@ -59,7 +59,7 @@ pub fn have_taskset() -> bool {
 }
 
 /// Starts `binary` and waits until it accepts connections.
-pub fn spawn(binary: &Path, cpu: Option<usize>) -> Result<Spawned, String> {
+pub fn spawn(binary: &Path, cpu: Option<usize>, extra: &[String]) -> Result<Spawned, String> {
     let port = free_port().map_err(|e| format!("no free port: {e}"))?;
     let dir = temp_dir().map_err(|e| format!("temp dir: {e}"))?;
     let log = dir.join("server.log");
@@ -67,6 +67,7 @@ pub fn spawn(binary: &Path, cpu: Option<usize>) -> Result<Spawned, String> {
     let addr = format!("127.0.0.1:{port}");
     let db = dir.join("bench.db");
     let mut cmd = command(binary, cpu, &addr, &db);
+    cmd.args(extra);
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())

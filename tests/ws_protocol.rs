@@ -402,3 +402,24 @@ fn echo_endpoint_echoes_text_and_binary_without_a_session() {
         .expect("no /echo without the flag");
     assert_eq!((r.status, r.error()), (404, "not_found".into()));
 }
+
+#[test]
+fn a_full_size_frame_is_read_whole_through_the_small_read_buffer() {
+    // 16 KiB is the default message limit, sixteen times the read buffer.
+    let server = Server::start(&[]);
+    let (ta, tb) = (server.user("alice"), server.user("bob"));
+    let mut a = open(&server, &ta);
+    let mut b = open(&server, &tb);
+    assert_eq!(a.json(), join("bob"));
+    let text = "é".repeat(300);
+    let mut frame = serde_json::json!({ "message": text }).to_string();
+    // Padding whitespace is valid JSON: the frame grows, the text does not.
+    frame.insert_str(1, &" ".repeat(16 * 1024 - frame.len()));
+    assert_eq!(frame.len(), 16 * 1024);
+    a.send_text(&frame);
+    assert_eq!(a.json(), ack());
+    assert_eq!(b.json(), msg(&text, "alice"));
+    // One byte more is over the limit.
+    a.send_text(&format!(" {frame}"));
+    assert_eq!(a.close_code().0, 1009);
+}

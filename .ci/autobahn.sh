@@ -9,8 +9,8 @@ source .ci/lib.sh
 venv=target/ci-venv
 [ -x "$venv/bin/kosoku" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q kosoku==0.1.0; }
 
-start_server target/autobahn-server.log --echo-endpoint --log-level warn
-trap 'kill $SERVER_PID 2>/dev/null || true' EXIT
+trap 'kill ${SERVER_PID:-} 2>/dev/null || true' EXIT
+start_server target/autobahn-server.log --echo-endpoint
 rm -rf target/autobahn
 "$venv/bin/kosoku" "ws://$ADDR/echo" -x '12.*' -x '13.*' -p 4 -o target/autobahn | tail -n 3
 

@@ -1,7 +1,10 @@
 # Shared helpers for the CI scripts (sourced, not run).
 
 # start_server LOG [flags...]: starts target/release/piratchat on a free
-# loopback port with a fresh database; sets SERVER_PID and ADDR.
+# loopback port with a fresh database; sets SERVER_PID and ADDR. It reads
+# the address from the start-up line, which is logged at info level, so
+# do not pass a quieter --log-level. The caller's EXIT trap should kill
+# $SERVER_PID; on failure it is killed here.
 start_server() {
   local log=$1
   shift
@@ -18,6 +21,7 @@ start_server() {
   done
   echo "server did not start:" >&2
   cat "$log" >&2
+  kill "$SERVER_PID" 2>/dev/null || true
   return 1
 }
 

@@ -7,8 +7,8 @@ source .ci/lib.sh
 command -v websocat >/dev/null || cargo install websocat --locked
 
 work=$(mktemp -d)
+trap 'kill ${SERVER_PID:-} $(jobs -p) 2>/dev/null || true' EXIT
 start_server "$work/server.log"
-trap 'kill $SERVER_PID $(jobs -p) 2>/dev/null || true' EXIT
 base="http://$ADDR"
 
 login() { # login NAME COOKIEFILE -> the session token

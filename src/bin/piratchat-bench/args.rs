@@ -255,7 +255,8 @@ mod tests {
         let a = p(
             "idle --url http://10.0.0.1:8080/x --clients 2000 --senders 3 --inflight 8 \
                    --rate 5000 --duration 2.5 --warmup=0 --size 120 --parallel 16 --drain 3 \
-                   --json --spawn target/release/piratchat --cpu 0 --bench-cpu 1 --pid 42",
+                   --json --spawn target/release/piratchat --cpu 0 --bench-cpu 1 --pid 42 \
+                   --server-arg=--store-messages=off --server-arg --echo-endpoint",
         )
         .unwrap();
         let want = Args {
@@ -275,6 +276,7 @@ mod tests {
             cpu: Some(0),
             bench_cpu: Some(1),
             pid: Some(42),
+            server_args: vec!["--store-messages=off".into(), "--echo-endpoint".into()],
         };
         assert_eq!(a, want);
     }

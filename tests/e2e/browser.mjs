@@ -1,0 +1,271 @@
+// Browser end-to-end test of the web client: headless Chromium, two isolated
+// browser contexts (two people), driven through the page as a person would.
+// Started by .ci/e2e-browser.sh with BASE_URL pointing at a fresh server.
+//
+// Prints one line per check and "N passed, M failed"; exits 1 on failure.
+
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+
+const BASE = process.env.BASE_URL;
+const SHOTS = process.env.SCREENSHOT_DIR || 'target/e2e';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = 5000; // ms for any single expectation
+
+if (!BASE) {
+  console.error('BASE_URL is not set');
+  process.exit(2);
+}
+mkdirSync(SHOTS, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${String(e && e.message).split('\n')[0]}`);
+  }
+}
+function assertEq(got, want, what) {
+  if (got !== want) throw new Error(`${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+}
+
+// Resolves once some element matching sel has text containing text.
+function waitText(page, sel, text, timeout = WAIT) {
+  return page.waitForFunction(
+    ([s, t]) => [...document.querySelectorAll(s)].some((e) => e.textContent.includes(t)),
+    [sel, text], { timeout },
+  );
+}
+function waitNoText(page, sel, text, timeout = WAIT) {
+  return page.waitForFunction(
+    ([s, t]) => ![...document.querySelectorAll(s)].some((e) => e.textContent.includes(t)),
+    [sel, text], { timeout },
+  );
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  // Playwright gives every launch a fresh temporary profile (user-data-dir).
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  timeout: 30000,
+});
+
+const tag = randomBytes(3).toString('hex');
+const people = [];
+async function person(name) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const page = await context.newPage();
+  const p = { name, context, page, errors: [], dialogs: 0 };
+  page.on('pageerror', (e) => p.errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') p.errors.push(`console: ${m.text()}`); });
+  page.on('dialog', (d) => { p.dialogs++; d.dismiss().catch(() => {}); });
+  page.setDefaultTimeout(WAIT);
+  people.push(p);
+  return p;
+}
+
+const ann = await person(`ann${tag}`);
+const ben = await person(`ben${tag}`);
+
+try {
+  await check('page loads and shows the login view', async () => {
+    await ann.page.goto(BASE);
+    await ann.page.locator('#auth-view').waitFor({ state: 'visible' });
+    const ctype = await ann.page.evaluate(async () => (await fetch('style.css')).headers.get('content-type'));
+    if (!ctype || !ctype.startsWith('text/css')) throw new Error(`style.css Content-Type ${ctype}`);
+  });
+
+  await check('register shows the key once, with copy button and warning', async () => {
+    const { page } = ann;
+    await page.fill('#reg-name', ann.name);
+    await page.click('#register-form button[type=submit]');
+    await page.locator('#key-box').waitFor({ state: 'visible' });
+    ann.key = await page.inputValue('#new-key');
+    if (!/^[0-9a-f]{64}$/.test(ann.key)) throw new Error(`key ${ann.key}`);
+    const warning = await page.textContent('#key-box .warning');
+    if (!/only password/.test(warning) || !/cannot be recovered/.test(warning)) throw new Error(`warning: ${warning}`);
+    await page.locator('#copy-key').waitFor({ state: 'visible' });
+  });
+
+  await check('register again with the same name: error shown', async () => {
+    const r = await ann.page.evaluate(async (name) => {
+      const res = await fetch('api/register', { method: 'POST', body: JSON.stringify({ username: name }) });
+      return res.status;
+    }, ann.name.toUpperCase());
+    assertEq(r, 409, 'status');
+  });
+
+  await check('log in with the new key opens the chat', async () => {
+    const { page } = ann;
+    await page.click('#use-key');
+    await page.locator('#chat-view').waitFor({ state: 'visible' });
+    assertEq(await page.textContent('#me-name'), ann.name, 'name shown');
+    await waitText(page, '#online-list li', ann.name);
+    if (await page.isVisible('#key-box')) throw new Error('the key is still shown');
+  });
+
+  await check('second person registers and logs in with the keyboard alone', async () => {
+    const { page } = ben;
+    await page.goto(BASE);
+    await page.locator('#auth-view').waitFor({ state: 'visible' });
+    // The key field has focus first; Tab order leads to the register form.
+    assertEq(await page.evaluate(() => document.activeElement.id), 'login-key', 'first focus');
+    await page.keyboard.press('Tab'); // Log in button
+    await page.keyboard.press('Tab'); // username
+    assertEq(await page.evaluate(() => document.activeElement.id), 'reg-name', 'focus after two Tabs');
+    await page.keyboard.type(ben.name);
+    await page.keyboard.press('Enter');
+    await page.locator('#key-box').waitFor({ state: 'visible' });
+    assertEq(await page.evaluate(() => document.activeElement.id), 'new-key', 'focus on the key');
+    await page.keyboard.press('Tab'); // Copy key
+    await page.keyboard.press('Tab'); // Log in with this key
+    assertEq(await page.evaluate(() => document.activeElement.id), 'use-key', 'focus');
+    await page.keyboard.press('Enter');
+    await page.locator('#chat-view').waitFor({ state: 'visible' });
+    assertEq(await page.evaluate(() => document.activeElement.id), 'text', 'focus in the message box');
+  });
+
+  await check('both see each other in the online list', async () => {
+    await waitText(ann.page, '#online-list li', ben.name);
+    await waitText(ben.page, '#online-list li', ann.name);
+    const names = await ben.page.evaluate(() => [...document.querySelectorAll('#online-list li')].map((li) => li.firstChild.textContent));
+    if (!names.includes(ann.name) || !names.includes(ben.name)) throw new Error(`online: ${names}`);
+  });
+
+  await check('join notice', async () => {
+    await waitText(ann.page, '#messages li.event', `${ben.name} joined`);
+  });
+
+  await check('messages both ways (Enter sends, own message confirmed by the ack)', async () => {
+    await ann.page.fill('#text', 'Hello Ben! ✓');
+    await ann.page.press('#text', 'Enter');
+    await waitText(ben.page, '#messages li.msg .text', 'Hello Ben! ✓');
+    const author = await ben.page.$eval('#messages li.msg:last-child .author', (e) => e.textContent);
+    assertEq(author, ann.name, 'author');
+    await ann.page.waitForFunction(() => {
+      const own = document.querySelector('#messages li.msg.own:last-child');
+      return own && !own.classList.contains('pending') && !own.classList.contains('failed');
+    }, null, { timeout: WAIT });
+    assertEq(await ann.page.inputValue('#text'), '', 'message box emptied');
+
+    await ben.page.fill('#text', 'Hi Ann,\nhow are you?');
+    await ben.page.click('#send');
+    await waitText(ann.page, '#messages li.msg .text', 'how are you?');
+  });
+
+  const evil = '<script>alert(1)</script><b>x</b>';
+  await check('a message with <script> and <b> is shown as literal text', async () => {
+    await ann.page.fill('#text', evil);
+    await ann.page.press('#text', 'Enter');
+    await waitText(ben.page, '#messages li.msg .text', '<script>');
+    for (const p of [ann, ben]) {
+      const last = await p.page.$eval('#messages li.msg:last-child .text', (e) => e.textContent);
+      assertEq(last, evil, `${p.name} textContent`);
+      const tags = await p.page.evaluate(() => document.querySelectorAll('#messages b, #messages script').length);
+      assertEq(tags, 0, `${p.name} <b>/<script> elements in the log`);
+      assertEq(p.dialogs, 0, `${p.name} alert dialogs`);
+    }
+  });
+
+  await check('300-character counter counts code points', async () => {
+    const { page } = ann;
+    await page.fill('#text', '😀'.repeat(300));
+    assertEq(await page.textContent('#counter'), '300 / 300', 'counter at 300 emoji');
+    assertEq(await page.isDisabled('#send'), false, 'send enabled at 300');
+    await page.fill('#text', 'a'.repeat(301));
+    assertEq(await page.textContent('#counter'), '301 / 300', 'counter at 301');
+    assertEq(await page.isDisabled('#send'), true, 'send disabled at 301');
+    assertEq(await page.getAttribute('#text', 'aria-invalid'), 'true', 'aria-invalid');
+    await page.fill('#text', '');
+  });
+
+  await check('screenshots (desktop and phone width)', async () => {
+    await ann.page.fill('#text', 'Typing a reply…');
+    await ann.page.screenshot({ path: `${SHOTS}/chat.png` });
+    await ben.page.setViewportSize({ width: 390, height: 760 });
+    await ben.page.screenshot({ path: `${SHOTS}/chat-phone.png` });
+    // Nothing may stick out sideways at phone width.
+    const wide = await ben.page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > 390) throw new Error(`page is ${wide}px wide at 390px`);
+    await ann.page.fill('#text', '');
+  });
+
+  await check('closing one person\'s browser: the other sees leave', async () => {
+    await ben.context.close();
+    await waitText(ann.page, '#messages li.event', `${ben.name} left`);
+    await waitNoText(ann.page, '#online-list li', ben.name);
+  });
+
+  await check('error acks are shown next to the message they refer to', async () => {
+    // 40 messages in one go: past the server's burst of 20, the rest are
+    // answered rate_limited, in order.
+    const { page } = ann;
+    await page.evaluate(() => {
+      const text = document.getElementById('text');
+      const form = document.getElementById('send-form');
+      for (let i = 0; i < 40; i++) {
+        text.value = `burst ${i}`;
+        text.dispatchEvent(new Event('input'));
+        form.requestSubmit();
+      }
+    });
+    await page.waitForFunction(() => document.querySelectorAll('#messages li.pending').length === 0, null, { timeout: WAIT });
+    const notes = await page.$$eval('#messages li.msg.own', (lis) => lis
+      .filter((li) => li.querySelector('.text').textContent.startsWith('burst '))
+      .map((li) => [li.querySelector('.text').textContent, li.classList.contains('failed'), li.querySelector('.note').textContent]));
+    assertEq(notes.length, 40, 'messages shown');
+    const bad = notes.filter(([, f]) => f);
+    if (bad.length === 0) throw new Error('no message was rate limited');
+    if (!bad.every(([, , n]) => /too fast/.test(n))) throw new Error(`notes: ${JSON.stringify(bad[0])}`);
+    // FIFO: the accepted ones are the first ones.
+    const firstBad = notes.findIndex(([, f]) => f);
+    if (notes.slice(0, firstBad).length < 1) throw new Error('first message already refused');
+  });
+
+  await check('reload keeps the session (api/user/@me) and reconnects', async () => {
+    const { page } = ann;
+    await page.reload();
+    await page.locator('#chat-view').waitFor({ state: 'visible' });
+    await waitText(page, '#online-list li', ann.name);
+    assertEq(await page.isDisabled('#send'), true, 'send disabled with an empty box');
+    await page.fill('#text', 'back');
+    assertEq(await page.isDisabled('#send'), false, 'send enabled when connected');
+    await page.fill('#text', '');
+  });
+
+  await check('log out returns to the login view and ends the session', async () => {
+    const { page } = ann;
+    await page.click('#logout');
+    await page.locator('#auth-view').waitFor({ state: 'visible' });
+    const status = await page.evaluate(async () => (await fetch('api/user/@me')).status);
+    if (status !== 401 && status !== 422) throw new Error(`api/user/@me after logout: ${status}`);
+  });
+
+  await check('log in again with the key', async () => {
+    const { page } = ann;
+    await page.fill('#login-key', ann.key);
+    await page.press('#login-key', 'Enter');
+    await page.locator('#chat-view').waitFor({ state: 'visible' });
+    await waitText(page, '#online-list li', ann.name);
+  });
+
+  await check('no script errors or CSP violations in the pages', async () => {
+    const errors = people.flatMap((p) => p.errors.map((e) => `${p.name}: ${e}`))
+      // A refused login or a 404 probe is logged by the browser as a failed
+      // resource load; that is the server answering, not a page error.
+      .filter((e) => !/Failed to load resource/.test(e));
+    if (errors.length) throw new Error(errors.join(' | '));
+  });
+} finally {
+  await browser.close().catch(() => {});
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -380,3 +380,27 @@ fn head_has_the_headers_of_get_without_the_body() {
         .unwrap();
     assert_eq!(read_response(&mut c).unwrap().json()["status"], "ok");
 }
+
+#[test]
+fn the_web_client_is_served_from_the_binary() {
+    let s = Server::start(&[]);
+    for (path, kind, needle) in [
+        ("/", "text/html; charset=utf-8", "<!doctype html>"),
+        ("/app.js", "text/javascript; charset=utf-8", "WebSocket"),
+        ("/style.css", "text/css; charset=utf-8", "{"),
+    ] {
+        let r = s.get(path, None);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some(kind), "{path}");
+        assert!(r.body.contains(needle), "{path}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert!(
+            r.header("content-security-policy")
+                .unwrap()
+                .contains("default-src 'none'")
+        );
+    }
+    let r = s.request("POST", "/", &[], "x");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+    assert_eq!(s.get("/index.html", None).status, 404);
+}

@@ -2,6 +2,7 @@
 //! upgrade decision out. No sockets; the chat, the store and the metrics
 //! come in through [`Ctx`].
 
+pub mod assets;
 pub mod client;
 pub mod upgrade;
 
@@ -72,6 +73,7 @@ enum Endpoint {
     Metrics,
     Ws,
     Echo,
+    Asset(&'static assets::Asset),
 }
 
 impl Endpoint {
@@ -120,6 +122,7 @@ pub fn handle<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Ro
         Endpoint::Metrics => Ok(metrics(ctx)),
         Endpoint::Ws => return ws(req, ctx),
         Endpoint::Echo => return echo(req, ctx),
+        Endpoint::Asset(asset) => Ok(assets::response(asset)),
     };
     result
         .unwrap_or_else(|e| {
@@ -141,6 +144,7 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/metrics" if peer.may_see_metrics() => Endpoint::Metrics,
         "/ws" => Endpoint::Ws,
         "/echo" if cfg.echo_endpoint => Endpoint::Echo,
+        p if assets::find(p).is_some() => Endpoint::Asset(assets::find(p)?),
         p if p
             .strip_prefix("/api/user/")
             .is_some_and(|n| !n.contains('/')) =>

@@ -10,20 +10,9 @@ use std::io::{Cursor, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use util::ws::{Client, Got, open};
+use util::ws::{Client, Got, open, raw_open};
 #[allow(unused_imports)]
 use util::{PATIENCE, Resp, Server, TempDir, closed_by_peer, read_response, wait_for};
-
-/// Completes the `/ws` handshake on a raw socket and hands it over.
-fn raw_open(server: &Server, token: &str) -> TcpStream {
-    let mut s = server.connect();
-    let cookie = format!("session={token}");
-    s.write_all(util::ws::upgrade_request("/ws", &[("Cookie", &cookie)]).as_bytes())
-        .unwrap();
-    let r = read_response(&mut s).expect("an upgrade response");
-    assert_eq!(r.status, 101, "{r:?}");
-    s
-}
 
 /// Reads the server's close frame, answers it, and waits for the TCP
 /// connection to end.

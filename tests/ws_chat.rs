@@ -7,42 +7,15 @@
 
 mod util;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use util::ws::{Client, Got, open, try_open};
+use util::ws::{Client, Got, ack, join, leave, msg, nack, online, open, try_open};
 use util::{PATIENCE, Resp, Server, closed_by_peer, read_response, wait_for};
 
 /// Long enough for a frame that was going to arrive to have arrived.
 const SHORT: Duration = Duration::from_millis(200);
-
-fn join(name: &str) -> Value {
-    json!({"event": "join", "username": name})
-}
-
-fn leave(name: &str) -> Value {
-    json!({"event": "leave", "username": name})
-}
-
-fn msg(text: &str, author: &str) -> Value {
-    json!({"message": text, "author": author})
-}
-
-fn ack() -> Value {
-    json!({"status": true})
-}
-
-fn nack(code: &str) -> Value {
-    json!({"status": false, "code": code})
-}
-
-/// `/api/online` as `token` sees it.
-fn online(server: &Server, token: &str) -> Vec<String> {
-    let r = server.get("/api/online", Some(token));
-    assert_eq!(r.status, 200, "{}", r.body);
-    serde_json::from_value(r.json()["online_clients"].clone()).unwrap()
-}
 
 /// The `online` flag of `/api/user/@me`.
 fn me_online(server: &Server, token: &str) -> bool {

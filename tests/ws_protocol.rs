@@ -10,41 +10,17 @@ mod util;
 
 use serde_json::{Value, json};
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
-use util::ws::{Client, Got, open, try_open};
+use util::ws::{Client, Got, ack, join, leave, msg, online, open, raw_open, try_open};
 #[allow(unused_imports)]
 use util::{PATIENCE, Resp, Server, closed_by_peer, read_response, wait_for};
 
 /// Long enough for a frame that was going to arrive to have arrived.
 const SHORT: Duration = Duration::from_millis(200);
-
-fn join(name: &str) -> Value {
-    json!({"event": "join", "username": name})
-}
-
-fn leave(name: &str) -> Value {
-    json!({"event": "leave", "username": name})
-}
-
-fn msg(text: &str, author: &str) -> Value {
-    json!({"message": text, "author": author})
-}
-
-fn ack() -> Value {
-    json!({"status": true})
-}
-
-/// `/api/online` as `token` sees it.
-fn online(server: &Server, token: &str) -> Vec<String> {
-    let r = server.get("/api/online", Some(token));
-    assert_eq!(r.status, 200, "{}", r.body);
-    serde_json::from_value(r.json()["online_clients"].clone()).unwrap()
-}
 
 /// `sender` says `text`; each of `others` must get it as its very next
 /// frame, and the sender its ack.
@@ -54,17 +30,6 @@ fn say_and_check(sender: &mut Client, name: &str, text: &str, others: &mut [&mut
         assert_eq!(other.json(), msg(text, name));
     }
     assert_eq!(sender.json(), ack());
-}
-
-/// Completes the `/ws` handshake on a raw socket and hands it over.
-fn raw_open(server: &Server, token: &str) -> TcpStream {
-    let mut s = server.connect();
-    let cookie = format!("session={token}");
-    s.write_all(util::ws::upgrade_request("/ws", &[("Cookie", &cookie)]).as_bytes())
-        .unwrap();
-    let r = read_response(&mut s).expect("an upgrade response");
-    assert_eq!(r.status, 101, "{r:?}");
-    s
 }
 
 /// A client frame with the given first byte (FIN, RSV, opcode), masked.

@@ -52,6 +52,49 @@ pub fn open(server: &Server, token: &str) -> Client {
     try_open(server, "/ws", &[("Cookie", &cookie)]).unwrap_or_else(|r| panic!("refused: {r:?}"))
 }
 
+/// `{"event": "join", "username": name}`.
+pub fn join(name: &str) -> Value {
+    serde_json::json!({"event": "join", "username": name})
+}
+
+/// `{"event": "leave", "username": name}`.
+pub fn leave(name: &str) -> Value {
+    serde_json::json!({"event": "leave", "username": name})
+}
+
+/// A chat message in the original's shape (see [`Client::json`]).
+pub fn msg(text: &str, author: &str) -> Value {
+    serde_json::json!({"message": text, "author": author})
+}
+
+/// A success ack in the original's shape (see [`Client::json`]).
+pub fn ack() -> Value {
+    serde_json::json!({"status": true})
+}
+
+/// An error ack.
+pub fn nack(code: &str) -> Value {
+    serde_json::json!({"status": false, "code": code})
+}
+
+/// `/api/online` as `token` sees it.
+pub fn online(server: &Server, token: &str) -> Vec<String> {
+    let r = server.get("/api/online", Some(token));
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_value(r.json()["online_clients"].clone()).unwrap()
+}
+
+/// Completes the `/ws` handshake on a raw socket and hands it over.
+pub fn raw_open(server: &Server, token: &str) -> TcpStream {
+    let mut s = server.connect();
+    let cookie = format!("session={token}");
+    s.write_all(upgrade_request("/ws", &[("Cookie", &cookie)]).as_bytes())
+        .unwrap();
+    let r = read_response(&mut s).expect("an upgrade response");
+    assert_eq!(r.status, 101, "{r:?}");
+    s
+}
+
 /// What a client observed next.
 #[derive(Debug)]
 pub enum Got {

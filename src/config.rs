@@ -5,8 +5,11 @@
 //! over its variable. Parsing is pure: it takes the argument list and an
 //! environment lookup, so it is unit-testable without touching the process.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// A trusted proxy: one address, or a CIDR block such as `10.0.0.0/8`.
@@ -22,7 +25,90 @@ impl IpNet {
     /// Whether `ip` lies inside this block. IPv4-mapped IPv6 addresses
     /// (`::ffff:127.0.0.1`) are compared as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        todo!("helper: config")
+        // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`; the
+        // operator wrote `127.0.0.1`, so compare in the IPv4 family.
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = ConfigError;
+
+    /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or `ipv6/n`. Host bits
+    /// below the prefix are cleared, and an IPv4-mapped IPv6 block of /96 or
+    /// longer becomes the IPv4 block it means, so `contains` and equality
+    /// see one spelling per network.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| ConfigError(why.to_string());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| bad("not an IP address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| bad(&format!("prefix length must be 0..={max}")))?,
+            Some(_) => return Err(bad("prefix length is not a number")),
+        };
+        Ok(IpNet { addr, prefix }.normalized())
+    }
+}
+
+impl IpNet {
+    /// The same block with host bits cleared and mapped IPv6 made IPv4.
+    fn normalized(self) -> IpNet {
+        let (addr, prefix) = match self.addr {
+            IpAddr::V6(v6) if self.prefix >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => (IpAddr::V4(v4), self.prefix - 96),
+                None => (self.addr, self.prefix),
+            },
+            _ => (self.addr, self.prefix),
+        };
+        let addr = match addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        };
+        IpNet { addr, prefix }
+    }
+}
+
+impl fmt::Display for IpNet {
+    /// A single address prints bare (`::1`), a block as `10.0.0.0/8`; the
+    /// output parses back to the same value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let full = if self.addr.is_ipv4() { 32 } else { 128 };
+        if self.prefix == full {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix)
+        }
     }
 }
 
@@ -37,6 +123,41 @@ pub enum LogLevel {
     Info,
     /// Plus per-connection detail.
     Debug,
+}
+
+impl LogLevel {
+    /// The lower-case name used on the command line (`info`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = ConfigError;
+
+    /// Parses `error`, `warn`, `info` or `debug`, in any letter case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Info,
+            LogLevel::Debug,
+        ]
+        .into_iter()
+        .find(|l| l.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| ConfigError("not one of error, warn, info, debug".to_string()))
+    }
 }
 
 /// Every setting, limit and timeout. `Config::default()` is what
@@ -104,6 +225,27 @@ pub struct Config {
     pub echo_endpoint: bool,
     /// Log verbosity. Default `info`.
     pub log_level: LogLevel,
+    /// Store accepted chat messages (history, resume, dedupe across
+    /// restarts). Default on; off is for measuring the cost of storage.
+    pub store_messages: bool,
+    /// Stored messages older than this are pruned; zero keeps them.
+    /// Default zero.
+    pub history_max_age: Duration,
+    /// At most this many stored messages are kept; 0 is no limit. Default
+    /// 1,000,000 (a few hundred MB at most).
+    pub history_max_messages: usize,
+    /// A socket resuming with `?since=` gets at most this many missed
+    /// messages replayed; past it, `{"event": "resync"}`. Default 1,000.
+    pub resume_max: usize,
+    /// A repeated `client_id` from the same user within this is acked with
+    /// the original id and not broadcast again. Default 10 min.
+    pub dedupe_window: Duration,
+    /// Session activity is written to the database this often (and at
+    /// shutdown), not on every request. Default 60 s.
+    pub session_flush: Duration,
+    /// How often the retention limits are applied (in batches of 500;
+    /// while more are due, again at once). Default 60 s.
+    pub prune_interval: Duration,
 }
 
 impl Default for Config {
@@ -114,8 +256,14 @@ impl Default for Config {
             session_ttl: Duration::from_secs(3600),
             max_message_chars: 300,
             trusted_proxies: vec![
-                IpNet { addr: IpAddr::from([127, 0, 0, 0]), prefix: 8 },
-                IpNet { addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]), prefix: 128 },
+                IpNet {
+                    addr: IpAddr::from([127, 0, 0, 0]),
+                    prefix: 8,
+                },
+                IpNet {
+                    addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+                    prefix: 128,
+                },
             ],
             allowed_origins: Vec::new(),
             max_connections: 10_000,
@@ -138,6 +286,13 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             echo_endpoint: false,
             log_level: LogLevel::Info,
+            store_messages: true,
+            history_max_age: Duration::ZERO,
+            history_max_messages: 1_000_000,
+            resume_max: 1000,
+            dedupe_window: Duration::from_secs(600),
+            session_flush: Duration::from_secs(60),
+            prune_interval: Duration::from_secs(60),
         }
     }
 }
@@ -154,7 +309,8 @@ pub enum Command {
 }
 
 /// A setting that could not be understood. Its `Display` is the one-line
-/// message printed before exiting with code 2.
+/// message printed before exiting with code 2. From the `FromStr` impls of
+/// this module it holds the reason alone; `Config::parse` adds the flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
 
@@ -169,16 +325,1192 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Parses the arguments (without the program name) over the environment
     /// looked up through `env` (called with e.g. `"PIRATCHAT_LISTEN"`).
+    ///
+    /// Flags take `--name value` or `--name=value`; `--echo-endpoint` takes
+    /// no value (or `--echo-endpoint=<bool>`). A flag replaces its variable,
+    /// which is then not read at all; a repeated flag's last value wins. `--help`/`-h` and `--version`/`-V`
+    /// answer even when the environment holds bad values.
     pub fn parse(
         args: &[String],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Command, ConfigError> {
-        todo!("helper: config")
+        // Read the whole command line first, so `--help` works whatever the
+        // environment says.
+        let mut flags = Vec::new();
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            match arg.as_str() {
+                "--help" | "-h" => return Ok(Command::Help(help_text())),
+                "--version" | "-V" => return Ok(Command::Version(version_line())),
+                _ => flags.push(read_flag(arg, &mut rest)?),
+            }
+        }
+        let mut config = Config::default();
+        // A flag replaces its variable outright, so a bad variable can be
+        // overridden on the command line instead of failing start-up.
+        let unflagged = SETTINGS
+            .iter()
+            .filter(|s| !flags.iter().any(|(f, _)| f.name == s.name));
+        for setting in unflagged {
+            let var = env_var(setting.name);
+            if let Some(value) = env(&var) {
+                (setting.set)(&mut config, &value).map_err(|why| {
+                    bad_value(&format!("{var} (--{})", setting.name), &why, &value)
+                })?;
+            }
+        }
+        for (setting, value) in flags {
+            (setting.set)(&mut config, &value)
+                .map_err(|why| bad_value(&format!("--{}", setting.name), &why, &value))?;
+        }
+        Ok(Command::Run(Box::new(config)))
     }
 
     /// The settings that differ from the defaults, as `name=value` pairs,
     /// for the start-up log line.
     pub fn non_defaults(&self) -> Vec<String> {
-        todo!("helper: config")
+        let default = Config::default();
+        SETTINGS
+            .iter()
+            .filter_map(|s| {
+                let value = (s.show)(self);
+                (value != (s.show)(&default)).then(|| format!("{}={value}", s.name))
+            })
+            .collect()
+    }
+}
+
+/// One row of the settings table: everything `parse`, `--help` and
+/// `non_defaults` need to know about a setting.
+struct Setting {
+    /// The flag without its dashes; the env var is derived from it.
+    name: &'static str,
+    /// What the value looks like in `--help` (`DURATION`).
+    metavar: &'static str,
+    /// One line for `--help`.
+    help: &'static str,
+    /// A switch is set by its bare flag and takes no separate value.
+    switch: bool,
+    /// Parses a value into the config, or says why it is wrong.
+    set: fn(&mut Config, &str) -> Result<(), String>,
+    /// Prints the current value in a form `set` accepts back.
+    show: fn(&Config) -> String,
+}
+
+/// How one kind of value is parsed and printed. The kinds are type-level
+/// markers, so a table row picks its syntax by naming a type.
+trait Kind {
+    /// The field type this kind fills.
+    type T;
+    /// What the value looks like in `--help`.
+    const METAVAR: &'static str;
+    /// Whether the bare flag means "on".
+    const SWITCH: bool = false;
+    /// Parses a value; the error is the reason, without the flag.
+    fn parse(value: &str) -> Result<Self::T, String>;
+    /// Prints a value so that `parse` gives it back.
+    fn show(value: &Self::T) -> String;
+}
+
+/// Declares `SETTINGS`: one row per setting, `"flag" field: Kind, "help"`.
+macro_rules! settings {
+    ($($name:literal $field:ident: $kind:ty, $help:literal;)*) => {
+        const SETTINGS: &[Setting] = &[$(Setting {
+            name: $name,
+            metavar: <$kind as Kind>::METAVAR,
+            help: $help,
+            switch: <$kind as Kind>::SWITCH,
+            set: |config, value| {
+                config.$field = <$kind as Kind>::parse(value)?;
+                Ok(())
+            },
+            show: |config| <$kind as Kind>::show(&config.$field),
+        },)*];
+    };
+}
+
+settings! {
+    "listen" listen: Addr, "Address to listen on";
+    "db" db: FilePath, "SQLite database file, created on first start";
+    "session-ttl" session_ttl: Positive<Dur>, "A session ends after this long without activity";
+    "max-message-chars" max_message_chars: Positive<Count<usize>>,
+        "Longest chat message, in Unicode scalar values";
+    "trusted-proxies" trusted_proxies: Proxies,
+        "Peers whose X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are believed";
+    "allowed-origins" allowed_origins: Origins,
+        "Origins allowed to open /ws besides the request's own Host";
+    "max-connections" max_connections: Positive<Count<usize>>,
+        "Open connections at most; past it new ones get 503";
+    "max-head-bytes" max_head_bytes: Positive<Size>, "Largest request line plus headers";
+    "max-headers" max_headers: Positive<Count<usize>>, "Most header lines per request";
+    "max-body-bytes" max_body_bytes: Positive<Size>, "Largest request body";
+    "head-timeout" head_timeout: Positive<Dur>, "A request head must arrive within this";
+    "body-timeout" body_timeout: Positive<Dur>, "A request body must arrive within this";
+    "idle-timeout" idle_timeout: Positive<Dur>, "Close an idle keep-alive connection after this";
+    "ws-max-message-bytes" ws_max_message_bytes: Positive<Size>,
+        "Largest WebSocket message or frame payload";
+    "max-output-bytes" max_output_bytes: Positive<Size>,
+        "Outgoing bytes queued for one connection before it is dropped";
+    "chat-burst" chat_burst: Count<u32>, "Chat messages a connection may send in a burst; 0 = off";
+    "chat-rate" chat_rate_per_sec: Count<u32>, "Chat messages per second a connection may sustain";
+    "register-limit" register_limit: Count<u32>,
+        "Registrations per client address per window; 0 = off";
+    "register-window" register_window: Positive<Dur>, "Window of the registration limit";
+    "login-fail-limit" login_fail_limit: Count<u32>,
+        "Failed logins per client address per window; 0 = off";
+    "login-window" login_window: Positive<Dur>, "Window of the failed-login limit";
+    "ping-interval" ping_interval: Positive<Dur>,
+        "Ping a WebSocket that has sent nothing this long";
+    "ping-timeout" ping_timeout: Positive<Dur>,
+        "Close a pinged WebSocket when nothing arrives within this";
+    "shutdown-grace" shutdown_grace: Dur,
+        "On SIGTERM/SIGINT, wait this long for close replies and writes";
+    "echo-endpoint" echo_endpoint: Switch, "Serve the unauthenticated /echo WebSocket (tests)";
+    "store-messages" store_messages: Switch,
+        "Store chat messages for history and resume; off = live delivery only";
+    "history-max-age" history_max_age: Dur, "Delete stored messages older than this; 0 = keep";
+    "history-max-messages" history_max_messages: Count<usize>,
+        "Keep at most this many stored messages; 0 = no limit";
+    "resume-max" resume_max: Positive<Count<usize>>,
+        "Most messages replayed to a reconnecting socket before it is told to resync";
+    "dedupe-window" dedupe_window: Positive<Dur>,
+        "A repeated client_id within this is acknowledged again, not sent again";
+    "session-flush" session_flush: Positive<Dur>,
+        "How often session activity is written to the database";
+    "prune-interval" prune_interval: Positive<Dur>,
+        "How often messages past the retention limits are deleted";
+    "log-level" log_level: Level, "Log verbosity: error, warn, info or debug";
+}
+
+/// Reads one flag and its value from the command line.
+fn read_flag<'a>(
+    arg: &str,
+    rest: &mut impl Iterator<Item = &'a String>,
+) -> Result<(&'static Setting, String), ConfigError> {
+    let Some(body) = arg.strip_prefix("--") else {
+        return Err(ConfigError(format!(
+            "unexpected argument (got '{}'; flags start with --, see --help)",
+            quote(arg)
+        )));
+    };
+    let (name, inline) = match body.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_string())),
+        None => (body, None),
+    };
+    let Some(setting) = SETTINGS.iter().find(|s| s.name == name) else {
+        return Err(ConfigError(format!(
+            "--{}: unknown flag (see --help)",
+            quote(name)
+        )));
+    };
+    let value = match inline {
+        Some(value) => value,
+        None if setting.switch => "true".to_string(),
+        // A following flag is not taken as the value: `--db --listen x`
+        // is far more likely a forgotten value than a file named so.
+        None => match rest.next() {
+            Some(next) if !next.starts_with("--") => next.clone(),
+            _ => {
+                return Err(ConfigError(format!(
+                    "--{name}: missing value ({})",
+                    setting.metavar
+                )));
+            }
+        },
+    };
+    Ok((setting, value))
+}
+
+/// The environment variable of a flag: `session-ttl` → `PIRATCHAT_SESSION_TTL`.
+fn env_var(name: &str) -> String {
+    format!("PIRATCHAT_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The one-line message for a value that did not parse.
+fn bad_value(source: &str, why: &str, value: &str) -> ConfigError {
+    ConfigError(format!("{source}: {why} (got '{}')", quote(value)))
+}
+
+/// Makes an untrusted value safe inside a one-line message: control
+/// characters and quotes escaped, and long values cut short.
+fn quote(value: &str) -> String {
+    const MAX_CHARS: usize = 80;
+    let mut out: String = value
+        .chars()
+        .take(MAX_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if value.chars().nth(MAX_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+fn version_line() -> String {
+    format!("piratchat {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// `--help`: every flag with its variable, default and help line. Defaults
+/// come from `Config::default()` so the text cannot drift from the code.
+fn help_text() -> String {
+    let default = Config::default();
+    let mut out = format!(
+        "{}: a real-time chat server\n\n\
+         Usage: piratchat [--flag value | --flag=value]...\n\n\
+         Each flag can also be set through the environment variable shown; the flag wins.\n\
+         Durations: 500ms, 10s, 5m, 1h, or seconds (0.5). Sizes: bytes, KiB or MiB.\n\
+         Lists are comma-separated; an empty value means none.\n\n\
+         \x20 -h, --help     Print this help and exit\n\
+         \x20 -V, --version  Print the version and exit\n\n",
+        version_line()
+    );
+    for s in SETTINGS {
+        let value = if s.switch {
+            String::new()
+        } else {
+            format!(" <{}>", s.metavar)
+        };
+        let shown = match (s.show)(&default) {
+            v if v.is_empty() => "\"\"".to_string(),
+            v => v,
+        };
+        let var = env_var(s.name);
+        out.push_str(&format!(
+            "  --{}{value}  [env {var}, default {shown}]\n",
+            s.name
+        ));
+        out.push_str(&format!("        {}\n", s.help));
+    }
+    out
+}
+
+/// A socket address such as `0.0.0.0:7777` or `[::1]:7777`.
+struct Addr;
+
+impl Kind for Addr {
+    type T = SocketAddr;
+    const METAVAR: &'static str = "ADDR";
+    fn parse(value: &str) -> Result<SocketAddr, String> {
+        value
+            .parse()
+            .map_err(|_| "not a socket address like 0.0.0.0:7777".to_string())
+    }
+    fn show(value: &SocketAddr) -> String {
+        value.to_string()
+    }
+}
+
+/// A file path; only the empty path is refused.
+struct FilePath;
+
+impl Kind for FilePath {
+    type T = PathBuf;
+    const METAVAR: &'static str = "PATH";
+    fn parse(value: &str) -> Result<PathBuf, String> {
+        if value.is_empty() {
+            return Err("empty path".to_string());
+        }
+        Ok(PathBuf::from(value))
+    }
+    fn show(value: &PathBuf) -> String {
+        value.display().to_string()
+    }
+}
+
+/// A duration: `500ms`, `10s`, `5m`, `1h`, or bare seconds; fractions allowed.
+struct Dur;
+
+/// Timers add durations to a millisecond clock; a year is far beyond any
+/// sensible setting and far from overflow.
+const MAX_DURATION_MS: u128 = 366 * 24 * 3600 * 1000;
+
+impl Kind for Dur {
+    type T = Duration;
+    const METAVAR: &'static str = "DURATION";
+    fn parse(value: &str) -> Result<Duration, String> {
+        let split = value
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(value.len());
+        let (number, unit) = value.split_at(split);
+        let unit_ms = match unit.trim() {
+            "ms" => 1,
+            "" | "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err("not a duration like 500ms, 10s, 5m, 1h or 0.5".to_string()),
+        };
+        let (scaled, divisor) =
+            decimal(number).ok_or("not a duration like 500ms, 10s, 5m, 1h or 0.5")?;
+        let ms = scaled * unit_ms;
+        if !ms.is_multiple_of(divisor) {
+            return Err("finer than a millisecond".to_string());
+        }
+        match ms / divisor {
+            ms if ms > MAX_DURATION_MS => Err("longer than a year".to_string()),
+            ms => Ok(Duration::from_millis(ms as u64)),
+        }
+    }
+    fn show(value: &Duration) -> String {
+        let ms = value.as_millis();
+        if !value.subsec_nanos().is_multiple_of(1_000_000) {
+            // Not made by `parse`; print what it is rather than round.
+            format!("{value:?}")
+        } else if ms != 0 && ms.is_multiple_of(3_600_000) {
+            format!("{}h", ms / 3_600_000)
+        } else if ms != 0 && ms.is_multiple_of(60_000) {
+            format!("{}m", ms / 60_000)
+        } else if ms.is_multiple_of(1000) {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{ms}ms")
+        }
+    }
+}
+
+/// `12.5` as (125, 10): the digits as an integer and the power of ten to
+/// divide by, so fractions stay exact. `None` unless `digits[.digits]`.
+fn decimal(number: &str) -> Option<(u128, u128)> {
+    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    // Bounding the digit count keeps the u128 arithmetic from overflowing.
+    if int.len() + frac.len() == 0
+        || int.len() + frac.len() > 20
+        || !all_digits(int)
+        || !all_digits(frac)
+    {
+        return None;
+    }
+    let scaled = format!("{int}{frac}").parse().ok()?;
+    Some((scaled, 10u128.pow(frac.len() as u32)))
+}
+
+/// A byte count: `16384`, `16KiB`, `1MiB`.
+struct Size;
+
+impl Kind for Size {
+    type T = usize;
+    const METAVAR: &'static str = "SIZE";
+    fn parse(value: &str) -> Result<usize, String> {
+        const WHY: &str = "not a size like 16384, 16KiB or 1MiB";
+        let split = value
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(value.len());
+        let (number, unit) = value.split_at(split);
+        let unit = unit.trim().to_ascii_lowercase();
+        let scale: usize = match unit.as_str() {
+            "" | "b" => 1,
+            "kib" => 1024,
+            "mib" => 1024 * 1024,
+            _ => return Err(WHY.to_string()),
+        };
+        let n: usize = Count::<usize>::parse(number).map_err(|_| WHY.to_string())?;
+        n.checked_mul(scale).ok_or_else(|| "too large".to_string())
+    }
+    fn show(value: &usize) -> String {
+        match *value {
+            n if n != 0 && n.is_multiple_of(1024 * 1024) => format!("{}MiB", n / (1024 * 1024)),
+            n if n != 0 && n.is_multiple_of(1024) => format!("{}KiB", n / 1024),
+            n => n.to_string(),
+        }
+    }
+}
+
+/// An unsigned integer of type `N`, digits only.
+struct Count<N>(PhantomData<N>);
+
+impl<N: FromStr + ToString> Kind for Count<N> {
+    type T = N;
+    const METAVAR: &'static str = "COUNT";
+    fn parse(value: &str) -> Result<N, String> {
+        // `u32::from_str` would also take `+5`; keep the syntax to digits.
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("not an unsigned integer".to_string());
+        }
+        value.parse().map_err(|_| "too large".to_string())
+    }
+    fn show(value: &N) -> String {
+        value.to_string()
+    }
+}
+
+/// Kind `K` with zero refused, for limits and timeouts where zero would
+/// make the server useless rather than switch something off.
+struct Positive<K>(PhantomData<K>);
+
+impl<K: Kind> Kind for Positive<K>
+where
+    K::T: Default + PartialEq,
+{
+    type T = K::T;
+    const METAVAR: &'static str = K::METAVAR;
+    fn parse(value: &str) -> Result<K::T, String> {
+        match K::parse(value)? {
+            v if v == K::T::default() => Err("must be greater than 0".to_string()),
+            v => Ok(v),
+        }
+    }
+    fn show(value: &K::T) -> String {
+        K::show(value)
+    }
+}
+
+/// Splits a comma-separated list; the empty string is the empty list.
+fn list<T>(value: &str, item: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    if value.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .map(|entry| match entry.trim() {
+            "" => Err("empty list entry".to_string()),
+            entry => item(entry).map_err(|why| format!("{why}: '{}'", quote(entry))),
+        })
+        .collect()
+}
+
+/// Trusted proxies: addresses and CIDR blocks.
+struct Proxies;
+
+impl Kind for Proxies {
+    type T = Vec<IpNet>;
+    const METAVAR: &'static str = "LIST";
+    fn parse(value: &str) -> Result<Vec<IpNet>, String> {
+        list(value, |entry| entry.parse::<IpNet>().map_err(|e| e.0))
+    }
+    fn show(value: &Vec<IpNet>) -> String {
+        value
+            .iter()
+            .map(IpNet::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Allowed origins, normalized as browsers send them.
+struct Origins;
+
+impl Kind for Origins {
+    type T = Vec<String>;
+    const METAVAR: &'static str = "LIST";
+    fn parse(value: &str) -> Result<Vec<String>, String> {
+        list(value, normalize_origin_inner)
+    }
+    fn show(value: &Vec<String>) -> String {
+        value.join(",")
+    }
+}
+
+/// `HTTPS://Chat.Example.org:443/` → `https://chat.example.org`: lower
+/// case, no path, and no default port, because that is how a browser's
+/// `Origin` header spells it and the match is by string equality.
+/// The error is the reason alone, without a flag name.
+pub fn normalize_origin(origin: &str) -> Result<String, ConfigError> {
+    normalize_origin_inner(origin).map_err(ConfigError)
+}
+
+fn normalize_origin_inner(origin: &str) -> Result<String, String> {
+    let lower = origin.trim().to_ascii_lowercase();
+    let (scheme, rest) = lower
+        .split_once("://")
+        .ok_or("not an origin like https://host[:port]")?;
+    let default_port = match scheme {
+        "http" => "80",
+        "https" => "443",
+        _ => return Err("scheme must be http or https".to_string()),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '?', '#', '@']) {
+        return Err("an origin has only scheme, host and port".to_string());
+    }
+    let (host, port) = split_host_port(rest)?;
+    match port {
+        Some(port) if port != default_port => Ok(format!("{scheme}://{host}:{port}")),
+        _ => Ok(format!("{scheme}://{host}")),
+    }
+}
+
+/// Splits `host[:port]` or `[v6][:port]`, checking both halves.
+fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), String> {
+    let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
+        let end = inner.find(']').ok_or("unclosed [ in host")?;
+        if inner[..end].parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("bad IPv6 address in host".to_string());
+        }
+        let (host, after) = hostport.split_at(end + 2);
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or("junk after ]")?)),
+        }
+    } else {
+        let (host, port) = match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        };
+        // Browsers send IDNs as punycode, so plain ASCII is all we accept.
+        let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+        if host.is_empty() || !host.chars().all(ok) {
+            return Err("host must be a DNS name or IP address (punycode for IDNs)".to_string());
+        }
+        (host, port)
+    };
+    if let Some(port) = port {
+        let valid = !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|p| p != 0);
+        if !valid {
+            return Err("port must be 1..=65535".to_string());
+        }
+    }
+    Ok((host, port))
+}
+
+/// An on/off setting: bare flag, or `1/true/yes/on` and `0/false/no/off`.
+struct Switch;
+
+impl Kind for Switch {
+    type T = bool;
+    const METAVAR: &'static str = "BOOL";
+    const SWITCH: bool = true;
+    fn parse(value: &str) -> Result<bool, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err("not one of 1/true/yes/on or 0/false/no/off".to_string()),
+        }
+    }
+    fn show(value: &bool) -> String {
+        value.to_string()
+    }
+}
+
+/// A log level name.
+struct Level;
+
+impl Kind for Level {
+    type T = LogLevel;
+    const METAVAR: &'static str = "LEVEL";
+    fn parse(value: &str) -> Result<LogLevel, String> {
+        value.parse().map_err(|e: ConfigError| e.0)
+    }
+    fn show(value: &LogLevel) -> String {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Parses `args` over `env` pairs and expects a configuration.
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match Config::parse(&args, &|name| env.get(name).cloned())? {
+            Command::Run(config) => Ok(*config),
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    fn parsed(args: &[&str]) -> Config {
+        run(args, &[]).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Command-line arguments and environment pairs of a table row.
+    type Args = &'static [&'static str];
+    type Env = &'static [(&'static str, &'static str)];
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn no_args_no_env_is_the_default() {
+        let config = parsed(&[]);
+        assert_eq!(format!("{config:?}"), format!("{:?}", Config::default()));
+        assert!(config.non_defaults().is_empty());
+    }
+
+    #[test]
+    fn every_default_round_trips_through_its_setter() {
+        let default = Config::default();
+        for s in SETTINGS {
+            let mut config = Config::default();
+            (s.set)(&mut config, &(s.show)(&default)).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            assert_eq!((s.show)(&config), (s.show)(&default), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn duration_syntax() {
+        let cases: &[(&str, Duration)] = &[
+            ("500ms", ms(500)),
+            ("10s", ms(10_000)),
+            ("5m", ms(300_000)),
+            ("1h", ms(3_600_000)),
+            ("90", ms(90_000)),
+            ("0.5", ms(500)),
+            ("1.5m", ms(90_000)),
+            ("0.001", ms(1)),
+            ("2.", ms(2000)),
+            (".25", ms(250)),
+        ];
+        for &(text, want) in cases {
+            assert_eq!(parsed(&["--session-ttl", text]).session_ttl, want, "{text}");
+        }
+        assert_eq!(
+            parsed(&["--shutdown-grace", "0"]).shutdown_grace,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn size_syntax() {
+        let cases = [
+            ("16384", 16384),
+            ("16KiB", 16 * 1024),
+            ("1MiB", 1024 * 1024),
+            ("3kib", 3 * 1024),
+            ("100 B", 100),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                parsed(&["--max-body-bytes", text]).max_body_bytes,
+                want,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_value_syntax() {
+        let c = parsed(&[
+            "--listen",
+            "[::1]:8080",
+            "--db",
+            "/var/lib/chat.db",
+            "--max-headers",
+            "32",
+            "--chat-burst",
+            "0",
+            "--chat-rate",
+            "0",
+            "--register-limit",
+            "0",
+            "--login-fail-limit",
+            "0",
+            "--log-level",
+            "DEBUG",
+            "--echo-endpoint",
+        ]);
+        assert_eq!(c.listen, "[::1]:8080".parse().unwrap());
+        assert_eq!(c.db, PathBuf::from("/var/lib/chat.db"));
+        assert_eq!(c.max_headers, 32);
+        assert_eq!((c.chat_burst, c.chat_rate_per_sec), (0, 0));
+        assert_eq!((c.register_limit, c.login_fail_limit), (0, 0));
+        assert_eq!(c.log_level, LogLevel::Debug);
+        assert!(c.echo_endpoint);
+    }
+
+    #[test]
+    fn lists() {
+        let c = parsed(&["--trusted-proxies", "127.0.0.1, 10.0.0.0/8,::1"]);
+        assert_eq!(
+            c.trusted_proxies,
+            [net("127.0.0.1"), net("10.0.0.0/8"), net("::1")]
+        );
+        assert!(
+            parsed(&["--trusted-proxies", ""])
+                .trusted_proxies
+                .is_empty()
+        );
+        assert!(parsed(&["--trusted-proxies="]).trusted_proxies.is_empty());
+        let c = parsed(&[
+            "--allowed-origins",
+            "HTTPS://Chat.Example.org:443/,http://x.test:8080",
+        ]);
+        assert_eq!(
+            c.allowed_origins,
+            ["https://chat.example.org", "http://x.test:8080"]
+        );
+    }
+
+    #[test]
+    fn origin_normalization() {
+        let ok = [
+            ("https://a.example", "https://a.example"),
+            ("HTTP://A.Example:80", "http://a.example"),
+            ("http://a.example:443", "http://a.example:443"),
+            ("https://a.example:8443/", "https://a.example:8443"),
+            ("http://[::1]:3000", "http://[::1]:3000"),
+            ("https://[::1]", "https://[::1]"),
+            ("http://127.0.0.1", "http://127.0.0.1"),
+        ];
+        for (raw, want) in ok {
+            assert_eq!(normalize_origin(raw).as_deref(), Ok(want), "{raw}");
+        }
+        let bad = [
+            "a.example",
+            "ftp://a.example",
+            "https://",
+            "https://a.example/path",
+            "https://a.example?q",
+            "https://u@a.example",
+            "https://a.example:0",
+            "https://a.example:99999",
+            "https://a.example:",
+            "http://[::1",
+            "http://[zz]:80",
+            "http://[::1]x",
+            "https://a_b.example",
+            "https://ü.example",
+        ];
+        for raw in bad {
+            assert!(normalize_origin(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn flag_forms_and_precedence() {
+        let env = [
+            ("PIRATCHAT_SESSION_TTL", "2h"),
+            ("PIRATCHAT_MAX_HEADERS", "10"),
+        ];
+        let c = run(&["--session-ttl=5m"], &env).unwrap();
+        assert_eq!(c.session_ttl, ms(300_000), "flag beats env");
+        assert_eq!(c.max_headers, 10, "env beats default");
+        let c = run(&["--session-ttl", "1m", "--session-ttl=2m"], &[]).unwrap();
+        assert_eq!(c.session_ttl, ms(120_000), "last flag wins");
+        // `=` splits once: the value may itself contain `=`.
+        assert_eq!(parsed(&["--db=a=b"]).db, PathBuf::from("a=b"));
+    }
+
+    #[test]
+    fn echo_endpoint_switch() {
+        let cases: &[(Args, Env, bool)] = &[
+            (&[], &[], false),
+            (&["--echo-endpoint"], &[], true),
+            (
+                &["--echo-endpoint=off"],
+                &[("PIRATCHAT_ECHO_ENDPOINT", "1")],
+                false,
+            ),
+            (&[], &[("PIRATCHAT_ECHO_ENDPOINT", "yes")], true),
+            (&[], &[("PIRATCHAT_ECHO_ENDPOINT", "ON")], true),
+            (&[], &[("PIRATCHAT_ECHO_ENDPOINT", "0")], false),
+            (&[], &[("PIRATCHAT_ECHO_ENDPOINT", "false")], false),
+            (
+                &["--echo-endpoint"],
+                &[("PIRATCHAT_ECHO_ENDPOINT", "no")],
+                true,
+            ),
+        ];
+        for &(args, env, want) in cases {
+            assert_eq!(
+                run(args, env).unwrap().echo_endpoint,
+                want,
+                "{args:?} {env:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_setting_has_its_env_var() {
+        for s in SETTINGS {
+            // A value that is valid for every setting but the log level.
+            let (var, value) = (
+                env_var(s.name),
+                if s.name == "log-level" { "warn" } else { "7" },
+            );
+            let value = if s.name == "listen" {
+                "1.2.3.4:7"
+            } else {
+                value
+            };
+            let value = if s.name == "trusted-proxies" {
+                "7.7.7.7"
+            } else {
+                value
+            };
+            let value = if s.name == "allowed-origins" {
+                "http://seven"
+            } else {
+                value
+            };
+            let value = match s.name {
+                "echo-endpoint" => "1",
+                // On by default, so off is the value that changes it.
+                "store-messages" => "0",
+                _ => value,
+            };
+            let config = run(&[], &[(&var, value)]).unwrap_or_else(|e| panic!("{var}: {e}"));
+            assert_eq!(
+                config.non_defaults().len(),
+                1,
+                "{var} set exactly one setting"
+            );
+            assert!(config.non_defaults()[0].starts_with(&format!("{}=", s.name)));
+        }
+    }
+
+    /// The error message for `args` over `env`.
+    fn error(args: Args, env: Env) -> String {
+        let err = run(args, env).expect_err(&format!("{args:?} {env:?} should fail"));
+        assert!(!err.0.contains('\n'), "{err}");
+        err.0
+    }
+
+    #[test]
+    fn errors_are_one_line_naming_the_flag() {
+        const DUR: &str = "not a duration like 500ms, 10s, 5m, 1h or 0.5";
+        const SIZE: &str = "not a size like 16384, 16KiB or 1MiB";
+        const ZERO: &str = "must be greater than 0";
+        let cases: &[(Args, &str)] = &[
+            (&["--bogus"], "--bogus: unknown flag (see --help)"),
+            (&["--bogus=1"], "--bogus: unknown flag (see --help)"),
+            (&["--help=1"], "--help: unknown flag (see --help)"),
+            (
+                &["x"],
+                "unexpected argument (got 'x'; flags start with --, see --help)",
+            ),
+            (&["--listen"], "--listen: missing value (ADDR)"),
+            (
+                &["--db", "--listen", "1.2.3.4:5"],
+                "--db: missing value (PATH)",
+            ),
+            (
+                &["--listen", "nope"],
+                "--listen: not a socket address like 0.0.0.0:7777 (got 'nope')",
+            ),
+            (&["--db="], "--db: empty path (got '')"),
+            (&["--session-ttl", "0"], "--session-ttl: ZERO (got '0')"),
+            (
+                &["--head-timeout", "0ms"],
+                "--head-timeout: ZERO (got '0ms')",
+            ),
+            (&["--body-timeout", "0s"], "--body-timeout: ZERO (got '0s')"),
+            (
+                &["--ping-interval", "0.0"],
+                "--ping-interval: ZERO (got '0.0')",
+            ),
+            (&["--idle-timeout", "5d"], "--idle-timeout: DUR (got '5d')"),
+            (
+                &["--idle-timeout", "1.2.3"],
+                "--idle-timeout: DUR (got '1.2.3')",
+            ),
+            (&["--idle-timeout", "."], "--idle-timeout: DUR (got '.')"),
+            (
+                &["--idle-timeout", "-1s"],
+                "--idle-timeout: DUR (got '-1s')",
+            ),
+            (
+                &["--idle-timeout", "0.0005"],
+                "--idle-timeout: finer than a millisecond (got '0.0005')",
+            ),
+            (
+                &["--idle-timeout", "9999h"],
+                "--idle-timeout: longer than a year (got '9999h')",
+            ),
+            (
+                &["--max-connections", "0"],
+                "--max-connections: ZERO (got '0')",
+            ),
+            (
+                &["--max-connections", "-1"],
+                "--max-connections: not an unsigned integer (got '-1')",
+            ),
+            (
+                &["--max-headers", "+5"],
+                "--max-headers: not an unsigned integer (got '+5')",
+            ),
+            (
+                &["--chat-burst", "99999999999"],
+                "--chat-burst: too large (got '99999999999')",
+            ),
+            (
+                &["--max-head-bytes", "0KiB"],
+                "--max-head-bytes: ZERO (got '0KiB')",
+            ),
+            (
+                &["--max-body-bytes", "16KB"],
+                "--max-body-bytes: SIZE (got '16KB')",
+            ),
+            (
+                &["--ws-max-message-bytes", "0"],
+                "--ws-max-message-bytes: ZERO (got '0')",
+            ),
+            (
+                &["--max-output-bytes", "0"],
+                "--max-output-bytes: ZERO (got '0')",
+            ),
+            (
+                &["--max-output-bytes", "1.5MiB"],
+                "--max-output-bytes: SIZE (got '1.5MiB')",
+            ),
+            (
+                &["--trusted-proxies", "1.2.3.4,,::1"],
+                "--trusted-proxies: empty list entry (got '1.2.3.4,,::1')",
+            ),
+            (
+                &["--trusted-proxies", "10.0.0.0/33"],
+                "--trusted-proxies: prefix length must be 0..=32: '10.0.0.0/33' (got '10.0.0.0/33')",
+            ),
+            (
+                &["--allowed-origins", "ftp://x"],
+                "--allowed-origins: scheme must be http or https: 'ftp://x' (got 'ftp://x')",
+            ),
+            (
+                &["--log-level", "trace"],
+                "--log-level: not one of error, warn, info, debug (got 'trace')",
+            ),
+            (
+                &["--echo-endpoint=maybe"],
+                "--echo-endpoint: not one of 1/true/yes/on or 0/false/no/off (got 'maybe')",
+            ),
+        ];
+        for &(args, want) in cases {
+            let want = want
+                .replace("DUR", DUR)
+                .replace("SIZE", SIZE)
+                .replace("ZERO", ZERO);
+            assert_eq!(error(args, &[]), want);
+        }
+    }
+
+    #[test]
+    fn env_errors_name_the_variable_and_flag() {
+        let cases: &[(Env, &str)] = &[
+            (
+                &[("PIRATCHAT_MAX_HEADERS", "x")],
+                "PIRATCHAT_MAX_HEADERS (--max-headers): not an unsigned integer (got 'x')",
+            ),
+            (
+                &[("PIRATCHAT_DB", "")],
+                "PIRATCHAT_DB (--db): empty path (got '')",
+            ),
+            (
+                &[("PIRATCHAT_ECHO_ENDPOINT", "")],
+                "PIRATCHAT_ECHO_ENDPOINT (--echo-endpoint): not one of 1/true/yes/on or 0/false/no/off (got '')",
+            ),
+            // Control characters and quotes in the value cannot break the line.
+            (
+                &[("PIRATCHAT_LISTEN", "a\n'b\u{1b}")],
+                "PIRATCHAT_LISTEN (--listen): not a socket address like 0.0.0.0:7777 (got 'a\\n\\'b\\u{1b}')",
+            ),
+        ];
+        for &(env, want) in cases {
+            assert_eq!(error(&[], env), want);
+        }
+        // A flag replaces its variable outright, even a bad one.
+        let env: Env = &[("PIRATCHAT_LOG_LEVEL", "loud")];
+        let config = run(&["--log-level", "warn"], env).unwrap();
+        assert_eq!(config.log_level, LogLevel::Warn);
+    }
+
+    #[test]
+    fn long_bad_values_are_cut_short() {
+        let long = "x".repeat(500);
+        let err = run(&["--listen", &long], &[]).unwrap_err().to_string();
+        assert!(
+            err.ends_with(&format!("(got '{}...')", "x".repeat(80))),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn help_lists_every_flag_env_var_and_default() {
+        let env = [("PIRATCHAT_LISTEN", "broken")]; // --help must not care
+        for flag in ["--help", "-h"] {
+            let args = vec![
+                "--max-headers".to_string(),
+                "3".to_string(),
+                flag.to_string(),
+            ];
+            let Ok(Command::Help(text)) = Config::parse(&args, &|k| {
+                env.iter().find(|e| e.0 == k).map(|e| e.1.to_string())
+            }) else {
+                panic!("{flag} gave no help");
+            };
+            assert_eq!(SETTINGS.len(), 33);
+            let rows = text.lines().filter(|l| l.starts_with("  --")).count();
+            assert_eq!(rows, SETTINGS.len());
+            for s in SETTINGS {
+                let row = text
+                    .lines()
+                    .find(|l| l.starts_with(&format!("  --{} ", s.name)));
+                let row = row.unwrap_or_else(|| panic!("no row for {}", s.name));
+                assert!(
+                    row.contains(&format!("[env {}, ", env_var(s.name))),
+                    "{row}"
+                );
+                assert!(text.contains(s.help), "{}", s.name);
+            }
+            for want in [
+                "--listen <ADDR>  [env PIRATCHAT_LISTEN, default 0.0.0.0:7777]",
+                "--session-ttl <DURATION>  [env PIRATCHAT_SESSION_TTL, default 1h]",
+                "--max-body-bytes <SIZE>  [env PIRATCHAT_MAX_BODY_BYTES, default 16KiB]",
+                "--trusted-proxies <LIST>  [env PIRATCHAT_TRUSTED_PROXIES, default 127.0.0.0/8,::1]",
+                "--allowed-origins <LIST>  [env PIRATCHAT_ALLOWED_ORIGINS, default \"\"]",
+                "--echo-endpoint  [env PIRATCHAT_ECHO_ENDPOINT, default false]",
+            ] {
+                assert!(text.contains(want), "missing {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn version() {
+        for flag in ["--version", "-V"] {
+            let got = Config::parse(&[flag.to_string()], &|_| None).unwrap();
+            let Command::Version(line) = got else {
+                panic!("{got:?}")
+            };
+            assert_eq!(line, format!("piratchat {}", env!("CARGO_PKG_VERSION")));
+        }
+    }
+
+    #[test]
+    fn non_defaults_lists_changed_settings_in_table_order() {
+        let c = parsed(&[
+            "--log-level",
+            "debug",
+            "--listen",
+            "127.0.0.1:9000",
+            "--session-ttl",
+            "90",
+            "--max-output-bytes",
+            "2MiB",
+            "--trusted-proxies",
+            "",
+            "--max-headers",
+            "64",
+            "--head-timeout",
+            "1500ms",
+        ]);
+        assert_eq!(
+            c.non_defaults(),
+            [
+                "listen=127.0.0.1:9000",
+                "session-ttl=90s",
+                "trusted-proxies=",
+                "head-timeout=1500ms",
+                "max-output-bytes=2MiB",
+                "log-level=debug",
+            ]
+        );
+    }
+
+    #[test]
+    fn ipnet_parse() {
+        let ok: &[(&str, &str, u8)] = &[
+            ("127.0.0.1", "127.0.0.1", 32),
+            ("10.0.0.0/8", "10.0.0.0", 8),
+            ("10.1.2.3/8", "10.0.0.0", 8),
+            ("0.0.0.0/0", "0.0.0.0", 0),
+            ("::1", "::1", 128),
+            ("fd00::/8", "fd00::", 8),
+            ("2001:db8::1/32", "2001:db8::", 32),
+            ("::/0", "::", 0),
+            ("::ffff:10.0.0.1", "10.0.0.1", 32),
+            ("::ffff:10.0.0.0/104", "10.0.0.0", 8),
+        ];
+        for &(text, addr, prefix) in ok {
+            let want = IpNet {
+                addr: addr.parse().unwrap(),
+                prefix,
+            };
+            assert_eq!(net(text), want, "{text}");
+            assert_eq!(net(&net(text).to_string()), want, "{text} round trip");
+        }
+        for bad in [
+            "",
+            "1.2.3",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/x",
+            "/8",
+            "::1/-1",
+            "a.b.c.d",
+        ] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ipnet_contains() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("127.0.0.0/8", "127.0.0.1", true),
+            ("127.0.0.0/8", "127.255.255.255", true),
+            ("127.0.0.0/8", "128.0.0.1", false),
+            ("127.0.0.0/8", "::ffff:127.0.0.1", true),
+            ("127.0.0.0/8", "::ffff:10.0.0.1", false),
+            ("10.0.0.5", "10.0.0.5", true),
+            ("10.0.0.5", "10.0.0.6", false),
+            ("10.0.0.5", "::ffff:10.0.0.5", true),
+            ("0.0.0.0/0", "203.0.113.9", true),
+            ("0.0.0.0/0", "::1", false),
+            ("192.168.1.0/25", "192.168.1.127", true),
+            ("192.168.1.0/25", "192.168.1.128", false),
+            ("::1", "::1", true),
+            ("::1", "::2", false),
+            ("::1", "127.0.0.1", false),
+            ("fd00::/8", "fdab::1", true),
+            ("fd00::/8", "fe80::1", false),
+            ("::/0", "2001:db8::1", true),
+            ("::/0", "::ffff:1.2.3.4", false),
+            ("::ffff:10.0.0.0/104", "10.9.9.9", true),
+        ];
+        for &(block, ip, want) in cases {
+            assert_eq!(
+                net(block).contains(ip.parse().unwrap()),
+                want,
+                "{block} ∋ {ip}"
+            );
+        }
+        // A hand-built block with host bits set still matches by prefix.
+        let raw = IpNet {
+            addr: "10.1.2.3".parse().unwrap(),
+            prefix: 8,
+        };
+        assert!(raw.contains("10.200.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn default_trusts_loopback_only() {
+        let c = Config::default();
+        let trusted = |ip: &str| {
+            c.trusted_proxies
+                .iter()
+                .any(|n| n.contains(ip.parse().unwrap()))
+        };
+        for (ip, want) in [
+            ("127.0.0.1", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("10.0.0.1", false),
+        ] {
+            assert_eq!(trusted(ip), want, "{ip}");
+        }
+    }
+
+    #[test]
+    fn log_level_names() {
+        for level in [
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Info,
+            LogLevel::Debug,
+        ] {
+            assert_eq!(level.to_string().parse::<LogLevel>(), Ok(level));
+        }
+        assert!("verbose".parse::<LogLevel>().is_err());
     }
 }

@@ -17,8 +17,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod chat;
 pub mod config;
 pub mod http;
+pub mod log;
+pub mod metrics;
+pub mod protocol;
 pub mod secret;
+pub mod server;
 pub mod store;
 pub mod wheel;

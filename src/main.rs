@@ -1,1 +1,60 @@
-fn main() {}
+//! The `piratchat` binary: settings from flags and environment, the
+//! database, the server loop, and exit codes (0 after a clean shutdown, 2
+//! for a start-up error).
+
+use piratchat::config::{Command, Config, LogLevel};
+use piratchat::log::{Logger, escape};
+use piratchat::server::Server;
+use piratchat::store::Store;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match Config::parse(&args, &|name| std::env::var(name).ok()) {
+        Ok(Command::Run(cfg)) => *cfg,
+        Ok(Command::Help(text)) | Ok(Command::Version(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return start_failed(&e.to_string()),
+    };
+    let log = Logger::new(cfg.log_level);
+    let store = match Store::open(&cfg.db) {
+        Ok(s) => s,
+        Err(e) => return start_failed(&e.to_string()),
+    };
+    if store.imported_users() > 0 {
+        let n = store.imported_users();
+        log.log(
+            LogLevel::Info,
+            format_args!("imported {n} users from the original keys table"),
+        );
+    }
+    let changed = cfg.non_defaults().join(" ");
+    let db = cfg.db.display().to_string();
+    let server = match Server::bind(cfg, store, log) {
+        Ok(s) => s,
+        Err(e) => return start_failed(&e.to_string()),
+    };
+    let addr = server.local_addr();
+    log.log(
+        LogLevel::Info,
+        format_args!("listening on {addr} db={}", escape(&db)),
+    );
+    if !changed.is_empty() {
+        log.log(LogLevel::Info, format_args!("settings: {changed}"));
+    }
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log.log(LogLevel::Error, format_args!("event loop failed: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line on stderr and exit code 2.
+fn start_failed(msg: &str) -> ExitCode {
+    eprintln!("piratchat: {msg}");
+    ExitCode::from(2)
+}

@@ -52,7 +52,12 @@ pub fn token_from_bytes(bytes: &[u8], out: &mut String) {
 /// SHA-256 of `text` as 64 lowercase hex characters (the original server
 /// stores keys this way, so its databases import as they are).
 pub fn sha256_hex(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
+    hex(&sha256(text))
+}
+
+/// SHA-256 of `text`.
+pub fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
 }
 
 /// Lowercase hex of `bytes`.
@@ -77,7 +82,10 @@ mod tests {
     fn user_key_is_64_lowercase_hex() {
         let k = new_user_key();
         assert_eq!(k.len(), 64);
-        assert!(k.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            k.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         assert_ne!(k, new_user_key());
     }
 

@@ -12,6 +12,9 @@ use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Params, Row, TransactionBehavior, params,
 };
 use std::path::Path;
+
+mod history;
+pub use history::{NewMessage, StoredMessage, StoredSession};
 use std::time::Duration;
 
 /// How long a statement waits for a lock held by another connection (the
@@ -22,7 +25,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Forward migrations: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`, and runs in its own transaction together with the bump of
 /// `PRAGMA user_version`. Append new steps; never edit a released one.
-const MIGRATIONS: &[&str] = &[MIGRATION_1_USERS];
+const MIGRATIONS: &[&str] = &[MIGRATION_1_USERS, history::MIGRATION_2_HISTORY];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`
 /// indexes are deliberately not UNIQUE: rows imported from an original
@@ -112,6 +115,9 @@ pub struct Store {
     label: String,
     /// Rows the last open copied from an original `keys` table.
     imported: usize,
+    /// A write transaction is open: the loop turn's batch, committed by
+    /// [`Store::commit`] before the turn's output is written.
+    in_batch: bool,
 }
 
 impl Store {
@@ -144,6 +150,7 @@ impl Store {
             conn,
             label,
             imported: 0,
+            in_batch: false,
         };
         store.migrate()?;
         store.imported = store.import_original()?;
@@ -166,17 +173,13 @@ impl Store {
             is_key_hash(key_hash),
             "create_user wants a SHA-256 hex, got {key_hash:?}"
         );
+        // Part of the turn's batch: the 201 goes out only after the commit.
+        self.begin_batch()?;
         let label = &self.label;
         let map = |e| fail(label, "registering a user", e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(map)?;
-        let Some(id) = insert_if_name_free(&tx, name, key_hash).map_err(map)? else {
-            // Dropping the transaction rolls it back; nothing was written.
+        let Some(id) = insert_if_name_free(&self.conn, name, key_hash).map_err(map)? else {
             return Ok(None);
         };
-        tx.commit().map_err(map)?;
         Ok(Some(User {
             id: UserId(id),
             name: name.to_owned(),
@@ -214,7 +217,8 @@ impl Store {
     }
 
     /// Checkpoints the WAL and closes the database (clean shutdown).
-    pub fn close(self) -> Result<(), StoreError> {
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.commit()?;
         let Store { conn, label, .. } = self;
         // The row (busy, log pages, checkpointed pages) is not checked: busy
         // only means another connection still reads the WAL, which SQLite

@@ -1,0 +1,461 @@
+//! The API: one parsed request (and who sent it) in, one response or an
+//! upgrade decision out. No sockets; the chat, the store and the metrics
+//! come in through [`Ctx`].
+
+pub mod assets;
+pub mod client;
+pub mod upgrade;
+
+use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionKey};
+use crate::config::Config;
+use crate::http::{Method, Request, Response, cookie_value, percent_decode, query_param};
+use crate::metrics::Metrics;
+use crate::protocol::{ChatMessage, History, LoginBody, RegisterBody, UserInfo, decode_body};
+use crate::secret;
+use crate::store::{Store, StoreError};
+use crate::wheel::Millis;
+use client::Peer;
+use serde_json::json;
+
+/// Everything a request may read or change.
+pub struct Ctx<'a, O: Outbox> {
+    /// Settings.
+    pub cfg: &'a Config,
+    /// The chat state.
+    pub chat: &'a mut Chat,
+    /// The database.
+    pub store: &'a mut Store,
+    /// Server counters, for `/metrics`.
+    pub metrics: &'a Metrics,
+    /// Seconds since start, for `/metrics`.
+    pub uptime_secs: u64,
+    /// The loop turn's time.
+    pub now: Millis,
+    /// Where chat output goes (logout closes a socket).
+    pub out: &'a mut O,
+    /// A line for the log about what went wrong, if anything did.
+    pub note: Option<String>,
+}
+
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Routed {
+    /// Send this response.
+    Respond(Response),
+    /// Answer 101 with this `Sec-WebSocket-Accept` and switch to
+    /// WebSocket; `chat` names the session for `/ws`, `None` is `/echo`.
+    Upgrade {
+        /// The accept key.
+        accept: String,
+        /// The session of a chat socket.
+        chat: Option<Authed>,
+        /// `?since=ID`: replay the stored messages after this id first.
+        since: Option<i64>,
+    },
+}
+
+impl From<Response> for Routed {
+    fn from(r: Response) -> Routed {
+        Routed::Respond(r)
+    }
+}
+
+/// The endpoints, for routing and `Allow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Register,
+    Login,
+    Logout,
+    Online,
+    Messages,
+    User,
+    Healthz,
+    Metrics,
+    Ws,
+    Echo,
+    Asset(&'static assets::Asset),
+}
+
+impl Endpoint {
+    /// The methods allowed, as the `Allow` header lists them.
+    fn allow(self) -> &'static str {
+        match self {
+            Endpoint::Register | Endpoint::Login => "POST",
+            Endpoint::Logout => "GET, POST",
+            Endpoint::Ws | Endpoint::Echo => "GET",
+            _ => "GET, HEAD",
+        }
+    }
+
+    fn allows(self, m: &Method) -> bool {
+        match m {
+            Method::Get => self != Endpoint::Register && self != Endpoint::Login,
+            Method::Head => self.allow() == "GET, HEAD",
+            Method::Post => matches!(
+                self,
+                Endpoint::Register | Endpoint::Login | Endpoint::Logout
+            ),
+            Method::Other(_) => false,
+        }
+    }
+}
+
+/// Routes one request.
+pub fn handle<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed {
+    let path = req.path();
+    let Some(endpoint) = endpoint_of(path, ctx.cfg, peer) else {
+        return Response::error(404, "not_found").into();
+    };
+    if !endpoint.allows(&req.method) {
+        return Response::error(405, "method_not_allowed")
+            .with_header("Allow", endpoint.allow())
+            .into();
+    }
+    let result = match endpoint {
+        Endpoint::Register => register(req, peer, ctx),
+        Endpoint::Login => login(req, peer, ctx),
+        Endpoint::Logout => Ok(logout(req, ctx)),
+        Endpoint::Online => Ok(online(req, ctx)),
+        Endpoint::Messages => messages(req, ctx),
+        Endpoint::User => user(req, path, ctx),
+        Endpoint::Healthz => Ok(Response::json(200, &json!({"status": "ok"}))),
+        Endpoint::Metrics => Ok(metrics(ctx)),
+        Endpoint::Ws => return ws(req, ctx),
+        Endpoint::Echo => return echo(req, ctx),
+        Endpoint::Asset(asset) => Ok(assets::response(asset)),
+    };
+    result
+        .unwrap_or_else(|e| {
+            ctx.note = Some(format!("database: {e}"));
+            Response::error(500, "internal_error")
+        })
+        .into()
+}
+
+fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
+    Some(match path {
+        "/api/register" => Endpoint::Register,
+        "/api/login" => Endpoint::Login,
+        "/api/logout" => Endpoint::Logout,
+        "/api/online" => Endpoint::Online,
+        "/api/messages" => Endpoint::Messages,
+        "/healthz" => Endpoint::Healthz,
+        // Unreachable through a proxy: it would otherwise leak to the world.
+        "/metrics" if peer.may_see_metrics() => Endpoint::Metrics,
+        "/ws" => Endpoint::Ws,
+        "/echo" if cfg.echo_endpoint => Endpoint::Echo,
+        p if assets::find(p).is_some() => Endpoint::Asset(assets::find(p)?),
+        p if p
+            .strip_prefix("/api/user/")
+            .is_some_and(|n| !n.contains('/')) =>
+        {
+            Endpoint::User
+        }
+        _ => return None,
+    })
+}
+
+/// A valid username: 1 to 32 ASCII letters or digits, nothing else.
+pub fn valid_username(name: &str) -> bool {
+    (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn rate_limited(secs: u64) -> Response {
+    Response::error(429, "rate_limited").with_header("Retry-After", secs.to_string())
+}
+
+fn register<O: Outbox>(
+    req: &Request,
+    peer: &Peer,
+    ctx: &mut Ctx<'_, O>,
+) -> Result<Response, StoreError> {
+    let limit = AddressLimit::Register;
+    if let Err(secs) = ctx.chat.check_limit(limit, peer.client, ctx.now) {
+        return Ok(rate_limited(secs));
+    }
+    ctx.chat.record_limit(limit, peer.client, ctx.now);
+    let Some(body) = decode_body::<RegisterBody>(&req.body).filter(|b| !b.username.is_empty())
+    else {
+        return Ok(Response::error(422, "invalid_request"));
+    };
+    if !valid_username(&body.username) {
+        return Ok(Response::error(400, "invalid_username"));
+    }
+    let key = secret::new_user_key();
+    Ok(
+        match ctx
+            .store
+            .create_user(&body.username, &secret::sha256_hex(&key))?
+        {
+            Some(_) => Response::json(201, &json!({ "key": key })),
+            None => Response::error(409, "username_taken"),
+        },
+    )
+}
+
+fn login<O: Outbox>(
+    req: &Request,
+    peer: &Peer,
+    ctx: &mut Ctx<'_, O>,
+) -> Result<Response, StoreError> {
+    let limit = AddressLimit::LoginFailure;
+    if let Err(secs) = ctx.chat.check_limit(limit, peer.client, ctx.now) {
+        return Ok(rate_limited(secs));
+    }
+    let Some(body) = decode_body::<LoginBody>(&req.body).filter(|b| !b.key.is_empty()) else {
+        return Ok(Response::error(422, "invalid_request"));
+    };
+    let Some(user) = ctx.store.user_by_key_hash(&secret::sha256_hex(&body.key))? else {
+        ctx.chat.record_limit(limit, peer.client, ctx.now);
+        return Ok(Response::error(401, "invalid_key"));
+    };
+    let token = secret::new_session_token();
+    ctx.chat
+        .login(SessionKey::of(&token), user.id, &user.name, ctx.now);
+    let ttl = ctx.cfg.session_ttl.as_secs();
+    let secure = if peer.https { "; Secure" } else { "" };
+    let cookie = format!("session={token}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}");
+    Ok(Response::json(200, &json!({ "username": user.name })).with_header("Set-Cookie", cookie))
+}
+
+/// The `Set-Cookie` value that clears the session cookie.
+const CLEAR_COOKIE: &str = "session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax";
+
+fn session_cookie(req: &Request) -> Option<&str> {
+    req.headers
+        .iter()
+        .filter(|(n, _)| n == "cookie")
+        .find_map(|(_, v)| cookie_value(v, "session"))
+}
+
+fn logout<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
+    if let Some(token) = session_cookie(req) {
+        ctx.chat.logout(token, ctx.out);
+    }
+    Response::json(200, &json!({})).with_header("Set-Cookie", CLEAR_COOKIE)
+}
+
+/// Authenticates the request or gives the error response.
+fn authenticate<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed, Response> {
+    ctx.chat
+        .authenticate(session_cookie(req), ctx.now)
+        .map_err(|e| match e {
+            AuthError::Missing => Response::error(422, "missing_session"),
+            AuthError::Invalid => {
+                Response::error(401, "invalid_session").with_header("Set-Cookie", CLEAR_COOKIE)
+            }
+        })
+}
+
+fn online<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
+    if let Err(r) = authenticate(req, ctx) {
+        return r;
+    }
+    let names: Vec<&str> = ctx.chat.online_names().collect();
+    Response::json(200, &json!({ "online_clients": names }))
+}
+
+fn user<O: Outbox>(
+    req: &Request,
+    path: &str,
+    ctx: &mut Ctx<'_, O>,
+) -> Result<Response, StoreError> {
+    let me = match authenticate(req, ctx) {
+        Ok(me) => me,
+        Err(r) => return Ok(r),
+    };
+    let raw = &path["/api/user/".len()..];
+    let Some(name) = percent_decode(raw) else {
+        return Ok(Response::error(404, "user_not_found"));
+    };
+    let (id, shown) = if name == "@me" {
+        (me.user, me.name.to_string())
+    } else {
+        match ctx.store.user_by_name(&name)? {
+            Some(u) => (u.id, u.name),
+            None => return Ok(Response::error(404, "user_not_found")),
+        }
+    };
+    let online = ctx.chat.is_online(id);
+    Ok(Response::json(
+        200,
+        &UserInfo {
+            username: &shown,
+            online,
+        },
+    ))
+}
+
+fn metrics<O: Outbox>(ctx: &mut Ctx<'_, O>) -> Response {
+    let text = ctx
+        .metrics
+        .render(&ctx.chat.stats, ctx.chat.session_count(), ctx.uptime_secs);
+    Response {
+        status: 200,
+        headers: vec![(
+            "Content-Type",
+            "text/plain; version=0.0.4; charset=utf-8".into(),
+        )],
+        body: text.into_bytes(),
+        close: false,
+    }
+}
+
+/// `/ws`: the checks of SPEC §5.1, in order.
+fn ws<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
+    let me = match authenticate(req, ctx) {
+        Ok(me) => me,
+        Err(r) => return r.into(),
+    };
+    if !upgrade::origin_allowed(req, &ctx.cfg.allowed_origins) {
+        return Response::error(403, "origin_not_allowed").into();
+    }
+    if ctx.chat.is_online(me.user) {
+        return Response::error(409, "already_connected").into();
+    }
+    let accept = match upgrade::accept_key(req) {
+        Ok(accept) => accept,
+        Err(why) => return bad_upgrade(why, ctx),
+    };
+    // Other query parameters are left alone: clients add cache-busters.
+    let since = req.query().and_then(|q| query_param(q, "since"));
+    let since = match since.map(|s| s.parse::<i64>().ok().filter(|&v| v >= 0)) {
+        None => None,
+        Some(Some(id)) => Some(id),
+        Some(None) => return Response::error(422, "invalid_request").into(),
+    };
+    Routed::Upgrade {
+        accept,
+        chat: Some(me),
+        since,
+    }
+}
+
+/// `GET /api/messages?before=ID&limit=N`: a page of history, oldest first.
+fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, StoreError> {
+    if let Err(r) = authenticate(req, ctx) {
+        return Ok(r);
+    }
+    let Some((before, limit)) = history_params(req.query().unwrap_or("")) else {
+        return Ok(Response::error(422, "invalid_request"));
+    };
+    let page = ctx.store.messages_before(before, limit)?;
+    let messages = page
+        .iter()
+        .map(|m| ChatMessage {
+            message: &m.text,
+            author: &m.author,
+            id: m.id,
+            ts: m.ts,
+        })
+        .collect();
+    Ok(Response::json(200, &History { messages }))
+}
+
+/// Default and largest page of `GET /api/messages`.
+const HISTORY_PAGE: (usize, usize) = (50, 200);
+
+/// `before` (a positive id, default: after the newest) and `limit` (1 to
+/// 200, default 50); `None` for a bad or unknown parameter.
+fn history_params(query: &str) -> Option<(i64, usize)> {
+    let (mut before, mut limit) = (i64::MAX, HISTORY_PAGE.0);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=')?;
+        match name {
+            "before" => before = value.parse().ok().filter(|&b: &i64| b > 0)?,
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=HISTORY_PAGE.1).contains(l))?
+            }
+            // A misspelt parameter is a mistake worth hearing about.
+            _ => return None,
+        }
+    }
+    Some((before, limit))
+}
+
+fn echo<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
+    match upgrade::accept_key(req) {
+        Ok(accept) => Routed::Upgrade {
+            accept,
+            chat: None,
+            since: None,
+        },
+        Err(why) => bad_upgrade(why, ctx),
+    }
+}
+
+fn bad_upgrade<O: Outbox>(why: &'static str, ctx: &mut Ctx<'_, O>) -> Routed {
+    ctx.note = Some(why.to_string());
+    // The version header tells a client which WebSocket version we speak.
+    Response::error(400, "bad_request")
+        .with_header("Sec-WebSocket-Version", "13")
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_parameters() {
+        let cases = [
+            ("", Some((i64::MAX, 50))),
+            ("limit=200", Some((i64::MAX, 200))),
+            ("before=10&limit=1", Some((10, 1))),
+            ("limit=0", None),
+            ("limit=201", None),
+            ("limit=-1", None),
+            ("before=0", None),
+            ("before=x", None),
+            ("before", None),
+            ("limt=5", None),
+        ];
+        for (query, want) in cases {
+            assert_eq!(history_params(query), want, "{query}");
+        }
+    }
+
+    #[test]
+    fn username_rule() {
+        let long = "a".repeat(32);
+        let too_long = "a".repeat(33);
+        let cases = [
+            ("a", true),
+            ("Alice99", true),
+            (long.as_str(), true),
+            ("", false),
+            (too_long.as_str(), false),
+            ("alice\n", false),
+            ("\nalice", false),
+            ("al ice", false),
+            ("al-ice", false),
+            ("ålice", false),
+            ("alice\0", false),
+        ];
+        for (name, ok) in cases {
+            assert_eq!(valid_username(name), ok, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn allow_lists_match_allows() {
+        use Endpoint::*;
+        let methods = [
+            Method::Get,
+            Method::Head,
+            Method::Post,
+            Method::Other("PUT".into()),
+        ];
+        for e in [
+            Register, Login, Logout, Online, Messages, User, Healthz, Metrics, Ws, Echo,
+        ] {
+            for m in &methods {
+                let listed = e.allow().split(", ").any(|a| a == m.as_str());
+                assert_eq!(e.allows(m), listed, "{e:?} {m:?}");
+            }
+        }
+    }
+}

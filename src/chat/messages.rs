@@ -1,0 +1,168 @@
+//! Chat messages: ids and timestamps, broadcast to the others, duplicate
+//! suppression by `client_id`, and acks held until the turn's commit.
+
+use super::{Chat, ConnId, Due, Outbox};
+use crate::protocol::{AckError, ChatMessage, ServerFrame, decode_chat_text};
+use crate::store::{NewMessage, UserId};
+use crate::wheel::Millis;
+
+/// An accepted message, for the caller to store in this turn's batch
+/// before it handles anything else (so a replay never misses it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Message id.
+    pub id: i64,
+    /// Author.
+    pub user: UserId,
+    /// Unix milliseconds.
+    pub ts: i64,
+    /// The text.
+    pub text: String,
+    /// The client's deduplication id.
+    pub client_id: Option<String>,
+}
+
+impl Accepted {
+    /// The row to insert.
+    pub fn row(&self) -> NewMessage<'_> {
+        let client_id = self.client_id.as_deref();
+        NewMessage {
+            id: self.id,
+            user: self.user,
+            ts: self.ts,
+            text: &self.text,
+            client_id,
+        }
+    }
+}
+
+impl Chat {
+    /// A text frame from chat socket `conn`: broadcast it and (after the
+    /// turn's commit) ack it, or an error ack to the sender alone. Returns
+    /// the message to store when one was accepted.
+    pub fn ws_text(
+        &mut self,
+        conn: ConnId,
+        text: &str,
+        now: Millis,
+        out: &mut impl Outbox,
+    ) -> Option<Accepted> {
+        let sock = self.sockets.get_mut(&conn)?;
+        self.stats.messages_received += 1;
+        if !sock.bucket.take(self.cfg.burst, self.cfg.rate_per_sec, now) {
+            self.ack_error(conn, AckError::RateLimited);
+            return None;
+        }
+        let frame = match decode_chat_text(text, self.cfg.max_chars) {
+            Ok(f) => f,
+            Err(e) => {
+                self.ack_error(conn, e);
+                return None;
+            }
+        };
+        let (user, name) = (sock.user, sock.name.clone());
+        let known = frame
+            .client_id
+            .as_ref()
+            .and_then(|c| self.recent.get(&(user, (**c).into())));
+        if let Some(&id) = known {
+            // A resend of a message we have: ack it again, send nothing.
+            self.pending_acks.push((conn, Ok(id)));
+            return None;
+        }
+        self.last_id += 1;
+        let (id, ts) = (self.last_id, self.unix_ms(now));
+        let message = ChatMessage {
+            message: &frame.text,
+            author: &name,
+            id,
+            ts,
+        };
+        let json = ServerFrame::Message(&message).to_json();
+        let delivered = &mut self.stats.messages_delivered;
+        let others = self
+            .online
+            .iter()
+            .filter(|&c| c != conn)
+            .inspect(|_| *delivered += 1);
+        out.deliver(others, &json);
+        if let Some(client_id) = &frame.client_id {
+            self.remember_client_id(user, client_id, id, now);
+        }
+        self.pending_acks.push((conn, Ok(id)));
+        let client_id = frame.client_id.map(|c| c.into_owned());
+        Some(Accepted {
+            id,
+            user,
+            ts,
+            text: frame.text.into_owned(),
+            client_id,
+        })
+    }
+
+    fn remember_client_id(&mut self, user: UserId, client_id: &str, id: i64, at: Millis) {
+        let key: Box<str> = client_id.into();
+        let expires = Millis(at.0 + self.cfg.dedupe_window.0);
+        self.wheel.insert(expires, Due::Dedupe(user, key.clone()));
+        self.recent.insert((user, key), id);
+    }
+
+    /// Brings back a `client_id` stored at `at` (the server's restart), so
+    /// a resend after a crash is still recognized.
+    pub fn restore_client_id(&mut self, user: UserId, client_id: &str, id: i64, at: Millis) {
+        self.remember_client_id(user, client_id, id, at);
+    }
+
+    /// Message ids continue after `id` (the largest stored).
+    pub fn set_last_id(&mut self, id: i64) {
+        self.last_id = self.last_id.max(id);
+    }
+
+    /// The largest message id handed out.
+    pub fn last_id(&self) -> i64 {
+        self.last_id
+    }
+
+    /// Unix milliseconds of `now`.
+    pub fn unix_ms(&self, now: Millis) -> i64 {
+        i64::try_from(now.0)
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.unix_offset)
+    }
+
+    /// Sends the acks of this turn's messages, now that their batch is
+    /// committed (`stored`), or error acks when the commit failed.
+    pub fn flush_acks(&mut self, stored: bool, out: &mut impl Outbox) {
+        for (conn, ack) in std::mem::take(&mut self.pending_acks) {
+            let json = match ack {
+                Ok(id) if stored => {
+                    self.stats.acks_ok += 1;
+                    ServerFrame::AckOk { status: true, id }.to_json()
+                }
+                Ok(_) => {
+                    self.stats.acks_storage_failed += 1;
+                    ServerFrame::AckErr {
+                        status: false,
+                        code: "storage_failed",
+                    }
+                    .to_json()
+                }
+                Err(e) => {
+                    let idx = AckError::ALL.iter().position(|&x| x == e).expect("listed");
+                    self.stats.acks_err[idx] += 1;
+                    ServerFrame::AckErr {
+                        status: false,
+                        code: e.code(),
+                    }
+                    .to_json()
+                }
+            };
+            out.deliver(std::iter::once(conn), &json);
+        }
+    }
+
+    /// Whether acks wait for a commit.
+    pub fn has_pending_acks(&self) -> bool {
+        !self.pending_acks.is_empty()
+    }
+}

@@ -1,0 +1,400 @@
+//! The chat itself, sans-IO: sessions and their sliding expiry, who is
+//! online, join and leave, message ids, broadcasts and acks, duplicate
+//! suppression, and the rate limits.
+//!
+//! Inputs are `handle`-style calls that take `now`; outputs go to an
+//! [`Outbox`] the caller provides (the server queues them on its sockets, a
+//! test records them); an accepted message comes back to the caller, who
+//! stores it before handling anything else. Nothing here reads a clock or
+//! touches a socket, so every rule is testable and fuzzable on its own.
+
+pub mod limits;
+mod messages;
+pub mod online;
+mod sessions;
+
+use crate::protocol::{AckError, ServerFrame};
+
+use crate::store::UserId;
+use crate::wheel::{Millis, Wheel};
+use limits::{AddressLimiter, TokenBucket};
+pub use messages::Accepted;
+use online::Ordered;
+pub use sessions::{SessionJournal, SessionKey};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+
+/// One connection of the server, as the chat knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Where the chat's output goes.
+pub trait Outbox {
+    /// Queue `json` as one text frame for each connection of `to`. The
+    /// bytes are the same for every recipient, so serialize and frame them
+    /// once.
+    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]);
+    /// Close the WebSocket of `conn` with this close code and reason.
+    fn close(&mut self, conn: ConnId, code: u16, reason: &'static str);
+}
+
+/// The settings the chat rules need.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// Idle time after which a session ends.
+    pub session_ttl: Millis,
+    /// Longest message in Unicode scalar values.
+    pub max_chars: usize,
+    /// Messages one connection may send in a burst (0: no limit).
+    pub burst: u32,
+    /// Messages per second one connection may sustain.
+    pub rate_per_sec: u32,
+    /// Registrations per address per window (0: no limit).
+    pub register_limit: u32,
+    /// Window of the registration limit.
+    pub register_window: Millis,
+    /// Failed logins per address per window (0: no limit).
+    pub login_fail_limit: u32,
+    /// Window of the failed-login limit.
+    pub login_window: Millis,
+    /// How long a `client_id` is remembered for duplicate suppression.
+    pub dedupe_window: Millis,
+}
+
+/// Why a request was not authenticated; each says what the peer sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `session` cookie or an empty one: 422 `missing_session`.
+    Missing,
+    /// Unknown, logged-out or expired session: 401 `invalid_session`, and
+    /// the cookie is cleared.
+    Invalid,
+}
+
+/// Who an authenticated request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authed {
+    /// The session.
+    pub key: SessionKey,
+    /// The user.
+    pub user: UserId,
+    /// The name as registered.
+    pub name: Rc<str>,
+}
+
+/// The per-address limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressLimit {
+    /// Every `POST /api/register`.
+    Register,
+    /// Every login that fails with 401.
+    LoginFailure,
+}
+
+/// Counters the chat keeps for `/metrics`.
+#[derive(Debug, Default, Clone)]
+pub struct ChatStats {
+    /// Text and binary frames received on chat sockets.
+    pub messages_received: u64,
+    /// Chat messages queued to recipients (one per recipient).
+    pub messages_delivered: u64,
+    /// `{"status": true}` acks sent.
+    pub acks_ok: u64,
+    /// Error acks sent, indexed like [`AckError::ALL`].
+    pub acks_err: [u64; 5],
+    /// Acks saying the message could not be stored.
+    pub acks_storage_failed: u64,
+}
+
+#[derive(Debug)]
+struct Session {
+    user: UserId,
+    name: Rc<str>,
+    last_active: Millis,
+    socket: Option<ConnId>,
+}
+
+#[derive(Debug)]
+struct Socket {
+    key: SessionKey,
+    user: UserId,
+    name: Rc<str>,
+    bucket: TokenBucket,
+    /// Position in `Chat::online`.
+    pos: usize,
+}
+
+/// What a chat timer is for.
+#[derive(Debug)]
+enum Due {
+    Session(SessionKey),
+    Limit(AddressLimit, IpAddr),
+    Dedupe(UserId, Box<str>),
+}
+
+/// The chat state. See the module doc.
+#[derive(Debug)]
+pub struct Chat {
+    cfg: ChatConfig,
+    sessions: HashMap<SessionKey, Session>,
+    sockets: HashMap<ConnId, Socket>,
+    user_socket: HashMap<UserId, ConnId>,
+    online: Ordered<ConnId>,
+    wheel: Wheel<Due>,
+    fired: Vec<Due>,
+    register_limiter: AddressLimiter,
+    login_limiter: AddressLimiter,
+    /// Session changes the server has not stored yet.
+    journal: SessionJournal,
+    /// Add to a `Millis` to get Unix milliseconds.
+    unix_offset: i64,
+    last_id: i64,
+    /// Recent `client_id`s of each user and the id they were stored under.
+    recent: HashMap<(UserId, Box<str>), i64>,
+    /// Acks held until this turn's batch is committed, in the order of
+    /// the frames they answer (error acks too, so no ack overtakes another).
+    pending_acks: Vec<(ConnId, Result<i64, AckError>)>,
+    /// Counters for `/metrics`.
+    pub stats: ChatStats,
+}
+
+impl Chat {
+    /// An empty chat at time `now`; `unix_offset` turns a `Millis` into
+    /// Unix milliseconds (message timestamps).
+    pub fn new(cfg: ChatConfig, now: Millis, unix_offset: i64) -> Chat {
+        Chat {
+            register_limiter: AddressLimiter::new(cfg.register_limit, cfg.register_window),
+            login_limiter: AddressLimiter::new(cfg.login_fail_limit, cfg.login_window),
+            cfg,
+            sessions: HashMap::new(),
+            sockets: HashMap::new(),
+            user_socket: HashMap::new(),
+            online: Ordered::new(),
+            wheel: Wheel::new(now),
+            fired: Vec::new(),
+            journal: SessionJournal::default(),
+            unix_offset,
+            last_id: 0,
+            recent: HashMap::new(),
+            pending_acks: Vec::new(),
+            stats: ChatStats::default(),
+        }
+    }
+
+    /// Whether `user` has an open chat socket.
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.user_socket.contains_key(&user)
+    }
+
+    /// The names of the users with an open socket, in connection order.
+    pub fn online_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.online.iter().map(|c| &*self.sockets[&c].name)
+    }
+
+    /// Open chat sockets.
+    pub fn online_count(&self) -> usize {
+        self.online.len()
+    }
+
+    /// Registers the upgraded socket `conn` of the session `key` and tells
+    /// every other socket `join`. The caller has authenticated the session
+    /// and checked that its user is not online in this same loop turn.
+    pub fn ws_open(&mut self, conn: ConnId, key: &SessionKey, now: Millis, out: &mut impl Outbox) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            debug_assert!(false, "ws_open for an unknown session");
+            return;
+        };
+        debug_assert!(
+            !self.user_socket.contains_key(&session.user),
+            "second socket"
+        );
+        session.socket = Some(conn);
+        let (user, name) = (session.user, session.name.clone());
+        let sockets = &mut self.sockets;
+        let pos = self.online.push(conn, |c, p| {
+            if let Some(s) = sockets.get_mut(&c) {
+                s.pos = p;
+            }
+        });
+        let json = ServerFrame::Presence {
+            event: "join",
+            username: &name,
+        }
+        .to_json();
+        out.deliver(self.online.iter().filter(|&c| c != conn), &json);
+        let bucket = TokenBucket::full(self.cfg.burst, now);
+        self.sockets.insert(
+            conn,
+            Socket {
+                key: key.clone(),
+                user,
+                name,
+                bucket,
+                pos,
+            },
+        );
+        self.user_socket.insert(user, conn);
+    }
+
+    /// A binary frame from chat socket `conn`: always refused (the error
+    /// ack goes out with the turn's other acks).
+    pub fn ws_binary(&mut self, conn: ConnId, now: Millis) {
+        let Some(sock) = self.sockets.get_mut(&conn) else {
+            return;
+        };
+        self.stats.messages_received += 1;
+        let err = if sock.bucket.take(self.cfg.burst, self.cfg.rate_per_sec, now) {
+            AckError::BinaryNotSupported
+        } else {
+            AckError::RateLimited
+        };
+        self.ack_error(conn, err);
+    }
+
+    /// Chat socket `conn` is gone (for any reason): the others get `leave`
+    /// once. Calling it again, or for a socket logout already removed, does
+    /// nothing.
+    pub fn ws_closed(&mut self, conn: ConnId, now: Millis, out: &mut impl Outbox) {
+        if self.end_socket_activity(conn, now) {
+            self.remove_socket(conn, out);
+        }
+    }
+
+    /// Chat socket `conn` is closed because the server is shutting down:
+    /// it is forgotten like in [`Chat::ws_closed`], but nobody is told.
+    /// Every other socket is closed in the same turn, so a `leave` would
+    /// only reach the ones not closed yet, just before their close frame:
+    /// n sockets would queue n²/2 frames on the way out.
+    pub fn ws_going_away(&mut self, conn: ConnId, now: Millis) {
+        if self.end_socket_activity(conn, now) {
+            self.forget_socket(conn);
+        }
+    }
+
+    /// The socket's end is its session's last activity: idle time counts
+    /// from here. Returns whether `conn` is a chat socket.
+    fn end_socket_activity(&mut self, conn: ConnId, now: Millis) -> bool {
+        let Some(sock) = self.sockets.get(&conn) else {
+            return false;
+        };
+        if let Some(session) = self.sessions.get_mut(&sock.key) {
+            session.last_active = now;
+            self.journal.touched.insert(sock.key.clone());
+        }
+        true
+    }
+
+    /// Takes `conn` off every table; its session stays.
+    fn forget_socket(&mut self, conn: ConnId) -> Option<Socket> {
+        let sock = self.sockets.remove(&conn)?;
+        self.online.remove(sock.pos, conn);
+        self.user_socket.remove(&sock.user);
+        if let Some(session) = self.sessions.get_mut(&sock.key) {
+            session.socket = None;
+        }
+        Some(sock)
+    }
+
+    fn remove_socket(&mut self, conn: ConnId, out: &mut impl Outbox) {
+        let Some(sock) = self.forget_socket(conn) else {
+            return;
+        };
+        let json = ServerFrame::Presence {
+            event: "leave",
+            username: &sock.name,
+        }
+        .to_json();
+        out.deliver(self.online.iter(), &json);
+    }
+
+    fn ack_error(&mut self, conn: ConnId, err: AckError) {
+        self.pending_acks.push((conn, Err(err)));
+    }
+
+    /// `Err(retry_after_secs)` when `addr` is over `limit`.
+    pub fn check_limit(&self, limit: AddressLimit, addr: IpAddr, now: Millis) -> Result<(), u64> {
+        match limit {
+            AddressLimit::Register => self.register_limiter.check(addr, now),
+            AddressLimit::LoginFailure => self.login_limiter.check(addr, now),
+        }
+    }
+
+    /// Counts one attempt of `addr` toward `limit`.
+    pub fn record_limit(&mut self, limit: AddressLimit, addr: IpAddr, now: Millis) {
+        let limiter = match limit {
+            AddressLimit::Register => &mut self.register_limiter,
+            AddressLimit::LoginFailure => &mut self.login_limiter,
+        };
+        if let Some((key, at)) = limiter.record(addr, now) {
+            self.wheel.insert(at, Due::Limit(limit, key));
+        }
+    }
+
+    /// The earliest time `handle_timeouts` has work (never later than it).
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.wheel.next_deadline()
+    }
+
+    /// Ends idle sessions, forgets old rate-limit entries and old
+    /// `client_id`s whose time has come. Session timers are re-armed
+    /// lazily: activity only moves `last_active`, and a timer that fires
+    /// early re-inserts itself for the remainder.
+    pub fn handle_timeouts(&mut self, now: Millis) {
+        let mut fired = std::mem::take(&mut self.fired);
+        self.wheel.advance(now, &mut fired);
+        for due in fired.drain(..) {
+            let again = match &due {
+                Due::Session(key) => self.session_due(key, now),
+                Due::Limit(AddressLimit::Register, ip) => self.register_limiter.expire(*ip, now),
+                Due::Limit(AddressLimit::LoginFailure, ip) => self.login_limiter.expire(*ip, now),
+                Due::Dedupe(user, client_id) => {
+                    self.recent.remove(&(*user, client_id.clone()));
+                    None
+                }
+            };
+            if let Some(at) = again {
+                self.wheel.insert(at, due);
+            }
+        }
+        self.fired = fired;
+    }
+
+    /// Asserts the invariants tying sessions, sockets and the online list
+    /// together; for tests and fuzzing.
+    pub fn check(&self) {
+        assert_eq!(
+            self.online.len(),
+            self.sockets.len(),
+            "online list vs sockets"
+        );
+        assert_eq!(
+            self.user_socket.len(),
+            self.sockets.len(),
+            "one socket per user"
+        );
+        for (conn, sock) in &self.sockets {
+            assert_eq!(
+                self.user_socket.get(&sock.user),
+                Some(conn),
+                "user map of {conn:?}"
+            );
+            let session = self.sessions.get(&sock.key);
+            assert_eq!(
+                session.and_then(|s| s.socket),
+                Some(*conn),
+                "session of {conn:?}"
+            );
+        }
+        let with_socket = self
+            .sessions
+            .values()
+            .filter(|s| s.socket.is_some())
+            .count();
+        assert_eq!(with_socket, self.sockets.len(), "sessions with a socket");
+        self.wheel.check();
+    }
+}
+
+#[cfg(test)]
+mod tests;

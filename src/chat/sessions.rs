@@ -1,0 +1,168 @@
+//! Sessions: login, authentication with a sliding TTL, logout, expiry by
+//! timer, and the journal of changes the server writes to the database.
+
+use super::{AuthError, Authed, Chat, Due, Outbox, Session};
+use crate::secret::{hex, sha256};
+use crate::store::UserId;
+use crate::wheel::Millis;
+use std::collections::HashSet;
+
+/// A session as the server keeps it: the SHA-256 of its token. The token
+/// itself lives only in the client's cookie, so neither memory dumps nor
+/// the database hand out working cookies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionKey([u8; 32]);
+
+impl SessionKey {
+    /// The key of the cookie value `token`.
+    pub fn of(token: &str) -> SessionKey {
+        SessionKey(sha256(token))
+    }
+
+    /// The key from its stored hex form.
+    pub fn from_hex(s: &str) -> Option<SessionKey> {
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut key = [0u8; 32];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let text = std::str::from_utf8(pair).ok()?;
+            key[i] = u8::from_str_radix(text, 16).ok()?;
+        }
+        Some(SessionKey(key))
+    }
+
+    /// Lowercase hex, as stored.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+}
+
+/// Session changes not yet written to the database. New and ended sessions
+/// are written in the turn they happen; activity only on the flush timer,
+/// so an authenticated request costs no database write.
+#[derive(Debug, Default)]
+pub struct SessionJournal {
+    /// Sessions started: key, user, start time.
+    pub created: Vec<(SessionKey, UserId, Millis)>,
+    /// Sessions ended (logout or expiry).
+    pub ended: Vec<SessionKey>,
+    /// Sessions with activity since the last flush.
+    pub touched: HashSet<SessionKey>,
+}
+
+impl Chat {
+    /// Starts a session for `user` under a fresh token's `key`.
+    pub fn login(&mut self, key: SessionKey, user: UserId, name: &str, now: Millis) {
+        self.journal.created.push((key.clone(), user, now));
+        self.restore_session(key, user, name, now);
+    }
+
+    /// Brings back a stored session whose last activity was at
+    /// `last_active` (the server's restart).
+    pub fn restore_session(
+        &mut self,
+        key: SessionKey,
+        user: UserId,
+        name: &str,
+        last_active: Millis,
+    ) {
+        let session = Session {
+            user,
+            name: name.into(),
+            last_active,
+            socket: None,
+        };
+        let deadline = Millis(last_active.0 + self.cfg.session_ttl.0);
+        self.wheel.insert(deadline, Due::Session(key.clone()));
+        self.sessions.insert(key, session);
+    }
+
+    /// Checks the session cookie and counts the request as activity.
+    pub fn authenticate(&mut self, token: Option<&str>, now: Millis) -> Result<Authed, AuthError> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
+        let key = SessionKey::of(token);
+        let ttl = self.cfg.session_ttl.0;
+        let session = self.sessions.get_mut(&key).ok_or(AuthError::Invalid)?;
+        // The expiry timer may not have fired yet within this loop turn;
+        // an idle session is over the moment its TTL has passed.
+        if session.socket.is_none() && now.0 >= session.last_active.0 + ttl {
+            self.end_session(&key);
+            return Err(AuthError::Invalid);
+        }
+        session.last_active = now;
+        let authed = Authed {
+            key: key.clone(),
+            user: session.user,
+            name: session.name.clone(),
+        };
+        self.journal.touched.insert(key);
+        Ok(authed)
+    }
+
+    /// Ends the session of `token`, if any; its WebSocket, if open, is
+    /// closed with 1000 `logged out` and the others are told it left.
+    pub fn logout(&mut self, token: &str, out: &mut impl Outbox) {
+        let key = SessionKey::of(token);
+        let Some(session) = self.end_session(&key) else {
+            return;
+        };
+        if let Some(conn) = session.socket {
+            out.close(conn, 1000, "logged out");
+            self.remove_socket(conn, out);
+        }
+    }
+
+    fn end_session(&mut self, key: &SessionKey) -> Option<Session> {
+        let session = self.sessions.remove(key)?;
+        self.journal.touched.remove(key);
+        self.journal.ended.push(key.clone());
+        Some(session)
+    }
+
+    /// Live sessions (including idle ones whose expiry timer is pending).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The session changes to store. The caller drains `created` and
+    /// `ended` every turn, and `touched` on its flush timer.
+    pub fn journal(&mut self) -> &mut SessionJournal {
+        &mut self.journal
+    }
+
+    /// The last activity of a live session.
+    pub fn last_active(&self, key: &SessionKey) -> Option<Millis> {
+        self.sessions.get(key).map(|s| s.last_active)
+    }
+
+    pub(super) fn session_due(&mut self, key: &SessionKey, now: Millis) -> Option<Millis> {
+        let ttl = self.cfg.session_ttl.0;
+        let session = self.sessions.get(key)?;
+        if session.socket.is_some() {
+            // An open socket keeps its session alive; look again a TTL later.
+            return Some(Millis(now.0 + ttl));
+        }
+        let end = session.last_active.0 + ttl;
+        if now.0 >= end {
+            self.end_session(key);
+            None
+        } else {
+            Some(Millis(end))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_hex_round_trip() {
+        let key = SessionKey::of("token");
+        assert_eq!(SessionKey::from_hex(&key.to_hex()), Some(key));
+        assert_eq!(SessionKey::from_hex("zz"), None);
+        assert_eq!(SessionKey::from_hex(&"g".repeat(64)), None);
+    }
+}

@@ -1,0 +1,410 @@
+//! Chat rules, step by step, against a recording outbox.
+
+use super::*;
+
+/// Records what the chat asked for, as (recipient, json) and closes.
+#[derive(Default)]
+struct Rec {
+    sent: Vec<(u64, String)>,
+    closed: Vec<(u64, u16, &'static str)>,
+}
+
+impl Outbox for Rec {
+    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+        let json = String::from_utf8(json.to_vec()).unwrap();
+        self.sent.extend(to.map(|c| (c.0, json.clone())));
+    }
+    fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+        self.closed.push((conn.0, code, reason));
+    }
+}
+
+impl Rec {
+    fn take(&mut self) -> Vec<(u64, String)> {
+        std::mem::take(&mut self.sent)
+    }
+}
+
+fn cfg() -> ChatConfig {
+    ChatConfig {
+        session_ttl: Millis(1000),
+        max_chars: 300,
+        burst: 3,
+        rate_per_sec: 1,
+        register_limit: 2,
+        register_window: Millis(10_000),
+        login_fail_limit: 2,
+        login_window: Millis(10_000),
+        dedupe_window: Millis(60_000),
+    }
+}
+
+fn token(n: u64) -> String {
+    format!("{n:032}")
+}
+
+/// A chat with users 1..=n logged in (session token(i)), none connected.
+fn logged_in(n: u64) -> Chat {
+    let mut chat = Chat::new(cfg(), Millis(0), 1_000_000);
+    for i in 1..=n {
+        chat.login(
+            SessionKey::of(&token(i)),
+            UserId(i as i64),
+            &format!("u{i}"),
+            Millis(0),
+        );
+    }
+    chat.check();
+    chat
+}
+
+/// Users 1..=n logged in and connected on ConnId(i), in order.
+fn ws_open(n: u64) -> (Chat, Rec) {
+    let mut chat = logged_in(n);
+    let mut out = Rec::default();
+    for i in 1..=n {
+        chat.ws_open(ConnId(i), &SessionKey::of(&token(i)), Millis(0), &mut out);
+        chat.check();
+    }
+    out.take();
+    (chat, out)
+}
+
+#[test]
+fn join_goes_to_the_others_only() {
+    let mut chat = logged_in(3);
+    let mut out = Rec::default();
+    chat.ws_open(ConnId(1), &SessionKey::of(&token(1)), Millis(0), &mut out);
+    assert_eq!(out.take(), []);
+    chat.ws_open(ConnId(2), &SessionKey::of(&token(2)), Millis(0), &mut out);
+    assert_eq!(
+        out.take(),
+        [(1, r#"{"event":"join","username":"u2"}"#.to_string())]
+    );
+    chat.ws_open(ConnId(3), &SessionKey::of(&token(3)), Millis(0), &mut out);
+    let to: Vec<u64> = out.take().iter().map(|s| s.0).collect();
+    assert_eq!(to, [1, 2]);
+    assert_eq!(chat.online_names().collect::<Vec<_>>(), ["u1", "u2", "u3"]);
+}
+
+#[test]
+fn message_is_broadcast_then_acked() {
+    let (mut chat, mut out) = ws_open(3);
+    let accepted = chat.ws_text(ConnId(2), r#"{"message":"hi"}"#, Millis(1), &mut out);
+    let accepted = accepted.expect("accepted");
+    assert_eq!(
+        (accepted.id, accepted.ts, accepted.text.as_str()),
+        (1, 1_000_001, "hi")
+    );
+    let msg = r#"{"message":"hi","author":"u2","id":1,"ts":1000001}"#.to_string();
+    assert_eq!(out.take(), [(1, msg.clone()), (3, msg)]);
+    // The ack waits for the commit of the turn's batch.
+    assert!(chat.has_pending_acks());
+    chat.flush_acks(true, &mut out);
+    assert_eq!(out.take(), [(2, r#"{"status":true,"id":1}"#.to_string())]);
+    assert_eq!(chat.stats.messages_delivered, 2);
+    chat.ws_text(ConnId(1), r#"{"message":"again"}"#, Millis(2), &mut out);
+    chat.flush_acks(false, &mut out);
+    let sent = out.take();
+    assert_eq!(
+        sent.last().unwrap(),
+        &(1, r#"{"status":false,"code":"storage_failed"}"#.into())
+    );
+}
+
+#[test]
+fn error_acks_go_to_the_sender_only() {
+    let cases = [
+        ("nope", "invalid_json"),
+        (r#"{"message":""}"#, "invalid_message"),
+        (r#"{"message":"   "}"#, "invalid_message"),
+    ];
+    for (frame, code) in cases {
+        let (mut chat, mut out) = ws_open(2);
+        chat.ws_text(ConnId(1), frame, Millis(1), &mut out);
+        chat.flush_acks(true, &mut out);
+        let want = format!(r#"{{"status":false,"code":"{code}"}}"#);
+        assert_eq!(out.take(), [(1, want)], "{frame}");
+        chat.check();
+    }
+    let (mut chat, mut out) = ws_open(2);
+    chat.ws_binary(ConnId(1), Millis(1));
+    chat.flush_acks(true, &mut out);
+    assert_eq!(
+        out.take(),
+        [(
+            1,
+            r#"{"status":false,"code":"binary_not_supported"}"#.into()
+        )]
+    );
+    let long = format!(r#"{{"message":"{}"}}"#, "é".repeat(301));
+    chat.ws_text(ConnId(1), &long, Millis(1), &mut out);
+    chat.flush_acks(true, &mut out);
+    assert_eq!(
+        out.take(),
+        [(1, r#"{"status":false,"code":"message_too_long"}"#.into())]
+    );
+}
+
+#[test]
+fn rate_limit_acks_and_recovers() {
+    let (mut chat, mut out) = ws_open(2);
+    for _ in 0..3 {
+        chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(0), &mut out);
+    }
+    chat.flush_acks(true, &mut out);
+    assert_eq!(out.take().len(), 6, "three broadcasts and three acks");
+    chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(0), &mut out);
+    chat.flush_acks(true, &mut out);
+    assert_eq!(
+        out.take(),
+        [(1, r#"{"status":false,"code":"rate_limited"}"#.into())]
+    );
+    chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(1000), &mut out);
+    chat.flush_acks(true, &mut out);
+    assert_eq!(out.take().len(), 2, "one token a second");
+}
+
+#[test]
+fn leave_once_whatever_ends_the_socket() {
+    let (mut chat, mut out) = ws_open(3);
+    chat.ws_closed(ConnId(2), Millis(5), &mut out);
+    let leave = r#"{"event":"leave","username":"u2"}"#.to_string();
+    assert_eq!(out.take(), [(1, leave.clone()), (3, leave)]);
+    chat.ws_closed(ConnId(2), Millis(6), &mut out);
+    assert_eq!(out.take(), []);
+    chat.check();
+    assert_eq!(chat.online_names().collect::<Vec<_>>(), ["u1", "u3"]);
+}
+
+#[test]
+fn going_away_at_shutdown_tells_nobody() {
+    let (mut chat, mut out) = ws_open(3);
+    for c in 1..=3 {
+        chat.ws_going_away(ConnId(c), Millis(5));
+        chat.check();
+    }
+    assert_eq!(out.take(), []);
+    assert_eq!(chat.online_count(), 0);
+    // The sessions stay, offline, their idle time counting from the close.
+    let me = chat.authenticate(Some(&token(2)), Millis(5)).unwrap();
+    assert!(!chat.is_online(me.user));
+    // Whatever else ends the socket afterwards sends nothing either.
+    chat.ws_closed(ConnId(1), Millis(6), &mut out);
+    assert_eq!(out.take(), []);
+}
+
+#[test]
+fn logout_closes_the_socket_and_sends_leave_once() {
+    let (mut chat, mut out) = ws_open(2);
+    chat.logout(&token(1), &mut out);
+    assert_eq!(out.closed, [(1, 1000, "logged out")]);
+    assert_eq!(
+        out.take(),
+        [(2, r#"{"event":"leave","username":"u1"}"#.into())]
+    );
+    chat.ws_closed(ConnId(1), Millis(1), &mut out);
+    assert_eq!(out.take(), []);
+    assert_eq!(
+        chat.authenticate(Some(&token(1)), Millis(1)),
+        Err(AuthError::Invalid)
+    );
+    chat.check();
+}
+
+#[test]
+fn authenticate_table() {
+    let mut chat = logged_in(1);
+    assert_eq!(chat.authenticate(None, Millis(0)), Err(AuthError::Missing));
+    assert_eq!(
+        chat.authenticate(Some(""), Millis(0)),
+        Err(AuthError::Missing)
+    );
+    assert_eq!(
+        chat.authenticate(Some("x"), Millis(0)),
+        Err(AuthError::Invalid)
+    );
+    let ok = chat.authenticate(Some(&token(1)), Millis(0)).unwrap();
+    assert_eq!((ok.user, &*ok.name), (UserId(1), "u1"));
+}
+
+#[test]
+fn session_slides_with_activity_and_ends_when_idle() {
+    let mut chat = logged_in(1);
+    for t in (500..5000).step_by(500) {
+        chat.handle_timeouts(Millis(t));
+        assert!(
+            chat.authenticate(Some(&token(1)), Millis(t)).is_ok(),
+            "at {t}"
+        );
+        chat.check();
+    }
+    // Last activity at 4500, so the session ends at 5500.
+    chat.handle_timeouts(Millis(5499));
+    assert_eq!(chat.session_count(), 1);
+    chat.handle_timeouts(Millis(5500));
+    assert_eq!(
+        chat.session_count(),
+        0,
+        "ended by the timer, without a request"
+    );
+}
+
+#[test]
+fn an_idle_session_is_invalid_even_before_its_timer_runs() {
+    let mut chat = logged_in(1);
+    assert_eq!(
+        chat.authenticate(Some(&token(1)), Millis(1000)),
+        Err(AuthError::Invalid)
+    );
+}
+
+#[test]
+fn an_open_socket_keeps_its_session() {
+    let (mut chat, mut out) = ws_open(1);
+    for t in (1000..20_000).step_by(1000) {
+        chat.handle_timeouts(Millis(t));
+    }
+    assert_eq!(chat.session_count(), 1);
+    chat.ws_closed(ConnId(1), Millis(20_000), &mut out);
+    chat.handle_timeouts(Millis(20_999));
+    assert!(chat.authenticate(Some(&token(1)), Millis(20_500)).is_ok());
+    chat.handle_timeouts(Millis(21_500));
+    assert_eq!(chat.session_count(), 0);
+}
+
+#[test]
+fn address_limits_through_the_chat() {
+    let mut chat = logged_in(0);
+    let ip: IpAddr = "198.51.100.7".parse().unwrap();
+    for t in 0..2 {
+        assert_eq!(
+            chat.check_limit(AddressLimit::Register, ip, Millis(t)),
+            Ok(())
+        );
+        chat.record_limit(AddressLimit::Register, ip, Millis(t));
+    }
+    assert_eq!(
+        chat.check_limit(AddressLimit::Register, ip, Millis(2)),
+        Err(10)
+    );
+    assert_eq!(
+        chat.check_limit(AddressLimit::LoginFailure, ip, Millis(2)),
+        Ok(())
+    );
+    chat.handle_timeouts(Millis(10_001));
+    assert_eq!(
+        chat.check_limit(AddressLimit::Register, ip, Millis(10_001)),
+        Ok(())
+    );
+    chat.handle_timeouts(Millis(20_000));
+    assert_eq!(
+        chat.register_limiter.tracked(),
+        0,
+        "forgotten after the window"
+    );
+}
+
+#[test]
+fn a_repeated_client_id_is_acked_with_the_first_id_and_not_sent_again() {
+    let (mut chat, mut out) = ws_open(2);
+    let frame = r#"{"message":"once","client_id":"c-1"}"#;
+    let first = chat
+        .ws_text(ConnId(1), frame, Millis(10), &mut out)
+        .unwrap();
+    chat.flush_acks(true, &mut out);
+    assert_eq!(out.take().len(), 2);
+    // The same user resends (a lost ack): acked again, not broadcast.
+    assert!(
+        chat.ws_text(ConnId(1), frame, Millis(20), &mut out)
+            .is_none()
+    );
+    chat.flush_acks(true, &mut out);
+    let ack = format!(r#"{{"status":true,"id":{}}}"#, first.id);
+    assert_eq!(out.take(), [(1, ack)]);
+    // Another user's identical client_id is another message.
+    assert!(
+        chat.ws_text(ConnId(2), frame, Millis(30), &mut out)
+            .is_some()
+    );
+    // After the window it is new again.
+    chat.handle_timeouts(Millis(60_010));
+    assert!(
+        chat.ws_text(ConnId(1), frame, Millis(60_010), &mut out)
+            .is_some()
+    );
+}
+
+#[test]
+fn restored_client_ids_and_ids_continue() {
+    let (mut chat, mut out) = ws_open(1);
+    chat.set_last_id(41);
+    chat.restore_client_id(UserId(1), "old", 7, Millis(0));
+    assert!(
+        chat.ws_text(
+            ConnId(1),
+            r#"{"message":"x","client_id":"old"}"#,
+            Millis(1),
+            &mut out
+        )
+        .is_none()
+    );
+    let next = chat
+        .ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(1), &mut out)
+        .unwrap();
+    assert_eq!(next.id, 42);
+    chat.flush_acks(true, &mut out);
+    let acks: Vec<String> = out.take().into_iter().map(|(_, j)| j).collect();
+    assert_eq!(
+        acks,
+        [r#"{"status":true,"id":7}"#, r#"{"status":true,"id":42}"#]
+    );
+}
+
+#[test]
+fn the_journal_records_session_changes() {
+    let mut chat = logged_in(2);
+    let j = chat.journal();
+    assert_eq!(j.created.len(), 2);
+    j.created.clear();
+    chat.authenticate(Some(&token(1)), Millis(5)).unwrap();
+    assert!(chat.journal().touched.contains(&SessionKey::of(&token(1))));
+    let mut out = Rec::default();
+    chat.logout(&token(2), &mut out);
+    assert_eq!(chat.journal().ended, [SessionKey::of(&token(2))]);
+    chat.handle_timeouts(Millis(2000));
+    assert_eq!(chat.journal().ended.len(), 2, "expiry is recorded too");
+    assert!(
+        chat.journal().touched.is_empty(),
+        "an ended session is not touched"
+    );
+}
+
+#[test]
+fn acks_keep_the_order_of_the_frames() {
+    let (mut chat, mut out) = ws_open(2);
+    // A second apart: the test burst is 3, refilled at one a second.
+    let frames = [
+        r#"{"message":"a"}"#,
+        "nope",
+        r#"{"message":"b"}"#,
+        r#"{"message":""}"#,
+    ];
+    for (t, frame) in frames.into_iter().enumerate() {
+        chat.ws_text(ConnId(1), frame, Millis(t as u64 * 1000), &mut out);
+    }
+    chat.ws_binary(ConnId(1), Millis(5000));
+    out.take();
+    chat.flush_acks(true, &mut out);
+    let acks: Vec<String> = out.take().into_iter().map(|(_, j)| j).collect();
+    assert_eq!(
+        acks,
+        [
+            r#"{"status":true,"id":1}"#,
+            r#"{"status":false,"code":"invalid_json"}"#,
+            r#"{"status":true,"id":2}"#,
+            r#"{"status":false,"code":"invalid_message"}"#,
+            r#"{"status":false,"code":"binary_not_supported"}"#,
+        ]
+    );
+}

@@ -1,0 +1,329 @@
+//! The JSON of the wire: request bodies of the REST endpoints, the frames a
+//! chat client sends, and the frames and bodies the server sends. Pure serde
+//! types and decoders; no I/O.
+
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// Body of `POST /api/register`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    /// The requested name.
+    pub username: String,
+}
+
+/// Body of `POST /api/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// The user key handed out at registration.
+    pub key: String,
+}
+
+/// Decodes a REST request body: a JSON object with exactly the fields of
+/// `T`, each a string. `None` for anything else, which the API answers with
+/// 422 `invalid_request` (invalid JSON, not an object, a missing, extra,
+/// duplicate or non-string field).
+pub fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
+    // serde takes a struct from an array too (`["alice"]`); only an object
+    // is a request body.
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
+/// A chat frame as the client sends it: `{"message": "<text>"}`, with an
+/// optional `"client_id"` that makes a resend safe.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFrame<'a> {
+    /// Borrowed when the JSON string has no escapes, so the common case
+    /// does not copy.
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(borrow, default)]
+    client_id: Option<Cow<'a, str>>,
+}
+
+/// Longest `client_id`, in bytes: an id, not a payload.
+pub const MAX_CLIENT_ID: usize = 64;
+
+/// A decoded chat frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChatFrame<'a> {
+    /// The message text.
+    pub text: Cow<'a, str>,
+    /// The client's deduplication id, 1 to 64 bytes.
+    pub client_id: Option<Cow<'a, str>>,
+}
+
+/// Why a client's text frame was refused, as the code in its error ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AckError {
+    /// Not JSON as RFC 8259 defines it.
+    InvalidJson,
+    /// JSON, but not an object with exactly a non-empty string `message`
+    /// holding a non-whitespace character.
+    InvalidMessage,
+    /// More Unicode scalar values than the configured maximum.
+    MessageTooLong,
+    /// A binary frame.
+    BinaryNotSupported,
+    /// Over the per-connection message rate.
+    RateLimited,
+}
+
+impl AckError {
+    /// Every variant, for metrics.
+    pub const ALL: [AckError; 5] = [
+        AckError::InvalidJson,
+        AckError::InvalidMessage,
+        AckError::MessageTooLong,
+        AckError::BinaryNotSupported,
+        AckError::RateLimited,
+    ];
+
+    /// The snake_case code sent in the ack.
+    pub fn code(self) -> &'static str {
+        match self {
+            AckError::InvalidJson => "invalid_json",
+            AckError::InvalidMessage => "invalid_message",
+            AckError::MessageTooLong => "message_too_long",
+            AckError::BinaryNotSupported => "binary_not_supported",
+            AckError::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// Decodes a client's text frame into the chat text it carries, checking
+/// the shape and the length rules of the spec (`max_chars` Unicode scalar
+/// values, at least one non-whitespace character).
+pub fn decode_chat_text(frame: &str, max_chars: usize) -> Result<ChatFrame<'_>, AckError> {
+    // serde would also take a struct from an array (`["hi"]`); only an
+    // object is a chat frame.
+    let is_object = frame
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{');
+    let typed = if is_object {
+        serde_json::from_str::<ClientFrame<'_>>(frame).ok()
+    } else {
+        None
+    };
+    let (text, client_id) = match typed {
+        Some(f) => (f.message, f.client_id),
+        // The typed decoder stops at the first problem, which may be a
+        // shape problem hiding a syntax error later on (`{"x": NaN}`), so
+        // tell the two apart with a full syntax check. Only errors pay it.
+        None if serde_json::from_str::<serde_json::Value>(frame).is_err() => {
+            return Err(AckError::InvalidJson);
+        }
+        None => return Err(AckError::InvalidMessage),
+    };
+    if client_id
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_ID)
+    {
+        return Err(AckError::InvalidMessage);
+    }
+    if text.chars().all(char::is_whitespace) {
+        // Also covers the empty string.
+        return Err(AckError::InvalidMessage);
+    }
+    // Count at most max_chars + 1 scalars: enough to decide, bounded work.
+    if text.chars().take(max_chars + 1).count() > max_chars {
+        return Err(AckError::MessageTooLong);
+    }
+    Ok(ChatFrame { text, client_id })
+}
+
+/// A chat message as broadcast, replayed and listed in history.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChatMessage<'a> {
+    /// The text.
+    pub message: &'a str,
+    /// Its author.
+    pub author: &'a str,
+    /// Its id: increasing, gap-free within a server's lifetime.
+    pub id: i64,
+    /// Server time, Unix milliseconds.
+    pub ts: i64,
+}
+
+/// Body of `GET /api/messages`.
+#[derive(Debug, Serialize)]
+pub struct History<'a> {
+    /// The page, oldest first.
+    pub messages: Vec<ChatMessage<'a>>,
+}
+
+/// Body of `GET /api/user/{name}`, fields in the original's order.
+#[derive(Debug, Serialize)]
+pub struct UserInfo<'a> {
+    /// The name as registered.
+    pub username: &'a str,
+    /// Whether the user has an open chat socket.
+    pub online: bool,
+}
+
+/// Frames the server sends on a chat WebSocket.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ServerFrame<'a> {
+    /// `{"event": "join"|"leave", "username": ...}`.
+    Presence {
+        /// `join` or `leave`.
+        event: &'static str,
+        /// Who joined or left.
+        username: &'a str,
+    },
+    /// `{"event": "resync"}`: too much was missed to replay; page the
+    /// history instead.
+    Event {
+        /// The event's name.
+        event: &'static str,
+    },
+    /// `{"message", "author", "id", "ts"}`: a chat message (the first two
+    /// fields are the original's).
+    Message(&'a ChatMessage<'a>),
+    /// `{"status": true, "id": 123}`: the sender's message is stored and
+    /// went out.
+    AckOk {
+        /// Always true.
+        status: bool,
+        /// The message's id.
+        id: i64,
+    },
+    /// `{"status": false, "code": ...}`: the sender's frame was refused.
+    AckErr {
+        /// Always false.
+        status: bool,
+        /// Why.
+        code: &'static str,
+    },
+}
+
+impl ServerFrame<'_> {
+    /// The frame as JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing these plain structs of strings and bools cannot fail.
+        serde_json::to_vec(self).expect("server frames always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AckError::*;
+
+    #[test]
+    fn chat_text_table() {
+        let long_ok = format!(r#"{{"message":"{}"}}"#, "😀".repeat(300));
+        let long_bad = format!(r#"{{"message":"{}"}}"#, "😀".repeat(301));
+        let long_id = format!(r#"{{"message":"x","client_id":"{}"}}"#, "c".repeat(65));
+        let cases: &[(&str, Result<&str, AckError>)] = &[
+            (r#"{"message":"hi","client_id":"c1"}"#, Ok("hi")),
+            (r#"{"message":"hi","client_id":""}"#, Err(InvalidMessage)),
+            (r#"{"message":"hi","client_id":5}"#, Err(InvalidMessage)),
+            (&long_id, Err(InvalidMessage)),
+            (r#"{"message":"hi"}"#, Ok("hi")),
+            (r#"{"message":"a\"b"}"#, Ok("a\"b")),
+            (r#" {"message" : "x"} "#, Ok("x")),
+            (r#"{"message":"\ud83d\ude00"}"#, Ok("😀")),
+            (&long_ok, Ok("")),
+            (&long_bad, Err(MessageTooLong)),
+            ("", Err(InvalidJson)),
+            ("hi", Err(InvalidJson)),
+            (r#"{"message":"hi""#, Err(InvalidJson)),
+            (r#"{"message":NaN}"#, Err(InvalidJson)),
+            (r#"{"x":NaN}"#, Err(InvalidJson)),
+            (r#"{"message":"\ud800"}"#, Err(InvalidJson)),
+            (r#"{"message":"hi"} x"#, Err(InvalidJson)),
+            ("{\"message\":\"a\u{1}b\"}", Err(InvalidJson)),
+            (r#"{"message":""}"#, Err(InvalidMessage)),
+            (r#"{"message":" \n\t\u3000"}"#, Err(InvalidMessage)),
+            (r#"{"message":5}"#, Err(InvalidMessage)),
+            (r#"{"message":null}"#, Err(InvalidMessage)),
+            (r#"{"message":"hi","x":1}"#, Err(InvalidMessage)),
+            (r#"{"message":"a","message":"b"}"#, Err(InvalidMessage)),
+            (r#"{}"#, Err(InvalidMessage)),
+            (r#"["message"]"#, Err(InvalidMessage)),
+            (r#"["hi"]"#, Err(InvalidMessage)),
+            (r#"[NaN]"#, Err(InvalidJson)),
+            (r#""message""#, Err(InvalidMessage)),
+            ("null", Err(InvalidMessage)),
+        ];
+        for (input, want) in cases {
+            let got = decode_chat_text(input, 300).map(|f| f.text);
+            match (want, &got) {
+                (Ok(""), Ok(_)) => {}
+                (Ok(w), Ok(g)) => assert_eq!(w, g, "{input}"),
+                (Err(w), Err(g)) => assert_eq!(w, g, "{input}"),
+                _ => panic!("{input}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn server_frames_keep_the_original_field_order() {
+        let cases = [
+            (
+                ServerFrame::Presence {
+                    event: "join",
+                    username: "ann",
+                },
+                r#"{"event":"join","username":"ann"}"#,
+            ),
+            (
+                ServerFrame::Message(&ChatMessage {
+                    message: "<b>",
+                    author: "ann",
+                    id: 7,
+                    ts: 9,
+                }),
+                r#"{"message":"<b>","author":"ann","id":7,"ts":9}"#,
+            ),
+            (
+                ServerFrame::AckOk {
+                    status: true,
+                    id: 3,
+                },
+                r#"{"status":true,"id":3}"#,
+            ),
+            (
+                ServerFrame::Event { event: "resync" },
+                r#"{"event":"resync"}"#,
+            ),
+            (
+                ServerFrame::AckErr {
+                    status: false,
+                    code: "invalid_json",
+                },
+                r#"{"status":false,"code":"invalid_json"}"#,
+            ),
+        ];
+        for (frame, json) in cases {
+            assert_eq!(String::from_utf8(frame.to_json()).unwrap(), json);
+        }
+    }
+
+    #[test]
+    fn rest_bodies() {
+        assert!(decode_body::<RegisterBody>(br#"{"username":"a"}"#).is_some());
+        for bad in [
+            &br#"{"username":5}"#[..],
+            br#"{"username":"a","x":1}"#,
+            br#"{}"#,
+            br#"[]"#,
+            br#"["a"]"#,
+            b"username=a",
+            br#"{"username":"a","username":"b"}"#,
+        ] {
+            assert!(decode_body::<RegisterBody>(bad).is_none(), "{bad:?}");
+        }
+    }
+}

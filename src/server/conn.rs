@@ -1,0 +1,457 @@
+//! One connection: its phase (HTTP → WebSocket → lingering close), what it
+//! does with readable bytes, and its single timer. Generic over the byte
+//! stream, so the fuzzer drives the same code over memory.
+
+use super::ws::{self, WsState};
+use super::{ConnKind, Env, Timer};
+use crate::api::{self, Ctx, Routed, client::Peer};
+use crate::chat::ConnId;
+use crate::config::LogLevel;
+use crate::http::{self, HttpError, Limits, Method, Parsed, Request, Response};
+use crate::log::escape;
+use crate::metrics::CloseCause;
+use crate::server::outlet::Accepts;
+use crate::wheel::{Millis, TimerId};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+/// A byte stream a connection runs over: a TCP socket, or memory.
+pub trait Transport: Read + Write {
+    /// Stops sending (FIN) while still reading.
+    fn shutdown_write(&mut self);
+}
+
+impl Transport for mio::net::TcpStream {
+    fn shutdown_write(&mut self) {
+        // A peer that is already gone makes this fail; nothing to do then.
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Bytes read from one connection in one turn before others get theirs.
+pub const READ_BUDGET: usize = 64 * 1024;
+
+/// HTTP output queued past which no further pipelined request is parsed
+/// until the client has read some.
+const HTTP_PAUSE_OUTPUT: usize = 256 * 1024;
+
+/// How long a closing connection waits for the peer's EOF after our FIN.
+const LINGER: Millis = Millis(2_000);
+
+/// Where an HTTP connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Between requests (idle deadline).
+    Idle,
+    /// A request head is arriving (head deadline).
+    Head,
+    /// The head is in, the body is arriving (body deadline).
+    Body,
+}
+
+/// State of the HTTP phase.
+#[derive(Debug)]
+pub struct HttpState {
+    buf: Vec<u8>,
+    stage: Stage,
+    continue_sent: bool,
+    /// Parsing stopped because the output queue is full.
+    pub paused: bool,
+    started: Millis,
+}
+
+/// The phases; each owns what it needs.
+pub enum Phase {
+    /// Reading requests, writing responses.
+    Http(HttpState),
+    /// An upgraded WebSocket.
+    Ws(Box<WsState>),
+    /// Our FIN is sent; input is read and dropped until the peer's EOF, so
+    /// that closing with unread input never resets the connection (which
+    /// could destroy the last response before the peer read it).
+    Linger,
+}
+
+/// What to do once the outlet is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFlush {
+    /// Carry on.
+    Stay,
+    /// Send FIN, then linger.
+    Linger(CloseCause),
+}
+
+/// What became of a connection after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Drained to `WouldBlock`; wait for the next event.
+    Idle,
+    /// Stopped by the per-turn budget; serve again next turn.
+    MoreReady,
+    /// Close now (after queueing what is queued is dropped).
+    Close(CloseCause),
+}
+
+/// One connection.
+pub struct Conn<S> {
+    /// Its id (slot and generation).
+    pub id: ConnId,
+    /// The byte stream.
+    pub sock: S,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The phase.
+    pub phase: Phase,
+    /// Its pending timer, if any.
+    pub timer: Option<TimerId>,
+    /// What to do once the outlet is empty.
+    pub after_flush: AfterFlush,
+    /// What it is, for the open-connection gauges.
+    pub kind: ConnKind,
+    /// Why it is lingering, for the closed-connection counter.
+    pub closing_cause: Option<CloseCause>,
+}
+
+impl<S: Transport> Conn<S> {
+    /// A new connection in the HTTP phase with its head deadline armed.
+    pub fn new(id: ConnId, sock: S, peer: SocketAddr, env: &mut Env<'_>) -> Self {
+        let http = HttpState {
+            buf: Vec::new(),
+            stage: Stage::Head,
+            continue_sent: false,
+            paused: false,
+            started: env.now,
+        };
+        let mut conn = Conn {
+            id,
+            sock,
+            peer,
+            phase: Phase::Http(http),
+            timer: None,
+            after_flush: AfterFlush::Stay,
+            kind: ConnKind::Http,
+            closing_cause: None,
+        };
+        conn.arm(env, Millis(env.now.0 + ms(env.cfg.head_timeout)));
+        conn
+    }
+
+    /// Replaces this connection's timer with one at `deadline`.
+    pub fn arm(&mut self, env: &mut Env<'_>, deadline: Millis) {
+        if let Some(old) = self.timer.take() {
+            env.wheel.cancel(old);
+        }
+        self.timer = Some(env.wheel.insert(deadline, Timer::Conn(self.id)));
+    }
+
+    /// Cancels this connection's timer.
+    pub fn disarm(&mut self, env: &mut Env<'_>) {
+        if let Some(old) = self.timer.take() {
+            env.wheel.cancel(old);
+        }
+    }
+
+    /// The socket is readable (or a turn's budget ran out last time).
+    pub fn on_readable(&mut self, env: &mut Env<'_>) -> Step {
+        match self.phase {
+            Phase::Http(_) => self.http_readable(env),
+            Phase::Ws(_) => ws::readable(self, env),
+            Phase::Linger => self.linger_readable(env),
+        }
+    }
+
+    /// This connection's timer fired.
+    pub fn on_timer(&mut self, env: &mut Env<'_>) -> Step {
+        self.timer = None;
+        match self.phase {
+            // Slowloris, a stalled body, or an idle keep-alive connection:
+            // close without a response.
+            Phase::Http(_) | Phase::Linger => Step::Close(CloseCause::Timeout),
+            Phase::Ws(_) => ws::on_timer(self, env),
+        }
+    }
+
+    /// The outlet is empty: act on `after_flush`.
+    pub fn on_flushed(&mut self, env: &mut Env<'_>) -> Step {
+        match self.after_flush {
+            AfterFlush::Stay => Step::Idle,
+            AfterFlush::Linger(cause) => {
+                self.after_flush = AfterFlush::Stay;
+                if let Phase::Ws(_) = self.phase {
+                    ws::closed(self, env);
+                }
+                self.closing_cause = Some(cause);
+                self.sock.shutdown_write();
+                self.phase = Phase::Linger;
+                self.arm(env, Millis(env.now.0 + LINGER.0));
+                self.linger_readable(env)
+            }
+        }
+    }
+
+    fn linger_readable(&mut self, env: &mut Env<'_>) -> Step {
+        let mut budget = READ_BUDGET;
+        loop {
+            match self.sock.read(env.scratch) {
+                Ok(0) => return Step::Close(CloseCause::Done),
+                Ok(n) if n >= budget => return Step::MoreReady,
+                Ok(n) => budget -= n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Idle,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Step::Close(CloseCause::Done),
+            }
+        }
+    }
+
+    fn http_readable(&mut self, env: &mut Env<'_>) -> Step {
+        let limits = limits(env);
+        let Phase::Http(http) = &mut self.phase else {
+            unreachable!("checked by caller")
+        };
+        let cap = limits.max_request_bytes();
+        let mut budget = READ_BUDGET;
+        let mut eof = false;
+        while !http.paused && http.buf.len() < cap && budget > 0 {
+            let room = (cap - http.buf.len()).min(env.scratch.len());
+            match self.sock.read(&mut env.scratch[..room]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    env.metrics.bytes_in += n as u64;
+                    http.buf.extend_from_slice(&env.scratch[..n]);
+                    budget = budget.saturating_sub(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Step::Close(CloseCause::Peer),
+            }
+        }
+        let step = self.process_http(env);
+        if step != Step::Idle {
+            return step;
+        }
+        match &self.phase {
+            // The peer is gone, or at least done sending; what it sent
+            // is answered, then the connection closes.
+            Phase::Http(_) if eof && self.after_flush == AfterFlush::Stay => {
+                self.after_flush = AfterFlush::Linger(CloseCause::Peer);
+                Step::Idle
+            }
+            Phase::Http(h) if budget == 0 && !h.paused => Step::MoreReady,
+            _ => Step::Idle,
+        }
+    }
+
+    /// Parses and answers every complete request in the buffer, in order.
+    pub fn process_http(&mut self, env: &mut Env<'_>) -> Step {
+        let limits = limits(env);
+        loop {
+            let Phase::Http(http) = &mut self.phase else {
+                return Step::Idle;
+            };
+            if self.after_flush != AfterFlush::Stay {
+                // Closing after the current response: ignore what follows.
+                http.buf.clear();
+                return Step::Idle;
+            }
+            let queued = env.fan.outlets[super::fanout::slot_of(self.id)].queued();
+            http.paused = queued > HTTP_PAUSE_OUTPUT;
+            if http.paused {
+                return Step::Idle;
+            }
+            match http::parse_request(&http.buf, &limits) {
+                Ok(Parsed::Complete(req, used)) => {
+                    http.buf.drain(..used);
+                    self.respond(req, env);
+                    if let Phase::Ws(_) = self.phase {
+                        // Bytes after the upgrade belong to the WebSocket;
+                        // serve them next turn.
+                        return Step::MoreReady;
+                    }
+                }
+                Ok(Parsed::Partial {
+                    head_done,
+                    expect_continue,
+                }) => {
+                    self.partial(head_done, expect_continue, env);
+                    return Step::Idle;
+                }
+                Err(e) => {
+                    self.refuse(e, env);
+                    return Step::Idle;
+                }
+            }
+        }
+    }
+
+    /// An incomplete request: move the stage (and its deadline) along.
+    fn partial(&mut self, head_done: bool, expect_continue: bool, env: &mut Env<'_>) {
+        let Phase::Http(http) = &mut self.phase else {
+            return;
+        };
+        let (stage, timeout) = match (http.buf.is_empty(), head_done) {
+            (true, _) => (Stage::Idle, env.cfg.idle_timeout),
+            (false, false) => (Stage::Head, env.cfg.head_timeout),
+            (false, true) => (Stage::Body, env.cfg.body_timeout),
+        };
+        let send_continue = expect_continue && !http.continue_sent;
+        if stage != http.stage {
+            http.stage = stage;
+            if stage == Stage::Head {
+                http.started = env.now;
+            }
+            self.arm(env, Millis(env.now.0 + ms(timeout)));
+        }
+        if send_continue {
+            let Phase::Http(http) = &mut self.phase else {
+                return;
+            };
+            http.continue_sent = true;
+            if let Some(o) = env.fan.outlet(self.id) {
+                o.push_copy(http::CONTINUE);
+            }
+        }
+    }
+
+    /// Malformed or oversized input: the error response, then close.
+    fn refuse(&mut self, e: HttpError, env: &mut Env<'_>) {
+        if let HttpError::BadRequest(why) = e {
+            env.note = Some(why.to_string());
+        }
+        let resp = e.response();
+        self.send(&resp, http::Version::Http11, false, false, env);
+        self.log_access("-", "-", resp.status, env);
+        self.after_flush = AfterFlush::Linger(CloseCause::Protocol);
+    }
+
+    /// Queues `resp`; returns whether the connection stays open.
+    fn send(
+        &mut self,
+        resp: &Response,
+        v: http::Version,
+        head: bool,
+        keep: bool,
+        env: &mut Env<'_>,
+    ) {
+        let mut bytes = Vec::with_capacity(resp.body.len() + 256);
+        resp.write_to(v, head, keep && !resp.close, &mut bytes);
+        env.metrics.response(resp.status);
+        if let Some(o) = env.fan.outlet(self.id) {
+            o.push_owned(bytes);
+        }
+    }
+
+    fn respond(&mut self, req: Request, env: &mut Env<'_>) {
+        let peer = Peer::of(&req, self.peer.ip(), &env.cfg.trusted_proxies);
+        let mut ctx = Ctx {
+            cfg: env.cfg,
+            chat: env.chat,
+            store: env.store,
+            metrics: &*env.metrics,
+            uptime_secs: env.uptime_secs,
+            now: env.now,
+            out: &mut env.fan,
+            note: None,
+        };
+        let routed = api::handle(&req, &peer, &mut ctx);
+        env.note = ctx.note.take();
+        let client = peer.client.to_string();
+        match routed {
+            Routed::Respond(resp) => {
+                let keep = req.keep_alive && !resp.close;
+                self.send(&resp, req.version, req.method == Method::Head, keep, env);
+                self.log_access(&client, &request_line(&req), resp.status, env);
+                self.after_request(keep, env);
+            }
+            Routed::Upgrade {
+                accept,
+                chat,
+                since,
+            } => {
+                env.metrics.response(101);
+                self.log_access(&client, &request_line(&req), 101, env);
+                let Phase::Http(http) = std::mem::replace(&mut self.phase, Phase::Linger) else {
+                    unreachable!("respond runs in the HTTP phase")
+                };
+                ws::upgrade(self, http.buf, &accept, chat, since, env);
+            }
+        }
+    }
+
+    fn after_request(&mut self, keep: bool, env: &mut Env<'_>) {
+        if !keep {
+            self.after_flush = AfterFlush::Linger(CloseCause::Done);
+            return;
+        }
+        let Phase::Http(http) = &mut self.phase else {
+            return;
+        };
+        http.continue_sent = false;
+        // The next request's deadline starts now: as a head deadline if
+        // its bytes are already here, else as the idle deadline.
+        let (stage, timeout) = if http.buf.is_empty() {
+            (Stage::Idle, env.cfg.idle_timeout)
+        } else {
+            (Stage::Head, env.cfg.head_timeout)
+        };
+        http.stage = stage;
+        http.started = env.now;
+        self.arm(env, Millis(env.now.0 + ms(timeout)));
+    }
+
+    fn log_access(&mut self, client: &str, line: &str, status: u16, env: &mut Env<'_>) {
+        if !env.log.enabled(LogLevel::Info) {
+            env.note = None;
+            return;
+        }
+        let started = match &self.phase {
+            Phase::Http(h) => h.started,
+            _ => env.now,
+        };
+        let took = env.now.0.saturating_sub(started.0);
+        let note = env
+            .note
+            .take()
+            .map(|n| format!(" note={}", escape(&n)))
+            .unwrap_or_default();
+        let client = if client == "-" {
+            self.peer.ip().to_string()
+        } else {
+            client.to_string()
+        };
+        env.log.log(
+            LogLevel::Info,
+            format_args!("http {client} {line} {status} {took}ms{note}"),
+        );
+    }
+
+    /// Whether the outlet holds output this connection is waiting to send.
+    pub fn accepts(&self) -> Accepts {
+        match self.phase {
+            Phase::Http(_) => Accepts::Http,
+            Phase::Ws(_) => Accepts::Frames,
+            Phase::Linger => Accepts::Nothing,
+        }
+    }
+}
+
+/// `METHOD path` for the access log, with the path escaped (it is the
+/// client's text).
+fn request_line(req: &Request) -> String {
+    format!("{} {}", req.method.as_str(), escape(req.path()))
+}
+
+fn limits(env: &Env<'_>) -> Limits {
+    Limits {
+        max_head_bytes: env.cfg.max_head_bytes,
+        max_headers: env.cfg.max_headers,
+        max_body_bytes: env.cfg.max_body_bytes,
+    }
+}
+
+/// A duration in whole milliseconds.
+pub fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,70 @@
+//! The chat's [`Outbox`] over the server's outlets: a broadcast is framed
+//! once and every recipient's queue takes a reference to the same bytes.
+
+use super::outlet::{Accepts, OP_TEXT, Outlet, ws_frame};
+use crate::chat::{ConnId, Outbox};
+use std::rc::Rc;
+
+/// The slot of a connection in the server's tables.
+pub fn slot_of(id: ConnId) -> usize {
+    (id.0 & 0xffff_ffff) as usize
+}
+
+/// The generation of the slot a connection id was issued for.
+pub fn generation_of(id: ConnId) -> u32 {
+    (id.0 >> 32) as u32
+}
+
+/// The id of the connection in `slot` at `generation`.
+pub fn conn_id(slot: usize, generation: u32) -> ConnId {
+    ConnId((u64::from(generation) << 32) | slot as u64)
+}
+
+/// Mutable access to every connection's outlet, and the list of outlets to
+/// flush before the loop sleeps.
+pub struct Fanout<'a> {
+    /// Outlets by slot.
+    pub outlets: &'a mut [Outlet],
+    /// The generation living in each slot; a `ConnId` of another
+    /// generation is stale and gets nothing.
+    pub generations: &'a [u32],
+    /// Slots whose outlet has something new to flush.
+    pub dirty: &'a mut Vec<usize>,
+}
+
+impl Fanout<'_> {
+    /// The outlet of `id`, marked for flushing; `None` when `id` is stale.
+    pub fn outlet(&mut self, id: ConnId) -> Option<&mut Outlet> {
+        let slot = slot_of(id);
+        if self.generations.get(slot) != Some(&generation_of(id)) {
+            return None;
+        }
+        let outlet = &mut self.outlets[slot];
+        if !outlet.dirty {
+            outlet.dirty = true;
+            self.dirty.push(slot);
+        }
+        Some(outlet)
+    }
+}
+
+impl Outbox for Fanout<'_> {
+    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+        let frame: Rc<[u8]> = ws_frame(OP_TEXT, json).into();
+        for id in to {
+            if let Some(outlet) = self.outlet(id) {
+                outlet.push_frame(&frame);
+            }
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+        if let Some(outlet) = self.outlet(conn)
+            && outlet.accepts == Accepts::Frames
+        {
+            // No data frame may follow the close frame the loop writes.
+            outlet.accepts = Accepts::Closing;
+            outlet.close_request = Some((code, reason));
+        }
+    }
+}

@@ -1,0 +1,775 @@
+//! The event loop: the only code that touches mio, sockets, signals or the
+//! clock. One thread, one `Poll`; every timeout comes from one timer wheel.
+//!
+//! A turn: poll (timeout = the next deadline, zero while connections wait
+//! for their share), read the clock once, handle the events, serve the
+//! connections the read budget cut short last turn, fire the timers, then
+//! before sleeping: close what must close (telling the chat, which may
+//! queue `leave` frames), and flush every outlet with new output once.
+
+pub mod conn;
+pub mod fanout;
+pub mod outlet;
+pub mod ws;
+
+use crate::chat::{Chat, ChatConfig, ConnId};
+use crate::config::{Config, LogLevel};
+use crate::http::Response;
+use crate::log::Logger;
+use crate::metrics::{CloseCause, Metrics};
+use crate::store::Store;
+use crate::wheel::{Millis, Wheel};
+use conn::{AfterFlush, Conn, Phase, Step, ms};
+use fanout::{Fanout, conn_id, generation_of, slot_of};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use outlet::{Accepts, Outlet};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+
+/// Connections beyond the limit that are still accepted just to be told
+/// 503 `server_busy`; past these, new connections are closed at once.
+const BUSY_RESERVE: usize = 64;
+
+/// File descriptors kept for the listener, the database, the poll and
+/// signal pipes, and logs, below the open-file limit.
+const FD_RESERVE: usize = 32;
+
+/// After `accept` fails for lack of file descriptors, try again this much
+/// later (not at once: the listener would spin).
+const ACCEPT_BACKOFF: Millis = Millis(100);
+
+/// What a server timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// A connection's deadline (its phase knows which).
+    Conn(ConnId),
+    /// Accepting paused after running out of file descriptors.
+    ResumeAccept,
+    /// The shutdown grace period is over.
+    ShutdownDeadline,
+    /// Write sessions' last activity to the database.
+    SessionFlush,
+    /// Delete a batch of messages past the retention limits.
+    Prune,
+}
+
+/// What a connection is, for the open-connection gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    /// Still HTTP (or lingering after it).
+    Http,
+    /// A chat WebSocket.
+    Chat,
+    /// An `/echo` WebSocket.
+    Echo,
+}
+
+/// Everything a connection's handlers may use during one event.
+pub struct Env<'a> {
+    /// Settings.
+    pub cfg: &'a Config,
+    /// The chat state.
+    pub chat: &'a mut Chat,
+    /// The database.
+    pub store: &'a mut Store,
+    /// Counters.
+    pub metrics: &'a mut Metrics,
+    /// The server's timer wheel.
+    pub wheel: &'a mut Wheel<Timer>,
+    /// Every connection's outlet.
+    pub fan: Fanout<'a>,
+    /// The logger.
+    pub log: &'a Logger,
+    /// This turn's time.
+    pub now: Millis,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// A read buffer shared by all connections.
+    pub scratch: &'a mut [u8],
+    /// A note for the next access-log line.
+    pub note: Option<String>,
+    /// A write to the database failed this turn: its acks must not say
+    /// stored.
+    pub store_failed: &'a mut bool,
+}
+
+/// A start-up failure: one line, and exit code 2.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The state connections share; split from the connection table so a
+/// connection can be borrowed mutably beside it.
+struct Core {
+    cfg: Config,
+    log: Logger,
+    chat: Chat,
+    store: Store,
+    metrics: Metrics,
+    wheel: Wheel<Timer>,
+    outlets: Vec<Outlet>,
+    generations: Vec<u32>,
+    dirty: Vec<usize>,
+    scratch: Vec<u8>,
+    start: Instant,
+    /// `Millis` at `start`. Not zero: sessions and `client_id`s restored at
+    /// start-up have times before it, and `Millis` cannot go negative.
+    base: u64,
+    store_failed: bool,
+    /// Session activity is due to be written at the end of this turn.
+    flush_sessions: bool,
+}
+
+impl Core {
+    fn env(&mut self, now: Millis) -> Env<'_> {
+        Env {
+            cfg: &self.cfg,
+            chat: &mut self.chat,
+            store: &mut self.store,
+            metrics: &mut self.metrics,
+            wheel: &mut self.wheel,
+            fan: Fanout {
+                outlets: &mut self.outlets,
+                generations: &self.generations,
+                dirty: &mut self.dirty,
+            },
+            log: &self.log,
+            now,
+            uptime_secs: now.0 / 1000,
+            scratch: &mut self.scratch,
+            note: None,
+            store_failed: &mut self.store_failed,
+        }
+    }
+
+    fn mark_dirty(&mut self, slot: usize) {
+        if !self.outlets[slot].dirty {
+            self.outlets[slot].dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+}
+
+/// The server: a bound listener and everything the loop owns.
+pub struct Server {
+    poll: Poll,
+    events: Events,
+    listener: Option<TcpListener>,
+    /// The listener while accepting is paused for lack of descriptors.
+    paused_listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    signals: Signals,
+    core: Core,
+    conns: Vec<Option<Conn<TcpStream>>>,
+    free: Vec<usize>,
+    open: usize,
+    max_conns: usize,
+    ready: Vec<ConnId>,
+    closing: Vec<(ConnId, CloseCause)>,
+    fired: Vec<Timer>,
+    shutting_down: bool,
+    deadline_passed: bool,
+}
+
+impl Server {
+    /// Binds the listener and prepares the loop.
+    pub fn bind(cfg: Config, store: Store, log: Logger) -> Result<Server, StartError> {
+        let fail = |what: &str, e: io::Error| StartError(format!("{what}: {e}"));
+        let poll = Poll::new().map_err(|e| fail("cannot create the event loop", e))?;
+        let mut listener = TcpListener::bind(cfg.listen)
+            .map_err(|e| fail(&format!("cannot listen on {}", cfg.listen), e))?;
+        let local_addr = listener.local_addr().map_err(|e| fail("listener", e))?;
+        let registry = poll.registry();
+        registry
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| fail("poll", e))?;
+        let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| fail("signals", e))?;
+        registry
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| fail("poll", e))?;
+        let max_conns = fit_to_fd_limit(cfg.max_connections, &log);
+        let base = ms(cfg.session_ttl) + ms(cfg.dedupe_window) + 1000;
+        let unix_now = unix_ms_now();
+        let chat = Chat::new(chat_config(&cfg), Millis(base), unix_now - base as i64);
+        let mut wheel = Wheel::new(Millis(base));
+        wheel.insert(Millis(base + ms(cfg.session_flush)), Timer::SessionFlush);
+        wheel.insert(Millis(base), Timer::Prune);
+        let mut core = Core {
+            log,
+            chat,
+            store,
+            metrics: Metrics::default(),
+            wheel,
+            outlets: Vec::new(),
+            generations: Vec::new(),
+            dirty: Vec::new(),
+            scratch: vec![0; conn::READ_BUDGET.min(16 * 1024)],
+            start: Instant::now(),
+            base,
+            store_failed: false,
+            flush_sessions: false,
+            cfg,
+        };
+        restore(&mut core, unix_now).map_err(|e| StartError(e.to_string()))?;
+        Ok(Server {
+            poll,
+            events: Events::with_capacity(1024),
+            listener: Some(listener),
+            paused_listener: None,
+            local_addr,
+            signals,
+            core,
+            conns: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            max_conns,
+            ready: Vec::new(),
+            closing: Vec::new(),
+            fired: Vec::new(),
+            shutting_down: false,
+            deadline_passed: false,
+        })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn now(&self) -> Millis {
+        Millis(self.core.base + ms(self.core.start.elapsed()))
+    }
+
+    /// Runs until SIGTERM/SIGINT and the graceful shutdown are done.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut tokens: Vec<(Token, bool, bool)> = Vec::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout(self.now());
+            match self.poll.poll(&mut self.events, timeout) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            let now = self.now();
+            // Readiness is a hint: copy it out, then act on it.
+            tokens.clear();
+            tokens.extend(self.events.iter().map(|e| {
+                (
+                    e.token(),
+                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_writable(),
+                )
+            }));
+            for &(token, readable, writable) in &tokens {
+                self.dispatch(token, readable, writable, now);
+            }
+            self.serve_ready(now);
+            self.fire_timers(now);
+            self.before_sleep(now);
+            if self.shutting_down && (self.open == 0 || self.deadline_passed) {
+                break;
+            }
+        }
+        self.finish()
+    }
+
+    fn poll_timeout(&self, now: Millis) -> Option<Duration> {
+        if !self.ready.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let next = [
+            self.core.wheel.next_deadline(),
+            self.core.chat.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        Some(Duration::from_millis(next.0.saturating_sub(now.0)))
+    }
+
+    fn dispatch(&mut self, token: Token, readable: bool, writable: bool, now: Millis) {
+        match token {
+            LISTENER => self.accept(now),
+            SIGNALS => {
+                if self.signals.pending().next().is_some() {
+                    self.begin_shutdown(now);
+                }
+            }
+            Token(t) => {
+                let id = ConnId(t as u64);
+                if !self.is_live(id) {
+                    return;
+                }
+                if writable && !self.core.outlets[slot_of(id)].is_empty() {
+                    self.core.mark_dirty(slot_of(id));
+                }
+                if readable {
+                    self.serve(id, now);
+                }
+            }
+        }
+    }
+
+    fn is_live(&self, id: ConnId) -> bool {
+        let slot = slot_of(id);
+        self.core.generations.get(slot) == Some(&generation_of(id))
+            && self.conns.get(slot).is_some_and(Option::is_some)
+    }
+
+    /// Reads from a connection and acts on what it read.
+    fn serve(&mut self, id: ConnId, now: Millis) {
+        let Some(conn) = self.conns[slot_of(id)].as_mut() else {
+            return;
+        };
+        let mut env = self.core.env(now);
+        let step = conn.on_readable(&mut env);
+        self.after_step(id, step);
+    }
+
+    fn after_step(&mut self, id: ConnId, step: Step) {
+        match step {
+            Step::Idle => {}
+            Step::MoreReady => self.ready.push(id),
+            Step::Close(cause) => self.closing.push((id, cause)),
+        }
+        let closing = self.conns[slot_of(id)]
+            .as_ref()
+            .is_some_and(|c| c.after_flush != AfterFlush::Stay);
+        if closing {
+            // The flush step acts on `after_flush`, even with nothing queued.
+            self.core.mark_dirty(slot_of(id));
+        }
+    }
+
+    fn serve_ready(&mut self, now: Millis) {
+        let ready = std::mem::take(&mut self.ready);
+        for id in ready {
+            if self.is_live(id) {
+                self.serve(id, now);
+            }
+        }
+    }
+
+    fn accept(&mut self, now: Millis) {
+        while let Some(listener) = &self.listener {
+            match listener.accept() {
+                Ok((sock, peer)) => self.admit(sock, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_out_of_fds(&e) => {
+                    self.core
+                        .log
+                        .log(LogLevel::Warn, format_args!("accept paused: {e}"));
+                    self.pause_accept(now);
+                    return;
+                }
+                // A connection that died in the backlog, or an interrupted
+                // call: carry on with the next.
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn pause_accept(&mut self, now: Millis) {
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+            self.core
+                .wheel
+                .insert(Millis(now.0 + ACCEPT_BACKOFF.0), Timer::ResumeAccept);
+            self.paused_listener = Some(l);
+        }
+    }
+
+    fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr, now: Millis) {
+        let busy = self.open >= self.max_conns;
+        if busy && self.open >= self.max_conns + BUSY_RESERVE {
+            self.core.metrics.closed(CloseCause::Busy);
+            return;
+        }
+        // Latency over batching: chat frames are small and go out at once.
+        let _ = sock.set_nodelay(true);
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.core.outlets.push(Outlet::new(0, Accepts::Nothing));
+            self.core.generations.push(0);
+            self.conns.len() - 1
+        });
+        let id = conn_id(slot, self.core.generations[slot]);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if self
+            .poll
+            .registry()
+            .register(&mut sock, Token(id.0 as usize), interest)
+            .is_err()
+        {
+            self.free.push(slot);
+            return;
+        }
+        self.core.outlets[slot] = Outlet::new(self.core.cfg.max_output_bytes, Accepts::Http);
+        self.open += 1;
+        self.core.metrics.open_http += 1;
+        let mut env = self.core.env(now);
+        let mut conn = Conn::new(id, sock, peer, &mut env);
+        if busy {
+            let mut bytes = Vec::new();
+            let resp = Response::error(503, "server_busy").closing();
+            resp.write_to(crate::http::Version::Http11, false, false, &mut bytes);
+            env.metrics.response(503);
+            env.fan.outlet(id).expect("just made").push_owned(bytes);
+            conn.after_flush = AfterFlush::Linger(CloseCause::Busy);
+        }
+        self.conns[slot] = Some(conn);
+        self.serve(id, now);
+    }
+}
+
+impl Server {
+    fn fire_timers(&mut self, now: Millis) {
+        let mut fired = std::mem::take(&mut self.fired);
+        self.core.wheel.advance(now, &mut fired);
+        for timer in fired.drain(..) {
+            match timer {
+                Timer::Conn(id) => self.conn_timer(id, now),
+                Timer::ResumeAccept => self.resume_accept(now),
+                Timer::ShutdownDeadline => self.deadline_passed = true,
+                Timer::SessionFlush => {
+                    self.core.flush_sessions = true;
+                    let next = Millis(now.0 + ms(self.core.cfg.session_flush));
+                    self.core.wheel.insert(next, Timer::SessionFlush);
+                }
+                Timer::Prune => prune(&mut self.core, now),
+            }
+        }
+        self.fired = fired;
+        self.core.chat.handle_timeouts(now);
+    }
+
+    fn conn_timer(&mut self, id: ConnId, now: Millis) {
+        if !self.is_live(id) {
+            return;
+        }
+        let conn = self.conns[slot_of(id)].as_mut().expect("live");
+        let mut env = self.core.env(now);
+        let step = conn.on_timer(&mut env);
+        self.after_step(id, step);
+    }
+
+    fn resume_accept(&mut self, now: Millis) {
+        let Some(mut l) = self.paused_listener.take() else {
+            return;
+        };
+        if self
+            .poll
+            .registry()
+            .register(&mut l, LISTENER, Interest::READABLE)
+            .is_ok()
+        {
+            self.listener = Some(l);
+            // Connections may be waiting in the backlog with no new event
+            // to announce them.
+            self.accept(now);
+        }
+    }
+
+    /// SIGTERM/SIGINT: stop accepting, finish responses in flight, close
+    /// every WebSocket with 1001, and give it all `shutdown_grace`.
+    fn begin_shutdown(&mut self, now: Millis) {
+        if std::mem::replace(&mut self.shutting_down, true) {
+            return;
+        }
+        self.core.log.log(
+            LogLevel::Info,
+            format_args!("shutting down: {} connections open", self.open),
+        );
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.paused_listener = None;
+        let grace = ms(self.core.cfg.shutdown_grace);
+        self.core
+            .wheel
+            .insert(Millis(now.0 + grace), Timer::ShutdownDeadline);
+        for slot in 0..self.conns.len() {
+            let Some(conn) = self.conns[slot].as_mut() else {
+                continue;
+            };
+            let id = conn.id;
+            let mut env = self.core.env(now);
+            match conn.phase {
+                Phase::Http(_) => conn.after_flush = AfterFlush::Linger(CloseCause::Shutdown),
+                Phase::Ws(_) => ws::start_close(conn, 1001, "going away", &mut env),
+                Phase::Linger => {}
+            }
+            self.after_step(id, Step::Idle);
+        }
+    }
+
+    /// Before sleeping: apply what the turn asked for (close requests, slow
+    /// consumers, closes), then write every outlet with new output. Closing
+    /// a chat socket queues `leave` for the others, which may push another
+    /// over its limit, so this settles in rounds until nothing is left.
+    fn before_sleep(&mut self, now: Millis) {
+        persist_turn(&mut self.core, now);
+        loop {
+            let dirty = std::mem::take(&mut self.core.dirty);
+            for &slot in &dirty {
+                self.apply_flags(slot, now);
+            }
+            while let Some((id, cause)) = self.closing.pop() {
+                self.close_conn(id, cause, now);
+            }
+            for &slot in &dirty {
+                self.flush(slot, now);
+            }
+            if self.core.dirty.is_empty() && self.closing.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn apply_flags(&mut self, slot: usize, now: Millis) {
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return;
+        };
+        let outlet = &mut self.core.outlets[slot];
+        if outlet.overflow {
+            self.closing.push((conn.id, CloseCause::SlowConsumer));
+        } else if let Some((code, reason)) = outlet.close_request.take() {
+            let mut env = self.core.env(now);
+            ws::start_close(conn, code, reason, &mut env);
+        }
+    }
+
+    /// Writes the outlet of `slot` once (until the socket would block).
+    fn flush(&mut self, slot: usize, now: Millis) {
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return;
+        };
+        let outlet = &mut self.core.outlets[slot];
+        outlet.dirty = false;
+        if outlet.overflow {
+            return;
+        }
+        let id = conn.id;
+        match outlet.write_to(&mut conn.sock) {
+            Ok(n) => self.core.metrics.bytes_out += n as u64,
+            Err(_) => return self.closing.push((id, CloseCause::Peer)),
+        }
+        if !self.core.outlets[slot].is_empty() {
+            // The socket is full; its writable event brings us back.
+            return;
+        }
+        let mut env = self.core.env(now);
+        let step = conn.on_flushed(&mut env);
+        let resume = matches!(&conn.phase, Phase::Http(h) if h.paused);
+        if resume {
+            // Parsing stopped while the output was full; it is empty now.
+            self.ready.push(id);
+        }
+        self.after_step(id, step);
+    }
+
+    /// Ends connection `id` now: the chat hears of it, its timer and
+    /// registration go, and its slot is free for a new generation.
+    fn close_conn(&mut self, id: ConnId, cause: CloseCause, now: Millis) {
+        if !self.is_live(id) {
+            return;
+        }
+        let slot = slot_of(id);
+        let mut conn = self.conns[slot].take().expect("live");
+        let mut env = self.core.env(now);
+        ws::closed(&mut conn, &mut env);
+        conn.disarm(&mut env);
+        let m = &mut self.core.metrics;
+        m.closed(conn.closing_cause.unwrap_or(cause));
+        match conn.kind {
+            ConnKind::Http => m.open_http -= 1,
+            ConnKind::Chat => m.open_ws -= 1,
+            ConnKind::Echo => m.open_echo -= 1,
+        }
+        let _ = self.poll.registry().deregister(&mut conn.sock);
+        let outlet = &mut self.core.outlets[slot];
+        outlet.clear();
+        outlet.accepts = Accepts::Nothing;
+        outlet.overflow = false;
+        outlet.close_request = None;
+        // A stale id (in a timer or the ready list) can never reach the
+        // slot's next connection.
+        self.core.generations[slot] = self.core.generations[slot].wrapping_add(1);
+        self.free.push(slot);
+        self.open -= 1;
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        let now = self.now();
+        let ids: Vec<ConnId> = self.conns.iter().flatten().map(|c| c.id).collect();
+        for id in ids {
+            self.close_conn(id, CloseCause::Shutdown, now);
+        }
+        self.core.flush_sessions = true;
+        persist_turn(&mut self.core, now);
+        let Core { store, log, .. } = self.core;
+        match store.close() {
+            Ok(()) => log.log(LogLevel::Info, format_args!("stopped")),
+            Err(e) => log.log(LogLevel::Error, format_args!("closing the database: {e}")),
+        }
+        Ok(())
+    }
+}
+
+fn chat_config(cfg: &Config) -> ChatConfig {
+    ChatConfig {
+        session_ttl: Millis(ms(cfg.session_ttl)),
+        max_chars: cfg.max_message_chars,
+        burst: cfg.chat_burst,
+        rate_per_sec: cfg.chat_rate_per_sec,
+        register_limit: cfg.register_limit,
+        register_window: Millis(ms(cfg.register_window)),
+        login_fail_limit: cfg.login_fail_limit,
+        login_window: Millis(ms(cfg.login_window)),
+        dedupe_window: Millis(ms(cfg.dedupe_window)),
+    }
+}
+
+/// Wall-clock Unix milliseconds (only for timestamps and stored times;
+/// every timeout runs on the monotonic clock).
+fn unix_ms_now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `Millis` of a stored Unix time, `age` before `now`, never below zero.
+fn millis_ago(now: Millis, now_unix: i64, then_unix: i64) -> Millis {
+    let age = u64::try_from(now_unix.saturating_sub(then_unix)).unwrap_or(0);
+    Millis(now.0.saturating_sub(age))
+}
+
+/// Start-up: message ids continue after the stored ones, live sessions and
+/// recent `client_id`s come back with their remaining time, and sessions
+/// that ended while the server was down are deleted.
+fn restore(core: &mut Core, unix_now: i64) -> Result<(), crate::store::StoreError> {
+    let now = Millis(core.base);
+    let ttl = ms(core.cfg.session_ttl);
+    core.chat.set_last_id(core.store.max_message_id()?);
+    for s in core.store.load_sessions()? {
+        let last = millis_ago(now, unix_now, s.last_active);
+        match crate::chat::SessionKey::from_hex(&s.token_hash) {
+            Some(key) if now.0 - last.0 < ttl => {
+                core.chat.restore_session(key, s.user, &s.name, last)
+            }
+            _ => core.store.delete_session(&s.token_hash)?,
+        }
+    }
+    let window = i64::try_from(ms(core.cfg.dedupe_window)).unwrap_or(i64::MAX);
+    for (user, client_id, id, ts) in core.store.recent_client_ids(unix_now - window)? {
+        core.chat
+            .restore_client_id(user, &client_id, id, millis_ago(now, unix_now, ts));
+    }
+    core.store.commit()
+}
+
+/// Writes the turn's session changes and commits the turn's batch, then
+/// releases the acks it held: a message is acknowledged only once it is
+/// committed. Runs before any output of the turn is written.
+fn persist_turn(core: &mut Core, now: Millis) {
+    let journal = core.chat.journal();
+    let created = std::mem::take(&mut journal.created);
+    let ended = std::mem::take(&mut journal.ended);
+    let touched = if std::mem::take(&mut core.flush_sessions) {
+        std::mem::take(&mut journal.touched)
+    } else {
+        Default::default()
+    };
+    let mut result = Ok(());
+    for (key, user, at) in created {
+        let at = core.chat.unix_ms(at);
+        result = result.and_then(|()| core.store.insert_session(&key.to_hex(), user, at));
+    }
+    for key in ended {
+        result = result.and_then(|()| core.store.delete_session(&key.to_hex()));
+    }
+    for key in touched {
+        if let Some(at) = core.chat.last_active(&key) {
+            let at = core.chat.unix_ms(at);
+            result = result.and_then(|()| core.store.touch_session(&key.to_hex(), at));
+        }
+    }
+    let result = result.and_then(|()| core.store.commit());
+    if let Err(e) = &result {
+        core.log.log(LogLevel::Error, format_args!("{e}"));
+    }
+    let stored = result.is_ok() && !std::mem::take(&mut core.store_failed);
+    if core.chat.has_pending_acks() {
+        let mut env = core.env(now);
+        env.chat.flush_acks(stored, &mut env.fan);
+    }
+}
+
+/// Most messages deleted per prune step: a short transaction each.
+const PRUNE_BATCH: usize = 500;
+
+/// One retention step: a small batch past the age or count limit, then
+/// again soon while there is more, else after the prune interval.
+fn prune(core: &mut Core, now: Millis) {
+    let max_id = match core.cfg.history_max_messages {
+        0 => None,
+        keep => Some(core.chat.last_id() - i64::try_from(keep).unwrap_or(i64::MAX)),
+    };
+    let before_ts = match ms(core.cfg.history_max_age) {
+        0 => None,
+        age => Some(core.chat.unix_ms(now) - i64::try_from(age).unwrap_or(i64::MAX)),
+    };
+    let deleted = core
+        .store
+        .prune_messages(max_id, before_ts, PRUNE_BATCH)
+        .unwrap_or_else(|e| {
+            core.log.log(LogLevel::Error, format_args!("{e}"));
+            0
+        });
+    let again = if deleted >= PRUNE_BATCH {
+        100
+    } else {
+        ms(core.cfg.prune_interval)
+    };
+    core.wheel.insert(Millis(now.0 + again), Timer::Prune);
+}
+
+fn is_out_of_fds(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM on Linux.
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
+}
+
+/// The connection limit, lowered to fit the process's open-file limit as
+/// `/proc/self/limits` tells it (left as it is where that cannot be read).
+fn fit_to_fd_limit(wanted: usize, log: &Logger) -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    match soft {
+        Some(soft) if soft < wanted + FD_RESERVE + BUSY_RESERVE => {
+            let fit = soft.saturating_sub(FD_RESERVE + BUSY_RESERVE).max(1);
+            log.log(
+                LogLevel::Warn,
+                format_args!(
+                    "max connections lowered from {wanted} to {fit}: the open-file limit is {soft}"
+                ),
+            );
+            fit
+        }
+        _ => wanted,
+    }
+}

@@ -1,0 +1,429 @@
+//! The WebSocket phase: tungstenite's server-role codec over the
+//! connection's stream, with its output going into the connection's outlet
+//! so its pongs and close replies queue in order with our own frames.
+
+use super::conn::{AfterFlush, Conn, Step, Transport, ms};
+use super::outlet::{Accepts, OP_BINARY, OP_TEXT, Outlet, ws_frame};
+use super::{Env, fanout::slot_of};
+use crate::chat::{Accepted, Authed, ConnId};
+use crate::config::LogLevel;
+use crate::log::escape;
+use crate::metrics::CloseCause;
+use crate::protocol::{ChatMessage, ServerFrame};
+use crate::wheel::Millis;
+use std::io::{self, Read, Write};
+use std::rc::Rc;
+use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{Message, Role, WebSocketConfig, WebSocketContext};
+
+/// tungstenite's read buffer per chat socket. It is allocated up front and
+/// zero-filled before each read, and it is most of an idle socket's memory
+/// (measured: 4.8 KiB per idle socket with 2 KiB, 3.8 KiB with 1 KiB), so
+/// it is small: chat frames are about a hundred bytes, and a larger frame
+/// grows the buffer while it is read.
+const READ_BUFFER: usize = 1024;
+
+/// The read buffer of an `/echo` socket: conformance cases send messages
+/// of megabytes, and there are few such sockets.
+const ECHO_READ_BUFFER: usize = 64 * 1024;
+
+/// Messages handled for one socket in one turn before others get theirs.
+const MESSAGE_BUDGET: usize = 64;
+
+/// Message and frame limit of `/echo` (the Autobahn cases go up to 16 MiB).
+const ECHO_MAX_MESSAGE: usize = 16 << 20;
+
+/// The close code of a server shutdown (RFC 6455 1001 `going away`); no
+/// other close we start uses it.
+const GOING_AWAY: u16 = 1001;
+
+/// How long a socket we sent a close frame to may take to answer it.
+const CLOSE_WAIT: Millis = Millis(5_000);
+
+/// State of the WebSocket phase.
+pub struct WsState {
+    ctx: WebSocketContext,
+    /// The user of a chat socket; `None` for `/echo`.
+    user: Option<Rc<str>>,
+    last_rx: Millis,
+    ping_at: Option<Millis>,
+    /// Our close frame is out; waiting for the peer's.
+    closing: bool,
+    /// The close code and reason, for the log line.
+    close_info: Option<(u16, String)>,
+    /// `chat.ws_closed` already ran.
+    left: bool,
+}
+
+/// tungstenite's stream: reads from the socket, writes into the outlet.
+struct Io<'a, S> {
+    sock: &'a mut S,
+    out: &'a mut Outlet,
+    bytes_in: &'a mut u64,
+}
+
+impl<S: Read> Read for Io<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        *self.bytes_in += n as u64;
+        Ok(n)
+    }
+}
+
+impl<S> Write for Io<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.push_copy(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `f` with tungstenite's view of the connection.
+fn with_io<S: Transport, R>(
+    conn: &mut Conn<S>,
+    env: &mut Env<'_>,
+    f: impl FnOnce(&mut WebSocketContext, &mut Io<'_, S>) -> R,
+) -> Option<R> {
+    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
+        return None;
+    };
+    let out = &mut env.fan.outlets[slot_of(conn.id)];
+    if !out.dirty {
+        out.dirty = true;
+        env.fan.dirty.push(slot_of(conn.id));
+    }
+    let mut io = Io {
+        sock: &mut conn.sock,
+        out,
+        bytes_in: &mut env.metrics.bytes_in,
+    };
+    Some(f(&mut ws.ctx, &mut io))
+}
+
+/// Answers the upgrade with 101 and switches `conn` to the WebSocket phase;
+/// `leftover` holds bytes that came after the request head.
+pub fn upgrade<S: Transport>(
+    conn: &mut Conn<S>,
+    leftover: Vec<u8>,
+    accept: &str,
+    chat: Option<Authed>,
+    since: Option<i64>,
+    env: &mut Env<'_>,
+) {
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    let limit = if chat.is_some() {
+        env.cfg.ws_max_message_bytes
+    } else {
+        ECHO_MAX_MESSAGE
+    };
+    let config = WebSocketConfig::default()
+        .read_buffer_size(if chat.is_some() {
+            READ_BUFFER
+        } else {
+            ECHO_READ_BUFFER
+        })
+        .write_buffer_size(0)
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let ctx = WebSocketContext::from_partially_read(leftover, Role::Server, Some(config));
+    let out = env.fan.outlet(conn.id).expect("the connection is live");
+    out.push_copy(head.as_bytes());
+    out.accepts = Accepts::Frames;
+    if chat.is_none() {
+        // An echo socket holds a whole 16 MiB message on its way back.
+        out.set_limit(2 * ECHO_MAX_MESSAGE + env.cfg.max_output_bytes);
+    }
+    let user = chat.as_ref().map(|a| a.name.clone());
+    let state = WsState {
+        ctx,
+        user,
+        last_rx: env.now,
+        ping_at: None,
+        closing: false,
+        close_info: None,
+        left: false,
+    };
+    conn.phase = super::conn::Phase::Ws(Box::new(state));
+    env.metrics.open_http -= 1;
+    conn.kind = if chat.is_some() {
+        env.metrics.open_ws += 1;
+        super::ConnKind::Chat
+    } else {
+        env.metrics.open_echo += 1;
+        super::ConnKind::Echo
+    };
+    if let Some(authed) = chat {
+        if let Some(since) = since {
+            // Before the socket joins the broadcast: the replay ends where
+            // live messages begin, with no gap and no duplicate.
+            replay(conn.id, since, env);
+        }
+        env.chat
+            .ws_open(conn.id, &authed.key, env.now, &mut env.fan);
+        env.log.log(
+            LogLevel::Info,
+            format_args!("ws open user={} conn={}", authed.name, conn.id.0),
+        );
+    }
+    conn.arm(env, Millis(env.now.0 + ms(env.cfg.ping_interval)));
+}
+
+/// Reads and handles messages until the socket would block or the turn's
+/// budget is spent.
+pub fn readable<S: Transport>(conn: &mut Conn<S>, env: &mut Env<'_>) -> Step {
+    for _ in 0..MESSAGE_BUDGET {
+        let bytes_before = env.metrics.bytes_in;
+        let read = with_io(conn, env, |ctx, io| ctx.read(io));
+        let Some(read) = read else { return Step::Idle };
+        // Any byte is a sign of life (SPEC §5.5: closed when nothing at
+        // all arrives), also the part of a frame still coming in.
+        let arrived = env.metrics.bytes_in != bytes_before;
+        if let super::conn::Phase::Ws(ws) = &mut conn.phase
+            && (arrived || read.is_ok())
+        {
+            ws.last_rx = env.now;
+        }
+        match read {
+            Ok(msg) => handle(conn, msg, env),
+            Err(e) => return on_error(conn, e, env),
+        }
+    }
+    Step::MoreReady
+}
+
+/// One received message, handled in place and dropped.
+fn handle<S: Transport>(conn: &mut Conn<S>, msg: Message, env: &mut Env<'_>) {
+    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
+        return;
+    };
+    let is_chat = ws.user.is_some();
+    match msg {
+        Message::Text(text) if is_chat => {
+            if let Some(accepted) = env.chat.ws_text(conn.id, &text, env.now, &mut env.fan) {
+                store_message(&accepted, env);
+            }
+        }
+        Message::Binary(_) if is_chat => env.chat.ws_binary(conn.id, env.now),
+        Message::Text(text) => echo(conn, OP_TEXT, text.as_bytes(), env),
+        Message::Binary(data) => echo(conn, OP_BINARY, &data, env),
+        Message::Close(frame) => {
+            // tungstenite queued the reply; the chat hears of it now.
+            let info = frame.map_or((1005, String::new()), |f| {
+                (f.code.into(), f.reason.to_string())
+            });
+            ws.close_info.get_or_insert(info);
+            closed(conn, env);
+        }
+        // tungstenite queued the pong; receiving anything is all a pong means.
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+    }
+}
+
+/// Stores an accepted message in the turn's batch, at once: a socket that
+/// resumes later in this turn must find it.
+fn store_message(accepted: &Accepted, env: &mut Env<'_>) {
+    if !env.cfg.store_messages {
+        return;
+    }
+    if let Err(e) = env.store.insert_message(&accepted.row()) {
+        env.log.log(LogLevel::Error, format_args!("{e}"));
+        *env.store_failed = true;
+    }
+}
+
+/// Queues the stored messages after `since` for a resuming socket, or
+/// `{"event": "resync"}` when there are more than the configured maximum
+/// (or more bytes than half the socket's output limit): then the client
+/// pages the history instead.
+fn replay(id: ConnId, since: i64, env: &mut Env<'_>) {
+    let max = env.cfg.resume_max;
+    let budget = env.cfg.max_output_bytes / 2;
+    let page = env
+        .store
+        .messages_after(since, max + 1)
+        .unwrap_or_else(|e| {
+            env.log.log(LogLevel::Error, format_args!("{e}"));
+            Vec::new()
+        });
+    let mut frames = Vec::new();
+    for m in page.iter().take(max) {
+        let message = ChatMessage {
+            message: &m.text,
+            author: &m.author,
+            id: m.id,
+            ts: m.ts,
+        };
+        frames.extend_from_slice(&ws_frame(
+            OP_TEXT,
+            &ServerFrame::Message(&message).to_json(),
+        ));
+        if frames.len() > budget {
+            break;
+        }
+    }
+    if page.len() > max || frames.len() > budget {
+        frames = ws_frame(OP_TEXT, &ServerFrame::Event { event: "resync" }.to_json());
+    }
+    if let Some(out) = env.fan.outlet(id) {
+        out.push_owned(frames);
+    }
+}
+
+fn echo<S: Transport>(conn: &mut Conn<S>, opcode: u8, payload: &[u8], env: &mut Env<'_>) {
+    if let Some(out) = env.fan.outlet(conn.id)
+        && out.accepts == Accepts::Frames
+    {
+        out.push_owned(ws_frame(opcode, payload));
+    }
+}
+
+/// What a tungstenite error means for the connection.
+fn on_error<S: Transport>(conn: &mut Conn<S>, e: WsError, env: &mut Env<'_>) -> Step {
+    let (code, reason) = match e {
+        WsError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            // Push out the pongs and close replies tungstenite holds back.
+            let _ = with_io(conn, env, |ctx, io| ctx.flush(io));
+            return Step::Idle;
+        }
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            conn.after_flush = AfterFlush::Linger(CloseCause::Done);
+            return Step::Idle;
+        }
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) | WsError::Io(_) => {
+            set_close_info(conn, 1006, "connection lost");
+            closed(conn, env);
+            return Step::Close(CloseCause::Peer);
+        }
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => (1009, "message too big"),
+        WsError::Capacity(_) => (1009, "frame too big"),
+        WsError::Utf8(_) => (1007, "invalid utf-8"),
+        _ => (1002, "protocol error"),
+    };
+    fail(conn, code, reason, env);
+    Step::Idle
+}
+
+/// Fails the connection: a close frame with `code`, then FIN without
+/// waiting for the peer's reply.
+fn fail<S: Transport>(conn: &mut Conn<S>, code: u16, reason: &'static str, env: &mut Env<'_>) {
+    set_close_info(conn, code, reason);
+    send_close(conn, code, reason, env);
+    closed(conn, env);
+    conn.after_flush = AfterFlush::Linger(CloseCause::Protocol);
+}
+
+fn set_close_info<S>(conn: &mut Conn<S>, code: u16, reason: &str) {
+    if let super::conn::Phase::Ws(ws) = &mut conn.phase {
+        ws.close_info.get_or_insert((code, reason.to_string()));
+    }
+}
+
+/// Queues our close frame; nothing may follow it.
+fn send_close<S: Transport>(
+    conn: &mut Conn<S>,
+    code: u16,
+    reason: &'static str,
+    env: &mut Env<'_>,
+) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    // Errors here mean the socket is already closing; the frame is moot.
+    let _ = with_io(conn, env, |ctx, io| ctx.close(io, Some(frame)));
+    if let Some(out) = env.fan.outlet(conn.id) {
+        out.accepts = Accepts::Closing;
+    }
+}
+
+/// Starts the closing handshake (logout, shutdown): our close frame, then
+/// up to `CLOSE_WAIT` for the peer's reply.
+pub fn start_close<S: Transport>(
+    conn: &mut Conn<S>,
+    code: u16,
+    reason: &'static str,
+    env: &mut Env<'_>,
+) {
+    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
+        return;
+    };
+    if ws.closing {
+        return;
+    }
+    ws.closing = true;
+    set_close_info(conn, code, reason);
+    send_close(conn, code, reason, env);
+    // At shutdown every socket goes in this same turn: announcing each to
+    // the ones not closed yet would only queue n²/2 `leave` frames ahead
+    // of their own close frame.
+    leave_chat(conn, env, code != GOING_AWAY);
+    conn.arm(env, Millis(env.now.0 + CLOSE_WAIT.0));
+}
+
+/// The socket's chat life is over: the others get `leave` (once), and the
+/// close is logged.
+pub fn closed<S>(conn: &mut Conn<S>, env: &mut Env<'_>) {
+    leave_chat(conn, env, true);
+}
+
+/// Like [`closed`]; `announce: false` tells nobody (shutdown).
+fn leave_chat<S>(conn: &mut Conn<S>, env: &mut Env<'_>, announce: bool) {
+    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
+        return;
+    };
+    if std::mem::replace(&mut ws.left, true) {
+        return;
+    }
+    let Some(user) = &ws.user else { return };
+    if announce {
+        env.chat.ws_closed(conn.id, env.now, &mut env.fan);
+    } else {
+        env.chat.ws_going_away(conn.id, env.now);
+    }
+    let (code, reason) = ws.close_info.clone().unwrap_or((1006, String::new()));
+    env.log.log(
+        LogLevel::Info,
+        format_args!(
+            "ws close user={user} conn={} code={code} reason={}",
+            conn.id.0,
+            escape(&reason)
+        ),
+    );
+}
+
+/// The ping timer (or the close wait) fired.
+pub fn on_timer<S: Transport>(conn: &mut Conn<S>, env: &mut Env<'_>) -> Step {
+    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
+        return Step::Idle;
+    };
+    let interval = ms(env.cfg.ping_interval);
+    if ws.closing {
+        return Step::Close(CloseCause::Timeout);
+    }
+    if ws.ping_at.is_some_and(|at| ws.last_rx < at) {
+        // Pinged, and nothing at all came back in time: a dead peer.
+        set_close_info(conn, 1006, "ping timeout");
+        closed(conn, env);
+        return Step::Close(CloseCause::Timeout);
+    }
+    if env.now.0 >= ws.last_rx.0 + interval {
+        ws.ping_at = Some(env.now);
+        let _ = with_io(conn, env, |ctx, io| {
+            ctx.write(io, Message::Ping(Default::default()))
+        });
+        conn.arm(env, Millis(env.now.0 + ms(env.cfg.ping_timeout)));
+    } else {
+        // Heard from since: look again when it has been quiet long enough.
+        ws.ping_at = None;
+        let at = Millis(ws.last_rx.0 + interval);
+        conn.arm(env, at);
+    }
+    Step::Idle
+}

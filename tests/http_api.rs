@@ -1,0 +1,406 @@
+//! Every endpoint of SPEC §4 with every status it can answer, against the
+//! real binary.
+
+mod util;
+
+use std::io::Write;
+use util::{Server, read_response, read_response_to};
+
+fn status_and_error(r: &util::Resp) -> (u16, String) {
+    (
+        r.status,
+        if r.status >= 400 {
+            r.error()
+        } else {
+            String::new()
+        },
+    )
+}
+
+#[test]
+fn register_statuses() {
+    let s = Server::start(&["--register-limit", "0"]);
+    let r = s.post("/api/register", r#"{"username":"alice"}"#);
+    assert_eq!(r.status, 201);
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    assert_eq!(key.len(), 64);
+    assert!(
+        key.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    let cases: &[(&str, u16, &str)] = &[
+        (r#"{"username":"Alice"}"#, 409, "username_taken"),
+        (r#"{"username":"ALICE"}"#, 409, "username_taken"),
+        (r#"{"username":"alice\n"}"#, 400, "invalid_username"),
+        (r#"{"username":"al ice"}"#, 400, "invalid_username"),
+        (r#"{"username":"ålice"}"#, 400, "invalid_username"),
+        (
+            &format!(r#"{{"username":"{}"}}"#, "a".repeat(33)),
+            400,
+            "invalid_username",
+        ),
+        (r#"{"username":""}"#, 422, "invalid_request"),
+        (r#"{"username":5}"#, 422, "invalid_request"),
+        (r#"{"username":"bob","x":1}"#, 422, "invalid_request"),
+        (r#"{}"#, 422, "invalid_request"),
+        (r#"["bob"]"#, 422, "invalid_request"),
+        ("username=bob", 422, "invalid_request"),
+        ("", 422, "invalid_request"),
+        (r#"{"username":"bob""#, 422, "invalid_request"),
+    ];
+    for (body, status, code) in cases {
+        let r = s.post("/api/register", body);
+        assert_eq!(status_and_error(&r), (*status, code.to_string()), "{body}");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{body}");
+    }
+    let long = "b".repeat(32);
+    assert_eq!(
+        s.post("/api/register", &format!(r#"{{"username":"{long}"}}"#))
+            .status,
+        201
+    );
+}
+
+#[test]
+fn register_is_rate_limited_per_address() {
+    let s = Server::start(&["--register-limit", "3", "--register-window", "1h"]);
+    for i in 0..2 {
+        s.register(&format!("user{i}"));
+    }
+    // A refused registration counts too.
+    assert_eq!(s.post("/api/register", "{}").status, 422);
+    let r = s.post("/api/register", r#"{"username":"late"}"#);
+    assert_eq!(status_and_error(&r), (429, "rate_limited".into()));
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&retry), "{retry}");
+    // The limit is checked before anything else.
+    assert_eq!(s.post("/api/register", "nonsense").status, 429);
+}
+
+#[test]
+fn login_statuses_and_cookie() {
+    let s = Server::start(&["--session-ttl", "1234s"]);
+    let key = s.register("carol");
+    let r = s.post("/api/login", &format!(r#"{{"key":"{key}"}}"#));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), serde_json::json!({"username": "carol"}));
+    let cookie = r.header("set-cookie").unwrap();
+    let token = r.session_cookie().unwrap();
+    assert_eq!(token.len(), 32);
+    assert!(token.bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert_eq!(
+        cookie,
+        format!("session={token}; Path=/; Max-Age=1234; HttpOnly; SameSite=Lax")
+    );
+    let cases: &[(&str, u16, &str)] = &[
+        (
+            &format!(r#"{{"key":"{}"}}"#, "0".repeat(64)),
+            401,
+            "invalid_key",
+        ),
+        (r#"{"key":"short"}"#, 401, "invalid_key"),
+        (r#"{"key":""}"#, 422, "invalid_request"),
+        (r#"{"key":1}"#, 422, "invalid_request"),
+        (
+            &format!(r#"{{"key":"{key}","extra":true}}"#),
+            422,
+            "invalid_request",
+        ),
+        ("{", 422, "invalid_request"),
+    ];
+    for (body, status, code) in cases {
+        let r = s.post("/api/login", body);
+        assert_eq!(status_and_error(&r), (*status, code.to_string()), "{body}");
+    }
+    // Every login is a new session; both stay valid (several devices).
+    let t1 = s.login(&key);
+    let t2 = s.login(&key);
+    assert_ne!(t1, t2);
+    assert_eq!(s.get("/api/user/@me", Some(&t1)).status, 200);
+    assert_eq!(s.get("/api/user/@me", Some(&t2)).status, 200);
+}
+
+#[test]
+fn secure_cookie_only_when_a_trusted_proxy_says_https() {
+    let s = Server::start(&[]);
+    let key = s.register("dave");
+    let body = format!(r#"{{"key":"{key}"}}"#);
+    let r = s.request(
+        "POST",
+        "/api/login",
+        &[("X-Forwarded-Proto", "https")],
+        &body,
+    );
+    assert!(r.header("set-cookie").unwrap().ends_with("; Secure"));
+    let r = s.request(
+        "POST",
+        "/api/login",
+        &[("X-Forwarded-Proto", "http")],
+        &body,
+    );
+    assert!(!r.header("set-cookie").unwrap().contains("Secure"));
+    // Loopback is not trusted here, so the header is the client's word.
+    let s = Server::start(&["--trusted-proxies", "10.0.0.0/8"]);
+    let key = s.register("dave");
+    let body = format!(r#"{{"key":"{key}"}}"#);
+    let r = s.request(
+        "POST",
+        "/api/login",
+        &[("X-Forwarded-Proto", "https")],
+        &body,
+    );
+    assert!(!r.header("set-cookie").unwrap().contains("Secure"));
+}
+
+#[test]
+fn failed_logins_are_rate_limited_per_address() {
+    let s = Server::start(&["--login-fail-limit", "2", "--login-window", "10m"]);
+    let key = s.register("erin");
+    let bad = format!(r#"{{"key":"{}"}}"#, "f".repeat(64));
+    for _ in 0..2 {
+        assert_eq!(s.post("/api/login", &bad).status, 401);
+    }
+    let r = s.post("/api/login", &format!(r#"{{"key":"{key}"}}"#));
+    assert_eq!(
+        status_and_error(&r),
+        (429, "rate_limited".into()),
+        "even a good key waits"
+    );
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((590..=600).contains(&retry), "{retry}");
+    // Another client address (through the trusted loopback proxy) is not limited.
+    let r = s.request(
+        "POST",
+        "/api/login",
+        &[("X-Forwarded-For", "192.0.2.7")],
+        &bad,
+    );
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn logout_get_and_post() {
+    let s = Server::start(&[]);
+    let key = s.register("frank");
+    for method in ["GET", "POST"] {
+        let token = s.login(&key);
+        let cookie = format!("session={token}");
+        let r = s.request(method, "/api/logout", &[("Cookie", &cookie)], "");
+        assert_eq!(r.status, 200, "{method}");
+        assert_eq!(r.body, "{}");
+        let clear = "session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax";
+        assert_eq!(r.header("set-cookie"), Some(clear));
+        let me = s.get("/api/user/@me", Some(&token));
+        assert_eq!(
+            status_and_error(&me),
+            (401, "invalid_session".into()),
+            "{method}"
+        );
+    }
+    // Without a cookie, or with an unknown one, logout is still 200.
+    assert_eq!(s.get("/api/logout", None).status, 200);
+    assert_eq!(s.get("/api/logout", Some("nope")).status, 200);
+}
+
+#[test]
+fn head_logout_is_405_and_has_no_side_effect() {
+    let s = Server::start(&[]);
+    let token = s.user("gina");
+    let cookie = format!("session={token}");
+    let mut c = s.connect();
+    c.write_all(util::raw("HEAD", "/api/logout", &[("Cookie", &cookie)], "").as_bytes())
+        .unwrap();
+    let r = read_response_to(&mut c, true).unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, POST"));
+    assert_eq!(
+        s.get("/api/user/@me", Some(&token)).status,
+        200,
+        "still logged in"
+    );
+}
+
+#[test]
+fn authenticated_endpoints_need_a_live_session() {
+    let s = Server::start(&[]);
+    for path in ["/api/online", "/api/user/@me", "/api/user/x"] {
+        let r = s.get(path, None);
+        assert_eq!(
+            status_and_error(&r),
+            (422, "missing_session".into()),
+            "{path}"
+        );
+        let r = s.request("GET", path, &[("Cookie", "session=")], "");
+        assert_eq!(
+            status_and_error(&r),
+            (422, "missing_session".into()),
+            "{path}"
+        );
+        let r = s.request("GET", path, &[("Cookie", "other=1")], "");
+        assert_eq!(
+            status_and_error(&r),
+            (422, "missing_session".into()),
+            "{path}"
+        );
+        let r = s.get(path, Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(
+            status_and_error(&r),
+            (401, "invalid_session".into()),
+            "{path}"
+        );
+        assert!(
+            r.header("set-cookie").unwrap().contains("Max-Age=0"),
+            "{path}"
+        );
+    }
+    let r = s.request("GET", "/ws", &[("Cookie", "session=nope")], "");
+    assert_eq!(status_and_error(&r), (401, "invalid_session".into()));
+    assert_eq!(s.get("/ws", None).status, 422);
+}
+
+#[test]
+fn online_and_user_lookups() {
+    let s = Server::start(&[]);
+    let token = s.user("Henry");
+    s.register("ivy");
+    let r = s.get("/api/online", Some(&token));
+    assert_eq!(r.json(), serde_json::json!({"online_clients": []}));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let me = serde_json::json!({"username": "Henry", "online": false});
+    assert_eq!(s.get("/api/user/@me", Some(&token)).json(), me);
+    assert_eq!(s.get("/api/user/%40me", Some(&token)).json(), me);
+    assert_eq!(
+        s.get("/api/user/henry", Some(&token)).json(),
+        me,
+        "shown as registered"
+    );
+    assert_eq!(
+        s.get("/api/user/IVY", Some(&token)).json()["username"],
+        "ivy"
+    );
+    // The exact field order of the original.
+    assert_eq!(
+        s.get("/api/user/ivy", Some(&token)).body,
+        r#"{"username":"ivy","online":false}"#
+    );
+    for missing in ["/api/user/nobody", "/api/user/", "/api/user/%zz"] {
+        let r = s.get(missing, Some(&token));
+        assert_eq!(
+            status_and_error(&r),
+            (404, "user_not_found".into()),
+            "{missing}"
+        );
+    }
+    assert_eq!(s.get("/api/user/a/b", Some(&token)).status, 404);
+}
+
+#[test]
+fn operations_endpoints() {
+    let s = Server::start(&[]);
+    let r = s.get("/healthz", None);
+    assert_eq!(
+        (r.status, r.json()),
+        (200, serde_json::json!({"status": "ok"}))
+    );
+    let r = s.get("/metrics", None);
+    assert_eq!(r.status, 200);
+    for family in [
+        "piratchat_open_connections{kind=\"http\"} ",
+        "piratchat_open_websockets 0",
+        "piratchat_sessions 0",
+        "piratchat_messages_received_total 0",
+        "piratchat_http_responses_total{status=\"200\"} 1",
+        "piratchat_uptime_seconds",
+        "piratchat_bytes_in_total",
+        "piratchat_acks_total{code=\"ok\"} 0",
+    ] {
+        assert!(r.body.contains(family), "missing {family}:\n{}", r.body);
+    }
+    let r = s.request("GET", "/metrics", &[("X-Forwarded-For", "127.0.0.1")], "");
+    assert_eq!(status_and_error(&r), (404, "not_found".into()));
+}
+
+#[test]
+fn unknown_paths_and_methods() {
+    let s = Server::start(&[]);
+    let cases: &[(&str, &str, u16, Option<&str>)] = &[
+        ("GET", "/nope", 404, None),
+        ("GET", "/api", 404, None),
+        ("GET", "/echo", 404, None),
+        ("GET", "/api/register", 405, Some("POST")),
+        ("PUT", "/api/login", 405, Some("POST")),
+        ("DELETE", "/api/logout", 405, Some("GET, POST")),
+        ("OPTIONS", "/api/online", 405, Some("GET, HEAD")),
+        ("POST", "/api/online", 405, Some("GET, HEAD")),
+        ("POST", "/healthz", 405, Some("GET, HEAD")),
+        ("POST", "/ws", 405, Some("GET")),
+        ("HEAD", "/ws", 405, Some("GET")),
+    ];
+    for (method, path, status, allow) in cases {
+        let mut c = s.connect();
+        c.write_all(util::raw(method, path, &[], "").as_bytes())
+            .unwrap();
+        let r = read_response_to(&mut c, *method == "HEAD").unwrap();
+        assert_eq!(r.status, *status, "{method} {path}");
+        assert_eq!(r.header("allow"), *allow, "{method} {path}");
+        if *method != "HEAD" {
+            let code = if *status == 404 {
+                "not_found"
+            } else {
+                "method_not_allowed"
+            };
+            assert_eq!(r.error(), code, "{method} {path}");
+        }
+        // Not a protocol error: the connection stays open for more.
+        c.write_all(util::raw("GET", "/healthz", &[], "").as_bytes())
+            .unwrap();
+        assert_eq!(
+            read_response(&mut c).unwrap().status,
+            200,
+            "{method} {path}"
+        );
+    }
+}
+
+#[test]
+fn head_has_the_headers_of_get_without_the_body() {
+    let s = Server::start(&[]);
+    let token = s.user("jack");
+    let cookie = format!("session={token}");
+    let mut c = s.connect();
+    c.write_all(util::raw("HEAD", "/api/user/@me", &[("Cookie", &cookie)], "").as_bytes())
+        .unwrap();
+    let head = read_response_to(&mut c, true).unwrap();
+    let get = s.get("/api/user/@me", Some(&token));
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), get.header("content-length"));
+    assert_eq!(head.body, "");
+    // The next response on the connection starts right after the headers.
+    c.write_all(util::raw("GET", "/healthz", &[], "").as_bytes())
+        .unwrap();
+    assert_eq!(read_response(&mut c).unwrap().json()["status"], "ok");
+}
+
+#[test]
+fn the_web_client_is_served_from_the_binary() {
+    let s = Server::start(&[]);
+    for (path, kind, needle) in [
+        ("/", "text/html; charset=utf-8", "<!doctype html>"),
+        ("/app.js", "text/javascript; charset=utf-8", "WebSocket"),
+        ("/style.css", "text/css; charset=utf-8", "{"),
+    ] {
+        let r = s.get(path, None);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some(kind), "{path}");
+        assert!(r.body.contains(needle), "{path}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert!(
+            r.header("content-security-policy")
+                .unwrap()
+                .contains("default-src 'none'")
+        );
+    }
+    let r = s.request("POST", "/", &[], "x");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+    assert_eq!(s.get("/index.html", None).status, 404);
+}

@@ -1,0 +1,79 @@
+//! Start-up and the command line: help, version, and one-line errors with
+//! exit code 2.
+
+mod util;
+
+use std::process::Command;
+use util::{Server, TempDir};
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_piratchat"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.code(), text(out.stdout), text(out.stderr))
+}
+
+#[test]
+fn help_and_version() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    for flag in [
+        "--listen",
+        "PIRATCHAT_LISTEN",
+        "--db",
+        "--session-ttl",
+        "--trusted-proxies",
+        "--max-connections",
+    ] {
+        assert!(out.contains(flag), "--help lacks {flag}");
+    }
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("piratchat "), "{out}");
+}
+
+#[test]
+fn bad_settings_fail_with_one_line_and_code_2() {
+    let dir = TempDir::new();
+    let db = dir.0.join("x.db");
+    let db = db.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["--listen", "nonsense"],
+        &["--session-ttl", "-1"],
+        &["--max-connections", "0"],
+        &["--no-such-flag"],
+        &["--db", "/nonexistent-dir/sub/x.db"],
+    ];
+    for args in cases {
+        let mut all = vec!["--db", db];
+        all.extend_from_slice(args);
+        let (code, _, err) = run(&all);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn port_in_use_fails_with_code_2() {
+    let s = Server::start(&[]);
+    let dir = TempDir::new();
+    let db = dir.0.join("y.db");
+    let addr = s.addr.to_string();
+    let (code, _, err) = run(&["--listen", &addr, "--db", db.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&addr), "{err}");
+}
+
+#[test]
+fn environment_variables_are_settings() {
+    let dir = TempDir::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_piratchat"))
+        .env("PIRATCHAT_LISTEN", "not an address")
+        .env("PIRATCHAT_DB", dir.0.join("z.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PIRATCHAT_LISTEN"));
+}

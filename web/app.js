@@ -7,7 +7,9 @@
 //   as HTML;
 // - the server does not echo our own messages back: each one is shown at once
 //   as "sending" and settled by the next ack, since acks come back in the order
-//   the frames were sent.
+//   the frames were sent;
+// - history (api/messages, ws?since=, ids, client_id) is used only when the
+//   server has it: a 404 from api/messages means an older server.
 'use strict';
 
 (() => {
@@ -54,6 +56,7 @@
     attempt: 0,        // failed connections in a row, for the backoff
     timer: 0,          // pending reconnect
     pending: [],       // our messages awaiting an ack, oldest first
+    sent: 0,           // counter for client_id
     online: [],        // usernames, in the server's order
     history: null,     // null: not known yet; false: server has no history API
     lastId: null,      // newest message id seen, for ws?since= on reconnect
@@ -219,6 +222,7 @@
       if (state.ws !== ws) return;
       state.attempt = 0;
       setStatus('');
+      resendPending(ws);
       updateComposer();
       refreshOnline();
     };
@@ -238,7 +242,13 @@
 
   async function onClose(ev) {
     state.ws = null;
-    failPending('Not confirmed: the connection closed before the server answered.');
+    if (state.history && state.pending.every((p) => p.cid)) {
+      // Sent again with the same client_id once reconnected; the server
+      // stores each at most once.
+      for (const p of state.pending) p.note.textContent = 'Waiting for the connection…';
+    } else {
+      failPending('Not confirmed: the connection closed before the server answered.');
+    }
     updateComposer();
     el.onlineList.classList.add('stale');
     if (ev.code === 1000 && ev.reason === 'logged out') {
@@ -276,6 +286,15 @@
   // Back online after a network change: no need to wait out the backoff.
   window.addEventListener('online', () => { if (state.me && !state.ws) connect(); });
 
+  // Messages whose ack was lost go out again, in order, so acks still match
+  // the queue. Only with client_id (history servers), so nothing is doubled.
+  function resendPending(ws) {
+    for (const p of state.pending) {
+      ws.send(JSON.stringify({ message: p.text, client_id: p.cid }));
+      p.note.textContent = 'Sending…';
+    }
+  }
+
   function onFrame(data) {
     let f;
     try { f = JSON.parse(data); } catch { return; }
@@ -284,6 +303,8 @@
       onAck(f);
     } else if ((f.event === 'join' || f.event === 'leave') && typeof f.username === 'string') {
       onPresence(f.event, f.username);
+    } else if (f.event === 'resync') {
+      resync();
     } else if (typeof f.message === 'string' && typeof f.author === 'string') {
       addMessage(f, 'append');
     }
@@ -295,7 +316,10 @@
     p.li.classList.remove('pending');
     if (f.status) {
       p.note.textContent = '';
-      if (f.id !== undefined && f.id !== null) noteId(f.id, p.li);
+      if (f.id === undefined || f.id === null) return;
+      // Already shown by the replay after a reconnect: drop the copy.
+      if (state.seen.has(String(f.id))) p.li.remove();
+      else noteId(f.id, p.li);
     } else {
       p.li.classList.add('failed');
       p.note.textContent = ACK_ERRORS[f.code] || `Not sent (${f.code}).`;
@@ -363,6 +387,17 @@
     for (const m of list) addMessage(m, 'append', true);
     el.older.hidden = list.length < HISTORY_PAGE;
     scrollToEnd(true);
+  }
+
+  // Too much was missed for the server to replay: start again from the
+  // newest page. Live messages arriving meanwhile find their place by id.
+  async function resync() {
+    // Our own unconfirmed messages stay: their acks are still to come.
+    for (const n of [...el.messages.children]) if (!n.classList.contains('pending')) n.remove();
+    state.seen.clear();
+    state.lastId = state.oldestId = null;
+    addNotice('Many messages were missed; showing the latest.');
+    await loadHistory();
   }
 
   el.older.addEventListener('click', async () => {
@@ -438,7 +473,7 @@
     if (author === state.me) li.classList.add('own');
     if (m.id !== undefined && m.id !== null) noteId(m.id, li);
     if (fromHistory) li.classList.add('old');
-    insert(li, where);
+    insert(li, where, m.id);
   }
 
   function addNotice(text) {
@@ -448,13 +483,23 @@
     insert(li, 'append');
   }
 
-  function insert(li, where) {
+  function insert(li, where, id) {
     if (where === 'prepend') {
       el.messages.prepend(li);
       return;
     }
     const stick = nearEnd();
-    el.messages.append(li);
+    // Normally the end; a message older than some shown one (history that
+    // arrived after live frames) goes before the first newer one.
+    let after = null;
+    if (id !== undefined && id !== null) {
+      for (let n = el.messages.lastElementChild; n; n = n.previousElementSibling) {
+        if (n.dataset.id !== undefined && Number(n.dataset.id) > Number(id)) after = n;
+        else if (n.dataset.id !== undefined) break;
+      }
+    }
+    if (after) el.messages.insertBefore(li, after);
+    else el.messages.append(li);
     while (el.messages.children.length > MAX_SHOWN) {
       el.messages.firstElementChild.remove();
       const first = el.messages.querySelector('li[data-id]');
@@ -510,11 +555,16 @@
     const ws = state.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     if (!/\S/u.test(text) || codePoints(text) > MAX_LEN) return;
-    ws.send(JSON.stringify({ message: text }));
+    const frame = { message: text };
+    let cid;
+    // client_id makes a resend after a lost ack safe; a server without
+    // history would refuse the extra field.
+    if (state.history) frame.client_id = cid = `c${Date.now().toString(36)}-${++state.sent}`;
+    ws.send(JSON.stringify(frame));
     const { li, note } = messageItem(state.me, text, new Date());
     li.classList.add('own', 'pending');
     note.textContent = 'Sending…';
-    state.pending.push({ li, note });
+    state.pending.push({ li, note, text, cid });
     insert(li, 'append');
     scrollToEnd(true);
     el.text.value = '';

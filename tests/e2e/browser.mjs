@@ -92,6 +92,7 @@ try {
     const warning = await page.textContent('#key-box .warning');
     if (!/only password/.test(warning) || !/cannot be recovered/.test(warning)) throw new Error(`warning: ${warning}`);
     await page.locator('#copy-key').waitFor({ state: 'visible' });
+    await page.screenshot({ path: `${SHOTS}/register.png` });
   });
 
   await check('registering a taken name (other case) shows the error', async () => {
@@ -230,11 +231,21 @@ try {
     if (notes.slice(0, firstBad).length < 1) throw new Error('first message already refused');
   });
 
-  await check('reload keeps the session (api/user/@me) and reconnects', async () => {
+  await check('reload keeps the session (api/user/@me), shows history, reconnects', async () => {
     const { page } = ann;
     await page.reload();
     await page.locator('#chat-view').waitFor({ state: 'visible' });
     await waitText(page, '#online-list li', ann.name);
+    // A server with history shows the earlier conversation again.
+    const history = await page.evaluate(async () => (await fetch('api/messages?limit=1')).status);
+    if (history === 200) {
+      await waitText(page, '#messages li.msg .text', 'how are you?');
+      const evils = await page.$$eval('#messages li.msg .text', (ps) => ps.filter((p) => p.textContent.includes('<script>')).length);
+      assertEq(evils, 1, 'the <script> message, once, from history');
+      assertEq(await page.evaluate(() => document.querySelectorAll('#messages b, #messages script').length), 0, 'elements from history');
+    } else if (history !== 404) {
+      throw new Error(`api/messages: ${history}`);
+    }
     assertEq(await page.isDisabled('#send'), true, 'send disabled with an empty box');
     await page.fill('#text', 'back');
     assertEq(await page.isDisabled('#send'), false, 'send enabled when connected');

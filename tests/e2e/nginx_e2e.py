@@ -218,7 +218,8 @@ def host_part(addr):
     return addr
 
 
-ACCESS = re.compile(r"(\S+) (GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH) (\S+) (\d{3})\b")
+# e.g. ... INFO http 127.0.0.2 GET "/api/online" 200 1ms (the path may be quoted)
+ACCESS = re.compile(r'(\S+) (GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH) "?([^\s"]+)"? (\d{3})\b')
 
 
 def wait_log_address(path, request_path, parse, what):

@@ -74,6 +74,18 @@ async function person(name) {
 const ann = await person(`ann${tag}`);
 const ben = await person(`ben${tag}`);
 
+// Ann's WebSockets pass through Playwright, so the test can cut her
+// connection and refuse reconnects for a while, like a network outage.
+const annWs = { block: false, urls: [], current: null };
+await ann.context.routeWebSocket(/\/ws(\?|$)/, (ws) => {
+  annWs.urls.push(ws.url());
+  if (annWs.block) {
+    ws.close({ code: 4000, reason: 'network down (test)' });
+    return;
+  }
+  annWs.current = { ws, server: ws.connectToServer() };
+});
+
 try {
   await check('page loads and shows the login view', async () => {
     await ann.page.goto(BASE);
@@ -174,6 +186,29 @@ try {
       assertEq(tags, 0, `${p.name} <b>/<script> elements in the log`);
       assertEq(p.dialogs, 0, `${p.name} alert dialogs`);
     }
+  });
+
+  await check('connection lost: reconnects by itself, missed messages replayed (ws?since=)', async () => {
+    const history = await ann.page.evaluate(async () => (await fetch('api/messages?limit=1')).status);
+    const { ws, server } = annWs.current;
+    annWs.block = true;
+    server.close();
+    ws.close({ code: 4000, reason: 'network down (test)' });
+    await waitText(ann.page, '#conn-status', 'Reconnecting');
+    await waitText(ben.page, '#messages li.event', `${ann.name} left`);
+    await ben.page.fill('#text', 'sent while Ann was away');
+    await ben.page.press('#text', 'Enter');
+    await ben.page.waitForFunction(() => document.querySelectorAll('#messages li.pending').length === 0, null, { timeout: WAIT });
+    annWs.block = false;
+    // Within the backoff (a few seconds at this point).
+    await waitText(ann.page, '#messages li.msg .text', 'sent while Ann was away', 20000);
+    await waitText(ben.page, '#messages li.event', `${ann.name} joined`);
+    const copies = await ann.page.$$eval('#messages li.msg .text', (ps) => ps.filter((p) => p.textContent === 'sent while Ann was away').length);
+    assertEq(copies, 1, 'copies of the missed message');
+    const last = annWs.urls[annWs.urls.length - 1];
+    if (history === 200 && !/[?&]since=\d+/.test(last)) throw new Error(`reconnect URL without since: ${last}`);
+    if (annWs.urls.length < 2) throw new Error(`no reconnection: ${annWs.urls.length} connection(s)`);
+    await ann.page.waitForFunction(() => !document.getElementById('conn-status').textContent, null, { timeout: WAIT });
   });
 
   await check('300-character counter counts code points', async () => {

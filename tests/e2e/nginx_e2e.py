@@ -52,6 +52,8 @@ class WebSocket:
                                        source_address=(source, 0))
         self.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
         self.buf = b""
+        self.deadline = time.monotonic() + TIMEOUT
+        self.pings = 0  # pings received and answered
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}",
                  "Upgrade: websocket", "Connection: Upgrade",
@@ -81,6 +83,12 @@ class WebSocket:
             raise AssertionError("bad Sec-WebSocket-Accept")
 
     def _fill(self):
+        # One deadline for the whole wait: pings answered on the way must
+        # not extend it.
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("deadline passed")
+        self.sock.settimeout(left)
         chunk = self.sock.recv(65536)
         if not chunk:
             raise WSClosed(1006, "connection lost")
@@ -110,7 +118,7 @@ class WebSocket:
 
     def recv(self, timeout=TIMEOUT):
         """The next text message as JSON; answers pings; raises WSClosed."""
-        self.sock.settimeout(timeout)
+        self.deadline = time.monotonic() + timeout
         message, op = b"", None
         while True:
             b0, b1 = self._take(2)
@@ -124,6 +132,7 @@ class WebSocket:
             if mask:
                 payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
             if opcode == 0x9:
+                self.pings += 1
                 self._send_frame(0xA, payload)
             elif opcode == 0x8:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
@@ -426,6 +435,7 @@ def main():
         # No frames from us for longer than nginx's read timeout: only the
         # server's pings (answered in recv) keep the proxied socket open.
         wa = st["wa"]
+        pings = wa.pings
         deadline = time.monotonic() + args.idle
         while time.monotonic() < deadline:
             try:
@@ -433,6 +443,8 @@ def main():
                 raise AssertionError(f"unexpected frame {msg!r}")
             except socket.timeout:
                 pass
+        if wa.pings == pings:
+            raise AssertionError("no ping from the server while idle")
         wa.send_json({"message": "still here"})
         eq(wa.expect(lambda m: "status" in m, "ack").get("status"), True, "ack after idle")
 

@@ -404,3 +404,40 @@ fn the_web_client_is_served_from_the_binary() {
     assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
     assert_eq!(s.get("/index.html", None).status, 404);
 }
+
+#[test]
+fn regression_access_log_duration_excluded_keep_alive_idle_time() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    c.write_all(util::raw("GET", "/healthz", &[], "").as_bytes())
+        .unwrap();
+    read_response(&mut c).unwrap();
+    // Idle on the kept-alive connection, then a second, instant request.
+    let idle_until = std::time::Instant::now() + std::time::Duration::from_millis(400);
+    util::wait_for("idle time", util::PATIENCE, || {
+        (std::time::Instant::now() >= idle_until).then_some(())
+    });
+    c.write_all(util::raw("GET", "/healthz?second", &[], "").as_bytes())
+        .unwrap();
+    read_response(&mut c).unwrap();
+    let lines = util::wait_for("two access lines", util::PATIENCE, || {
+        let lines: Vec<String> = s
+            .log_lines()
+            .into_iter()
+            .filter(|l| l.contains("GET \"/healthz\" 200"))
+            .collect();
+        (lines.len() == 2).then_some(lines)
+    });
+    let took: u64 = lines[1]
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches("ms")
+        .parse()
+        .unwrap();
+    assert!(
+        took < 300,
+        "the second request took {took}ms by the log: {}",
+        lines[1]
+    );
+}

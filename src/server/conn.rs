@@ -256,6 +256,11 @@ impl<S: Transport> Conn<S> {
                 http.buf.clear();
                 return Step::Idle;
             }
+            if http.stage == Stage::Idle && !http.buf.is_empty() {
+                // A new request starts with its first byte, not at the end
+                // of the previous one (keep-alive idle time is not its own).
+                http.started = env.now;
+            }
             let queued = env.fan.outlets[super::fanout::slot_of(self.id)].queued();
             http.paused = queued > HTTP_PAUSE_OUTPUT;
             if http.paused {

@@ -7,14 +7,15 @@
 //! before sleeping: close what must close (telling the chat, which may
 //! queue `leave` frames), and flush every outlet with new output once.
 
+mod accept;
 pub mod conn;
 pub mod fanout;
 pub mod outlet;
+mod persist;
 pub mod ws;
 
 use crate::chat::{Chat, ChatConfig, ConnId};
 use crate::config::{Config, LogLevel};
-use crate::http::Response;
 use crate::log::Logger;
 use crate::metrics::{CloseCause, Metrics};
 use crate::store::Store;
@@ -199,9 +200,9 @@ impl Server {
         registry
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| fail("poll", e))?;
-        let max_conns = fit_to_fd_limit(cfg.max_connections, &log);
+        let max_conns = accept::fit_to_fd_limit(cfg.max_connections, &log);
         let base = ms(cfg.session_ttl) + ms(cfg.dedupe_window) + 1000;
-        let unix_now = unix_ms_now();
+        let unix_now = persist::unix_ms_now();
         let chat = Chat::new(chat_config(&cfg), Millis(base), unix_now - base as i64);
         let mut wheel = Wheel::new(Millis(base));
         wheel.insert(Millis(base + ms(cfg.session_flush)), Timer::SessionFlush);
@@ -222,7 +223,7 @@ impl Server {
             flush_sessions: false,
             cfg,
         };
-        restore(&mut core, unix_now).map_err(|e| StartError(e.to_string()))?;
+        persist::restore(&mut core, unix_now).map_err(|e| StartError(e.to_string()))?;
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
@@ -361,77 +362,6 @@ impl Server {
             }
         }
     }
-
-    fn accept(&mut self, now: Millis) {
-        while let Some(listener) = &self.listener {
-            match listener.accept() {
-                Ok((sock, peer)) => self.admit(sock, peer, now),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if is_out_of_fds(&e) => {
-                    self.core
-                        .log
-                        .log(LogLevel::Warn, format_args!("accept paused: {e}"));
-                    self.pause_accept(now);
-                    return;
-                }
-                // A connection that died in the backlog, or an interrupted
-                // call: carry on with the next.
-                Err(_) => {}
-            }
-        }
-    }
-
-    fn pause_accept(&mut self, now: Millis) {
-        if let Some(mut l) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut l);
-            self.core
-                .wheel
-                .insert(Millis(now.0 + ACCEPT_BACKOFF.0), Timer::ResumeAccept);
-            self.paused_listener = Some(l);
-        }
-    }
-
-    fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr, now: Millis) {
-        let busy = self.open >= self.max_conns;
-        if busy && self.open >= self.max_conns + BUSY_RESERVE {
-            self.core.metrics.closed(CloseCause::Busy);
-            return;
-        }
-        // Latency over batching: chat frames are small and go out at once.
-        let _ = sock.set_nodelay(true);
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.core.outlets.push(Outlet::new(0, Accepts::Nothing));
-            self.core.generations.push(0);
-            self.conns.len() - 1
-        });
-        let id = conn_id(slot, self.core.generations[slot]);
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if self
-            .poll
-            .registry()
-            .register(&mut sock, Token(id.0 as usize), interest)
-            .is_err()
-        {
-            self.free.push(slot);
-            return;
-        }
-        self.core.outlets[slot] = Outlet::new(self.core.cfg.max_output_bytes, Accepts::Http);
-        self.open += 1;
-        self.core.metrics.open_http += 1;
-        let mut env = self.core.env(now);
-        let mut conn = Conn::new(id, sock, peer, &mut env);
-        if busy {
-            let mut bytes = Vec::new();
-            let resp = Response::error(503, "server_busy").closing();
-            resp.write_to(crate::http::Version::Http11, false, false, &mut bytes);
-            env.metrics.response(503);
-            env.fan.outlet(id).expect("just made").push_owned(bytes);
-            conn.after_flush = AfterFlush::Linger(CloseCause::Busy);
-        }
-        self.conns[slot] = Some(conn);
-        self.serve(id, now);
-    }
 }
 
 impl Server {
@@ -448,7 +378,7 @@ impl Server {
                     let next = Millis(now.0 + ms(self.core.cfg.session_flush));
                     self.core.wheel.insert(next, Timer::SessionFlush);
                 }
-                Timer::Prune => prune(&mut self.core, now),
+                Timer::Prune => persist::prune(&mut self.core, now),
             }
         }
         self.fired = fired;
@@ -463,23 +393,6 @@ impl Server {
         let mut env = self.core.env(now);
         let step = conn.on_timer(&mut env);
         self.after_step(id, step);
-    }
-
-    fn resume_accept(&mut self, now: Millis) {
-        let Some(mut l) = self.paused_listener.take() else {
-            return;
-        };
-        if self
-            .poll
-            .registry()
-            .register(&mut l, LISTENER, Interest::READABLE)
-            .is_ok()
-        {
-            self.listener = Some(l);
-            // Connections may be waiting in the backlog with no new event
-            // to announce them.
-            self.accept(now);
-        }
     }
 
     /// SIGTERM/SIGINT: stop accepting, finish responses in flight, close
@@ -520,7 +433,7 @@ impl Server {
     /// a chat socket queues `leave` for the others, which may push another
     /// over its limit, so this settles in rounds until nothing is left.
     fn before_sleep(&mut self, now: Millis) {
-        persist_turn(&mut self.core, now);
+        persist::persist_turn(&mut self.core, now);
         loop {
             let dirty = std::mem::take(&mut self.core.dirty);
             for &slot in &dirty {
@@ -618,7 +531,7 @@ impl Server {
             self.close_conn(id, CloseCause::Shutdown, now);
         }
         self.core.flush_sessions = true;
-        persist_turn(&mut self.core, now);
+        persist::persist_turn(&mut self.core, now);
         let Core { store, log, .. } = self.core;
         match store.close() {
             Ok(()) => log.log(LogLevel::Info, format_args!("stopped")),
@@ -639,137 +552,5 @@ fn chat_config(cfg: &Config) -> ChatConfig {
         login_fail_limit: cfg.login_fail_limit,
         login_window: Millis(ms(cfg.login_window)),
         dedupe_window: Millis(ms(cfg.dedupe_window)),
-    }
-}
-
-/// Wall-clock Unix milliseconds (only for timestamps and stored times;
-/// every timeout runs on the monotonic clock).
-fn unix_ms_now() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// `Millis` of a stored Unix time, `age` before `now`, never below zero.
-fn millis_ago(now: Millis, now_unix: i64, then_unix: i64) -> Millis {
-    let age = u64::try_from(now_unix.saturating_sub(then_unix)).unwrap_or(0);
-    Millis(now.0.saturating_sub(age))
-}
-
-/// Start-up: message ids continue after the stored ones, live sessions and
-/// recent `client_id`s come back with their remaining time, and sessions
-/// that ended while the server was down are deleted.
-fn restore(core: &mut Core, unix_now: i64) -> Result<(), crate::store::StoreError> {
-    let now = Millis(core.base);
-    let ttl = ms(core.cfg.session_ttl);
-    core.chat.set_last_id(core.store.max_message_id()?);
-    for s in core.store.load_sessions()? {
-        let last = millis_ago(now, unix_now, s.last_active);
-        match crate::chat::SessionKey::from_hex(&s.token_hash) {
-            Some(key) if now.0 - last.0 < ttl => {
-                core.chat.restore_session(key, s.user, &s.name, last)
-            }
-            _ => core.store.delete_session(&s.token_hash)?,
-        }
-    }
-    let window = i64::try_from(ms(core.cfg.dedupe_window)).unwrap_or(i64::MAX);
-    for (user, client_id, id, ts) in core.store.recent_client_ids(unix_now - window)? {
-        core.chat
-            .restore_client_id(user, &client_id, id, millis_ago(now, unix_now, ts));
-    }
-    core.store.commit()
-}
-
-/// Writes the turn's session changes and commits the turn's batch, then
-/// releases the acks it held: a message is acknowledged only once it is
-/// committed. Runs before any output of the turn is written.
-fn persist_turn(core: &mut Core, now: Millis) {
-    let journal = core.chat.journal();
-    let created = std::mem::take(&mut journal.created);
-    let ended = std::mem::take(&mut journal.ended);
-    let touched = if std::mem::take(&mut core.flush_sessions) {
-        std::mem::take(&mut journal.touched)
-    } else {
-        Default::default()
-    };
-    let mut result = Ok(());
-    for (key, user, at) in created {
-        let at = core.chat.unix_ms(at);
-        result = result.and_then(|()| core.store.insert_session(&key.to_hex(), user, at));
-    }
-    for key in ended {
-        result = result.and_then(|()| core.store.delete_session(&key.to_hex()));
-    }
-    for key in touched {
-        if let Some(at) = core.chat.last_active(&key) {
-            let at = core.chat.unix_ms(at);
-            result = result.and_then(|()| core.store.touch_session(&key.to_hex(), at));
-        }
-    }
-    let result = result.and_then(|()| core.store.commit());
-    if let Err(e) = &result {
-        core.log.log(LogLevel::Error, format_args!("{e}"));
-    }
-    let stored = result.is_ok() && !std::mem::take(&mut core.store_failed);
-    if core.chat.has_pending_acks() {
-        let mut env = core.env(now);
-        env.chat.flush_acks(stored, &mut env.fan);
-    }
-}
-
-/// Most messages deleted per prune step: a short transaction each.
-const PRUNE_BATCH: usize = 500;
-
-/// One retention step: a small batch past the age or count limit, then
-/// again soon while there is more, else after the prune interval.
-fn prune(core: &mut Core, now: Millis) {
-    let max_id = match core.cfg.history_max_messages {
-        0 => None,
-        keep => Some(core.chat.last_id() - i64::try_from(keep).unwrap_or(i64::MAX)),
-    };
-    let before_ts = match ms(core.cfg.history_max_age) {
-        0 => None,
-        age => Some(core.chat.unix_ms(now) - i64::try_from(age).unwrap_or(i64::MAX)),
-    };
-    let deleted = core
-        .store
-        .prune_messages(max_id, before_ts, PRUNE_BATCH)
-        .unwrap_or_else(|e| {
-            core.log.log(LogLevel::Error, format_args!("{e}"));
-            0
-        });
-    let again = if deleted >= PRUNE_BATCH {
-        100
-    } else {
-        ms(core.cfg.prune_interval)
-    };
-    core.wheel.insert(Millis(now.0 + again), Timer::Prune);
-}
-
-fn is_out_of_fds(e: &io::Error) -> bool {
-    // EMFILE, ENFILE, ENOBUFS, ENOMEM on Linux.
-    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
-}
-
-/// The connection limit, lowered to fit the process's open-file limit as
-/// `/proc/self/limits` tells it (left as it is where that cannot be read).
-fn fit_to_fd_limit(wanted: usize, log: &Logger) -> usize {
-    let soft = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-            line.split_whitespace().nth(3)?.parse::<usize>().ok()
-        });
-    match soft {
-        Some(soft) if soft < wanted + FD_RESERVE + BUSY_RESERVE => {
-            let fit = soft.saturating_sub(FD_RESERVE + BUSY_RESERVE).max(1);
-            log.log(
-                LogLevel::Warn,
-                format_args!(
-                    "max connections lowered from {wanted} to {fit}: the open-file limit is {soft}"
-                ),
-            );
-            fit
-        }
-        _ => wanted,
     }
 }

@@ -1,0 +1,136 @@
+//! Accepting connections: the connection limit (503 for a few more, then
+//! a plain close), TCP_NODELAY, and backing off when file descriptors run
+//! out instead of spinning on a listener that stays readable.
+
+use super::conn::Conn;
+use super::outlet::{Accepts, Outlet};
+use super::{ACCEPT_BACKOFF, BUSY_RESERVE, FD_RESERVE, LISTENER, Server, Timer, conn_id};
+use crate::config::LogLevel;
+use crate::http::Response;
+use crate::log::Logger;
+use crate::metrics::CloseCause;
+use crate::server::conn::AfterFlush;
+use crate::wheel::Millis;
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use std::io;
+use std::net::SocketAddr;
+
+impl Server {
+    pub(super) fn accept(&mut self, now: Millis) {
+        while let Some(listener) = &self.listener {
+            match listener.accept() {
+                Ok((sock, peer)) => self.admit(sock, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_out_of_fds(&e) => {
+                    self.core
+                        .log
+                        .log(LogLevel::Warn, format_args!("accept paused: {e}"));
+                    self.pause_accept(now);
+                    return;
+                }
+                // A connection that died in the backlog, or an interrupted
+                // call: carry on with the next.
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn pause_accept(&mut self, now: Millis) {
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+            self.core
+                .wheel
+                .insert(Millis(now.0 + ACCEPT_BACKOFF.0), Timer::ResumeAccept);
+            self.paused_listener = Some(l);
+        }
+    }
+
+    fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr, now: Millis) {
+        let busy = self.open >= self.max_conns;
+        if busy && self.open >= self.max_conns + BUSY_RESERVE {
+            self.core.metrics.closed(CloseCause::Busy);
+            return;
+        }
+        // Latency over batching: chat frames are small and go out at once.
+        let _ = sock.set_nodelay(true);
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.core.outlets.push(Outlet::new(0, Accepts::Nothing));
+            self.core.generations.push(0);
+            self.conns.len() - 1
+        });
+        let id = conn_id(slot, self.core.generations[slot]);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if self
+            .poll
+            .registry()
+            .register(&mut sock, Token(id.0 as usize), interest)
+            .is_err()
+        {
+            self.free.push(slot);
+            return;
+        }
+        self.core.outlets[slot] = Outlet::new(self.core.cfg.max_output_bytes, Accepts::Http);
+        self.open += 1;
+        self.core.metrics.open_http += 1;
+        let mut env = self.core.env(now);
+        let mut conn = Conn::new(id, sock, peer, &mut env);
+        if busy {
+            let mut bytes = Vec::new();
+            let resp = Response::error(503, "server_busy").closing();
+            resp.write_to(crate::http::Version::Http11, false, false, &mut bytes);
+            env.metrics.response(503);
+            env.fan.outlet(id).expect("just made").push_owned(bytes);
+            conn.after_flush = AfterFlush::Linger(CloseCause::Busy);
+        }
+        self.conns[slot] = Some(conn);
+        self.serve(id, now);
+    }
+
+    pub(super) fn resume_accept(&mut self, now: Millis) {
+        let Some(mut l) = self.paused_listener.take() else {
+            return;
+        };
+        if self
+            .poll
+            .registry()
+            .register(&mut l, LISTENER, Interest::READABLE)
+            .is_ok()
+        {
+            self.listener = Some(l);
+            // Connections may be waiting in the backlog with no new event
+            // to announce them.
+            self.accept(now);
+        }
+    }
+}
+
+fn is_out_of_fds(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM on Linux.
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
+}
+
+/// The connection limit, lowered to fit the process's open-file limit as
+/// `/proc/self/limits` tells it (left as it is where that cannot be read).
+pub(super) fn fit_to_fd_limit(wanted: usize, log: &Logger) -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    match soft {
+        Some(soft) if soft < wanted + FD_RESERVE + BUSY_RESERVE => {
+            let fit = soft.saturating_sub(FD_RESERVE + BUSY_RESERVE).max(1);
+            log.log(
+                LogLevel::Warn,
+                format_args!(
+                    "max connections lowered from {wanted} to {fit}: the open-file limit is {soft}"
+                ),
+            );
+            fit
+        }
+        _ => wanted,
+    }
+}

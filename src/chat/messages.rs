@@ -2,9 +2,11 @@
 //! suppression by `client_id`, and acks held until the turn's commit.
 
 use super::{Chat, ConnId, Due, Outbox};
-use crate::protocol::{AckError, ChatMessage, ServerFrame, decode_chat_text};
+use crate::protocol::{AckError, ChatFrame, ChatMessage, ServerFrame, decode_chat_text};
 use crate::store::{NewMessage, UserId};
 use crate::wheel::Millis;
+use std::borrow::Cow;
+use std::rc::Rc;
 
 /// An accepted message, for the caller to store in this turn's batch
 /// before it handles anything else (so a replay never misses it).
@@ -47,20 +49,49 @@ impl Chat {
         now: Millis,
         out: &mut impl Outbox,
     ) -> Option<Accepted> {
+        let (user, name, frame) = self.admit(conn, text, now)?;
+        self.last_id += 1;
+        let (id, ts) = (self.last_id, self.unix_ms(now));
+        let message = ChatMessage {
+            message: &frame.text,
+            author: &name,
+            id,
+            ts,
+        };
+        self.broadcast(conn, &ServerFrame::Message(&message).to_json(), out);
+        if let Some(client_id) = &frame.client_id {
+            self.remember_client_id(user, client_id, id, now);
+        }
+        self.pending_acks.push((conn, Ok(id)));
+        let client_id = frame.client_id.map(Cow::into_owned);
+        Some(Accepted {
+            id,
+            user,
+            ts,
+            text: frame.text.into_owned(),
+            client_id,
+        })
+    }
+
+    /// What a frame must pass to become a message: the rate limit, the
+    /// decoding rules, and duplicate suppression. `None` when the frame is
+    /// answered already (an error ack, or the ack of the original).
+    fn admit<'t>(
+        &mut self,
+        conn: ConnId,
+        text: &'t str,
+        now: Millis,
+    ) -> Option<(UserId, Rc<str>, ChatFrame<'t>)> {
         let sock = self.sockets.get_mut(&conn)?;
         self.stats.messages_received += 1;
         if !sock.bucket.take(self.cfg.burst, self.cfg.rate_per_sec, now) {
             self.ack_error(conn, AckError::RateLimited);
             return None;
         }
-        let frame = match decode_chat_text(text, self.cfg.max_chars) {
-            Ok(f) => f,
-            Err(e) => {
-                self.ack_error(conn, e);
-                return None;
-            }
-        };
         let (user, name) = (sock.user, sock.name.clone());
+        let frame = decode_chat_text(text, self.cfg.max_chars)
+            .map_err(|e| self.ack_error(conn, e))
+            .ok()?;
         let known = frame
             .client_id
             .as_ref()
@@ -70,34 +101,19 @@ impl Chat {
             self.pending_acks.push((conn, Ok(id)));
             return None;
         }
-        self.last_id += 1;
-        let (id, ts) = (self.last_id, self.unix_ms(now));
-        let message = ChatMessage {
-            message: &frame.text,
-            author: &name,
-            id,
-            ts,
-        };
-        let json = ServerFrame::Message(&message).to_json();
+        Some((user, name, frame))
+    }
+
+    /// Queues `json` for every open socket but `from`'s: serialized once,
+    /// the same bytes for all.
+    fn broadcast(&mut self, from: ConnId, json: &[u8], out: &mut impl Outbox) {
         let delivered = &mut self.stats.messages_delivered;
         let others = self
             .online
             .iter()
-            .filter(|&c| c != conn)
+            .filter(|&c| c != from)
             .inspect(|_| *delivered += 1);
-        out.deliver(others, &json);
-        if let Some(client_id) = &frame.client_id {
-            self.remember_client_id(user, client_id, id, now);
-        }
-        self.pending_acks.push((conn, Ok(id)));
-        let client_id = frame.client_id.map(|c| c.into_owned());
-        Some(Accepted {
-            id,
-            user,
-            ts,
-            text: frame.text.into_owned(),
-            client_id,
-        })
+        out.deliver(others, json);
     }
 
     fn remember_client_id(&mut self, user: UserId, client_id: &str, id: i64, at: Millis) {

@@ -134,6 +134,34 @@ struct Core {
 }
 
 impl Core {
+    /// The shared state at start-up, with what the database brings back.
+    fn new(cfg: Config, store: Store, log: Logger) -> Result<Core, StartError> {
+        let base = ms(cfg.session_ttl) + ms(cfg.dedupe_window) + 1000;
+        let unix_now = persist::unix_ms_now();
+        let chat = Chat::new(chat_config(&cfg), Millis(base), unix_now - base as i64);
+        let mut wheel = Wheel::new(Millis(base));
+        wheel.insert(Millis(base + ms(cfg.session_flush)), Timer::SessionFlush);
+        wheel.insert(Millis(base), Timer::Prune);
+        let mut core = Core {
+            log,
+            chat,
+            store,
+            metrics: Metrics::default(),
+            wheel,
+            outlets: Vec::new(),
+            generations: Vec::new(),
+            dirty: Vec::new(),
+            scratch: vec![0; conn::READ_BUDGET.min(16 * 1024)],
+            start: Instant::now(),
+            base,
+            store_failed: false,
+            flush_sessions: false,
+            cfg,
+        };
+        persist::restore(&mut core, unix_now).map_err(|e| StartError(e.to_string()))?;
+        Ok(core)
+    }
+
     fn env(&mut self, now: Millis) -> Env<'_> {
         Env {
             cfg: &self.cfg,
@@ -201,29 +229,7 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| fail("poll", e))?;
         let max_conns = accept::fit_to_fd_limit(cfg.max_connections, &log);
-        let base = ms(cfg.session_ttl) + ms(cfg.dedupe_window) + 1000;
-        let unix_now = persist::unix_ms_now();
-        let chat = Chat::new(chat_config(&cfg), Millis(base), unix_now - base as i64);
-        let mut wheel = Wheel::new(Millis(base));
-        wheel.insert(Millis(base + ms(cfg.session_flush)), Timer::SessionFlush);
-        wheel.insert(Millis(base), Timer::Prune);
-        let mut core = Core {
-            log,
-            chat,
-            store,
-            metrics: Metrics::default(),
-            wheel,
-            outlets: Vec::new(),
-            generations: Vec::new(),
-            dirty: Vec::new(),
-            scratch: vec![0; conn::READ_BUDGET.min(16 * 1024)],
-            start: Instant::now(),
-            base,
-            store_failed: false,
-            flush_sessions: false,
-            cfg,
-        };
-        persist::restore(&mut core, unix_now).map_err(|e| StartError(e.to_string()))?;
+        let core = Core::new(cfg, store, log)?;
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),

@@ -114,36 +114,21 @@ pub fn upgrade<S: Transport>(
     since: Option<i64>,
     env: &mut Env<'_>,
 ) {
+    let is_chat = chat.is_some();
+    let out = env.fan.outlet(conn.id).expect("the connection is live");
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {accept}\r\n\r\n"
     );
-    let limit = if chat.is_some() {
-        env.cfg.ws_max_message_bytes
-    } else {
-        ECHO_MAX_MESSAGE
-    };
-    let config = WebSocketConfig::default()
-        .read_buffer_size(if chat.is_some() {
-            READ_BUFFER
-        } else {
-            ECHO_READ_BUFFER
-        })
-        .write_buffer_size(0)
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
-    let ctx = WebSocketContext::from_partially_read(leftover, Role::Server, Some(config));
-    let out = env.fan.outlet(conn.id).expect("the connection is live");
     out.push_copy(head.as_bytes());
     out.accepts = Accepts::Frames;
-    if chat.is_none() {
+    if !is_chat {
         // An echo socket holds a whole 16 MiB message on its way back.
         out.set_limit(2 * ECHO_MAX_MESSAGE + env.cfg.max_output_bytes);
     }
-    let user = chat.as_ref().map(|a| a.name.clone());
     let state = WsState {
-        ctx,
-        user,
+        ctx: context(leftover, is_chat, env.cfg.ws_max_message_bytes),
+        user: chat.as_ref().map(|a| a.name.clone()),
         last_rx: env.now,
         ping_at: None,
         closing: false,
@@ -151,14 +136,7 @@ pub fn upgrade<S: Transport>(
         left: false,
     };
     conn.phase = super::conn::Phase::Ws(Box::new(state));
-    env.metrics.open_http -= 1;
-    conn.kind = if chat.is_some() {
-        env.metrics.open_ws += 1;
-        super::ConnKind::Chat
-    } else {
-        env.metrics.open_echo += 1;
-        super::ConnKind::Echo
-    };
+    count_open(conn, is_chat, env);
     if let Some(authed) = chat {
         if let Some(since) = since {
             // Before the socket joins the broadcast: the replay ends where
@@ -167,12 +145,42 @@ pub fn upgrade<S: Transport>(
         }
         env.chat
             .ws_open(conn.id, &authed.key, env.now, &mut env.fan);
+        let name = &authed.name;
         env.log.log(
             LogLevel::Info,
-            format_args!("ws open user={} conn={}", authed.name, conn.id.0),
+            format_args!("ws open user={name} conn={}", conn.id.0),
         );
     }
     conn.arm(env, Millis(env.now.0 + ms(env.cfg.ping_interval)));
+}
+
+/// tungstenite in server role with our limits; `leftover` holds the bytes
+/// that came after the request head.
+fn context(leftover: Vec<u8>, is_chat: bool, chat_limit: usize) -> WebSocketContext {
+    let (limit, buffer) = if is_chat {
+        (chat_limit, READ_BUFFER)
+    } else {
+        (ECHO_MAX_MESSAGE, ECHO_READ_BUFFER)
+    };
+    let config = WebSocketConfig::default()
+        .read_buffer_size(buffer)
+        // Every write goes straight into the outlet, which is our buffer.
+        .write_buffer_size(0)
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    WebSocketContext::from_partially_read(leftover, Role::Server, Some(config))
+}
+
+/// Moves the connection from the HTTP gauge to its WebSocket gauge.
+fn count_open<S>(conn: &mut Conn<S>, is_chat: bool, env: &mut Env<'_>) {
+    env.metrics.open_http -= 1;
+    conn.kind = if is_chat {
+        env.metrics.open_ws += 1;
+        super::ConnKind::Chat
+    } else {
+        env.metrics.open_echo += 1;
+        super::ConnKind::Echo
+    };
 }
 
 /// Reads and handles messages until the socket would block or the turn's

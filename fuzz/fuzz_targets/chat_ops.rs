@@ -159,7 +159,11 @@ fuzz_target!(|ops: Vec<Op>| {
             .collect();
         assert_eq!(names, model_names, "online list");
         for (u, _) in USERS.iter().enumerate() {
-            let open = m.online.iter().filter(|c| m.conns[c.0 as usize].1 == u).count();
+            let open = m
+                .online
+                .iter()
+                .filter(|c| m.conns[c.0 as usize].1 == u)
+                .count();
             assert!(open <= 1, "two sockets for {}", USERS[u]);
             assert_eq!(chat.is_online(UserId(u as i64 + 1)), open == 1);
         }
@@ -174,8 +178,19 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
         Op::Login(u) => {
             let user = usize::from(u) % USERS.len();
             let token = format!("Session{:025}", m.sessions.len());
-            chat.login(SessionToken(token.as_str().into()), UserId(user as i64 + 1), USERS[user], now);
-            m.sessions.push(MSession { token, user, last_active: m.now, over: false, socket: None });
+            chat.login(
+                SessionToken(token.as_str().into()),
+                UserId(user as i64 + 1),
+                USERS[user],
+                now,
+            );
+            m.sessions.push(MSession {
+                token,
+                user,
+                last_active: m.now,
+                over: false,
+                socket: None,
+            });
             vec![]
         }
         Op::Authenticate(s) => {
@@ -188,7 +203,9 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             vec![]
         }
         Op::Connect(s) => {
-            let Some(s) = authenticate(chat, m, s) else { return vec![] };
+            let Some(s) = authenticate(chat, m, s) else {
+                return vec![];
+            };
             let user = m.sessions[s].user;
             if chat.is_online(UserId(user as i64 + 1)) {
                 // The API answers 409 here.
@@ -236,7 +253,10 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                 Some(Event::Deliver(_, v)) if v["code"] == "rate_limited" => "rate_limited",
                 _ => "binary_not_supported",
             };
-            vec![Event::Deliver(vec![conn], json!({ "status": false, "code": code }))]
+            vec![Event::Deliver(
+                vec![conn],
+                json!({ "status": false, "code": code }),
+            )]
         }
         Op::Close(c) => {
             let Some(conn) = m.conn(c) else { return vec![] };
@@ -283,13 +303,24 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             vec![]
         }
         Op::Record(register, ip) => {
-            let limit = if register { AddressLimit::Register } else { AddressLimit::LoginFailure };
+            let limit = if register {
+                AddressLimit::Register
+            } else {
+                AddressLimit::LoginFailure
+            };
             chat.record_limit(limit, addr(ip), now);
-            m.attempts.entry((register, ip % 4)).or_default().push(m.now);
+            m.attempts
+                .entry((register, ip % 4))
+                .or_default()
+                .push(m.now);
             vec![]
         }
         Op::Check(register, ip) => {
-            let limit = if register { AddressLimit::Register } else { AddressLimit::LoginFailure };
+            let limit = if register {
+                AddressLimit::Register
+            } else {
+                AddressLimit::LoginFailure
+            };
             let live: Vec<u64> = m
                 .attempts
                 .get(&(register, ip % 4))
@@ -314,7 +345,10 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
 fn authenticate(chat: &mut Chat, m: &mut Model, s: u8) -> Option<usize> {
     let now = Millis(m.now);
     if m.sessions.is_empty() {
-        assert_eq!(chat.authenticate(Some("NoSuchSession"), now), Err(AuthError::Invalid));
+        assert_eq!(
+            chat.authenticate(Some("NoSuchSession"), now),
+            Err(AuthError::Invalid)
+        );
         return None;
     }
     let s = usize::from(s) % m.sessions.len();

@@ -67,7 +67,10 @@ fuzz_target!(|data: &[u8]| {
     match d.upgraded {
         Some(ConnKind::Chat) => {
             let sent = &input[..d.upgraded_after];
-            assert!(find(sent, ALICE_TOKEN.as_bytes()).is_some(), "101 without the session");
+            assert!(
+                find(sent, ALICE_TOKEN.as_bytes()).is_some(),
+                "101 without the session"
+            );
             assert_eq!(joins, 1, "chat socket without a join");
         }
         Some(ConnKind::Echo) => assert!(setup.echo, "/echo upgraded while off"),
@@ -86,7 +89,10 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .filter(|m| matches!(m, Msg::Text(_) | Msg::Binary(_)))
         .collect();
-    let answers: Vec<_> = frames.iter().filter(|f| f.opcode == 1 || f.opcode == 2).collect();
+    let answers: Vec<_> = frames
+        .iter()
+        .filter(|f| f.opcode == 1 || f.opcode == 2)
+        .collect();
     if setup.echo {
         let echoed: Vec<Msg> = answers
             .iter()
@@ -128,6 +134,8 @@ fn count_presence(bytes: &[u8], event: &str) -> usize {
     let want = serde_json::json!({ "event": event, "username": "alice" });
     frames
         .iter()
-        .filter(|f| serde_json::from_slice::<serde_json::Value>(&f.payload).ok() == Some(want.clone()))
+        .filter(|f| {
+            serde_json::from_slice::<serde_json::Value>(&f.payload).ok() == Some(want.clone())
+        })
         .count()
 }

@@ -42,11 +42,19 @@ fuzz_target!(|data: &[u8]| {
     let full = parse_request(buf, limits);
     match &full {
         Ok(Parsed::Complete(req, used)) => {
-            assert!(*used > 0 && *used <= buf.len(), "used {used} of {}", buf.len());
+            assert!(
+                *used > 0 && *used <= buf.len(),
+                "used {used} of {}",
+                buf.len()
+            );
             assert!(*used <= limits.max_request_bytes());
             assert!(req.headers.len() <= limits.max_headers);
             assert!(req.body.len() <= limits.max_body_bytes);
-            assert!(req.target.starts_with('/'), "not origin-form: {:?}", req.target);
+            assert!(
+                req.target.starts_with('/'),
+                "not origin-form: {:?}",
+                req.target
+            );
             // Nothing after the request changes it.
             match parse_request(&buf[..*used], limits) {
                 Ok(Parsed::Complete(again, u)) => {

@@ -82,11 +82,25 @@ fuzz_target!(|input: Input| {
             }
             Op::Advance(delta) => {
                 let to = delta.from(now);
-                advance(&mut wheel, &mut model, &mut deadline_of, &mut now, to, &mut fired);
+                advance(
+                    &mut wheel,
+                    &mut model,
+                    &mut deadline_of,
+                    &mut now,
+                    to,
+                    &mut fired,
+                );
             }
             Op::ToNextDeadline => {
                 if let Some(at) = wheel.next_deadline() {
-                    advance(&mut wheel, &mut model, &mut deadline_of, &mut now, at.0, &mut fired);
+                    advance(
+                        &mut wheel,
+                        &mut model,
+                        &mut deadline_of,
+                        &mut now,
+                        at.0,
+                        &mut fired,
+                    );
                 }
             }
         }
@@ -133,8 +147,14 @@ fn advance(
     want.sort_unstable();
     assert_eq!(got, want, "fired at {now} (from {before})");
     // The ones already overdue come first, then the rest in deadline order.
-    let overdue = fired.iter().take_while(|s| deadline_of[s] <= before).count();
-    assert!(fired[overdue..].iter().all(|s| deadline_of[s] > before), "overdue after fresh");
+    let overdue = fired
+        .iter()
+        .take_while(|s| deadline_of[s] <= before)
+        .count();
+    assert!(
+        fired[overdue..].iter().all(|s| deadline_of[s] > before),
+        "overdue after fresh"
+    );
     let fresh: Vec<u64> = fired
         .iter()
         .map(|s| deadline_of[s])

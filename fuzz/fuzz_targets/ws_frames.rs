@@ -57,7 +57,10 @@ fuzz_target!(|data: &[u8]| {
     let mut ctx = server_context(CHAT_LIMIT, early);
     // Compared as they come: keeping them would count as the reader's memory.
     let mut got = 0;
-    let mut io = Duplex { input: &mut input, output: &mut output };
+    let mut io = Duplex {
+        input: &mut input,
+        output: &mut output,
+    };
     let end = loop {
         match ctx.read(&mut io) {
             Ok(Message::Close(frame)) => {
@@ -102,11 +105,18 @@ fuzz_target!(|data: &[u8]| {
         (End::Fail(code), End::Fail(want)) => {
             assert_eq!(code, want, "close code");
             // What `fail` in src/server/ws.rs does next.
-            let frame = CloseFrame { code: CloseCode::from(*code), reason: "x".into() };
+            let frame = CloseFrame {
+                code: CloseCode::from(*code),
+                reason: "x".into(),
+            };
             let _ = ctx.close(&mut io, Some(frame));
             let _ = ctx.flush(&mut io);
             let last = last_frame(&output);
-            assert_eq!((last.opcode, last.close_code()), (8, Some(*code)), "close frame");
+            assert_eq!(
+                (last.opcode, last.close_code()),
+                (8, Some(*code)),
+                "close frame"
+            );
         }
         (End::More, End::More) => {}
         (end, want) => panic!("stream ended as {end:?}, reference says {want:?}"),

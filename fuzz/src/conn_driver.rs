@@ -321,7 +321,10 @@ impl Driver {
         if let Some(c) = &self.conn {
             assert_eq!(c.sock.after_fin, 0, "bytes written after FIN");
             let queued = self.core.outlets[0].queued();
-            assert!(queued <= self.core.cfg.max_output_bytes, "outlet over its limit");
+            assert!(
+                queued <= self.core.cfg.max_output_bytes,
+                "outlet over its limit"
+            );
         }
     }
 
@@ -554,6 +557,9 @@ pub fn run(input: Vec<u8>, setup: Setup) -> Driver {
         d.check();
     }
     assert!(!d.is_open(), "connection outlives its input and its timers");
-    assert!(!d.chat().is_online(d.alice), "alice online without a socket");
+    assert!(
+        !d.chat().is_online(d.alice),
+        "alice online without a socket"
+    );
     d
 }

@@ -274,7 +274,10 @@ pub fn server_frames(mut b: &[u8]) -> Option<Vec<ServerFrame>> {
             return None;
         }
         let (len, at): (usize, usize) = match second {
-            126 => (usize::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?)), 4),
+            126 => (
+                usize::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?)),
+                4,
+            ),
             127 => (
                 usize::try_from(u64::from_be_bytes(b.get(2..10)?.try_into().ok()?)).ok()?,
                 10,

@@ -1,0 +1,371 @@
+//! Operation sequences on the sans-IO chat core with a recording `Outbox`,
+//! against a model of sessions and sockets.
+//!
+//! Invariants, after every operation: at most one open socket per user;
+//! the online list equals the model's open sockets in connection order;
+//! every `join` (to the sockets open at the time) is matched by exactly one
+//! `leave` (to the sockets open when it goes); nothing is ever sent to a
+//! closed connection; a frame is answered with exactly one ack (and a
+//! broadcast to the others when accepted); sessions end exactly when the
+//! sliding TTL says; the address limits agree with a window model; and
+//! `chat.check()` holds.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use piratchat::chat::{AddressLimit, AuthError, Chat, ChatConfig, ConnId, Outbox, SessionToken};
+use piratchat::store::UserId;
+use piratchat::wheel::Millis;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+const TTL: u64 = 5_000;
+const WINDOW: u64 = 10_000;
+const LIMIT: u32 = 3;
+const USERS: [&str; 3] = ["ann", "ben", "cy"];
+
+#[derive(Debug, Arbitrary)]
+enum Op {
+    Login(u8),
+    Authenticate(u8),
+    AuthenticateNone,
+    Connect(u8),
+    Text(u8, Text),
+    Binary(u8),
+    Close(u8),
+    GoingAway(u8),
+    Logout(u8),
+    Advance(u16),
+    Timeouts,
+    Record(bool, u8),
+    Check(bool, u8),
+}
+
+#[derive(Debug, Arbitrary)]
+enum Text {
+    Fine(u8),
+    Blank,
+    TooLong,
+    Raw(String),
+}
+
+impl Text {
+    fn frame(&self) -> String {
+        match self {
+            Text::Fine(n) => json!({ "message": "x".repeat(usize::from(*n % 40) + 1) }).to_string(),
+            Text::Blank => r#"{"message":" \t"}"#.to_string(),
+            Text::TooLong => json!({ "message": "é".repeat(301) }).to_string(),
+            Text::Raw(s) => s.clone(),
+        }
+    }
+}
+
+/// What the chat asked of the outbox during one call.
+#[derive(Debug, PartialEq)]
+enum Event {
+    Deliver(Vec<ConnId>, Value),
+    Close(ConnId, u16),
+}
+
+#[derive(Default)]
+struct Recorder(Vec<Event>);
+
+impl Outbox for Recorder {
+    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+        let value = serde_json::from_slice(json).expect("the chat sends JSON");
+        self.0.push(Event::Deliver(to.collect(), value));
+    }
+    fn close(&mut self, conn: ConnId, code: u16, _reason: &'static str) {
+        self.0.push(Event::Close(conn, code));
+    }
+}
+
+struct MSession {
+    token: String,
+    user: usize,
+    last_active: u64,
+    /// Logged out or expired.
+    over: bool,
+    socket: Option<ConnId>,
+}
+
+#[derive(Default)]
+struct Model {
+    now: u64,
+    sessions: Vec<MSession>,
+    /// Every socket ever opened: (session, user).
+    conns: Vec<(usize, usize)>,
+    /// Open sockets in connection order.
+    online: Vec<ConnId>,
+    attempts: HashMap<(bool, u8), Vec<u64>>,
+}
+
+impl Model {
+    fn valid(&self, s: usize) -> bool {
+        let s = &self.sessions[s];
+        !s.over && (s.socket.is_some() || self.now < s.last_active + TTL)
+    }
+
+    fn others(&self, conn: ConnId) -> Vec<ConnId> {
+        self.online.iter().copied().filter(|&c| c != conn).collect()
+    }
+
+    fn conn(&self, n: u8) -> Option<ConnId> {
+        (!self.conns.is_empty()).then(|| ConnId(u64::from(n) % self.conns.len() as u64))
+    }
+
+    fn is_open(&self, conn: ConnId) -> bool {
+        self.online.contains(&conn)
+    }
+
+    /// The socket leaves the model; returns its user's name.
+    fn drop_socket(&mut self, conn: ConnId) -> &'static str {
+        let (s, user) = self.conns[conn.0 as usize];
+        self.online.retain(|&c| c != conn);
+        self.sessions[s].socket = None;
+        self.sessions[s].last_active = self.now;
+        USERS[user]
+    }
+}
+
+fn presence(event: &str, name: &str) -> Value {
+    json!({ "event": event, "username": name })
+}
+
+fuzz_target!(|ops: Vec<Op>| {
+    let cfg = ChatConfig {
+        session_ttl: Millis(TTL),
+        max_chars: 300,
+        burst: 3,
+        rate_per_sec: 1,
+        register_limit: LIMIT,
+        register_window: Millis(WINDOW),
+        login_fail_limit: LIMIT,
+        login_window: Millis(WINDOW),
+    };
+    let mut chat = Chat::new(cfg, Millis(0));
+    let mut m = Model::default();
+    for op in ops.iter().take(500) {
+        let mut out = Recorder::default();
+        let want = apply(op, &mut chat, &mut m, &mut out);
+        assert_eq!(out.0, want, "outbox after {op:?}");
+        chat.check();
+        let names: Vec<&str> = chat.online_names().collect();
+        let model_names: Vec<&str> = m
+            .online
+            .iter()
+            .map(|c| USERS[m.conns[c.0 as usize].1])
+            .collect();
+        assert_eq!(names, model_names, "online list");
+        for (u, _) in USERS.iter().enumerate() {
+            let open = m
+                .online
+                .iter()
+                .filter(|c| m.conns[c.0 as usize].1 == u)
+                .count();
+            assert!(open <= 1, "two sockets for {}", USERS[u]);
+            assert_eq!(chat.is_online(UserId(u as i64 + 1)), open == 1);
+        }
+    }
+});
+
+/// Runs `op` on the chat and the model; returns the outbox events the
+/// model expects.
+fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Event> {
+    let now = Millis(m.now);
+    match *op {
+        Op::Login(u) => {
+            let user = usize::from(u) % USERS.len();
+            let token = format!("Session{:025}", m.sessions.len());
+            chat.login(
+                SessionToken(token.as_str().into()),
+                UserId(user as i64 + 1),
+                USERS[user],
+                now,
+            );
+            m.sessions.push(MSession {
+                token,
+                user,
+                last_active: m.now,
+                over: false,
+                socket: None,
+            });
+            vec![]
+        }
+        Op::Authenticate(s) => {
+            authenticate(chat, m, s);
+            vec![]
+        }
+        Op::AuthenticateNone => {
+            assert_eq!(chat.authenticate(None, now), Err(AuthError::Missing));
+            assert_eq!(chat.authenticate(Some(""), now), Err(AuthError::Missing));
+            vec![]
+        }
+        Op::Connect(s) => {
+            let Some(s) = authenticate(chat, m, s) else {
+                return vec![];
+            };
+            let user = m.sessions[s].user;
+            if chat.is_online(UserId(user as i64 + 1)) {
+                // The API answers 409 here.
+                return vec![];
+            }
+            let conn = ConnId(m.conns.len() as u64);
+            let others = m.online.clone();
+            chat.ws_open(conn, &m.sessions[s].token, now, out);
+            m.conns.push((s, user));
+            m.online.push(conn);
+            m.sessions[s].socket = Some(conn);
+            vec![Event::Deliver(others, presence("join", USERS[user]))]
+        }
+        Op::Text(c, ref text) => {
+            let Some(conn) = m.conn(c) else { return vec![] };
+            chat.ws_text(conn, &text.frame(), now, out);
+            if !m.is_open(conn) {
+                return vec![];
+            }
+            // Accepted or refused is the decoder's and the bucket's call
+            // (fuzzed on their own); the shape of the output is checked.
+            match out.0.first() {
+                Some(Event::Deliver(_, v)) if v.get("message").is_some() => {
+                    let author = USERS[m.conns[conn.0 as usize].1];
+                    assert_eq!(v["author"], author);
+                    vec![
+                        Event::Deliver(m.others(conn), v.clone()),
+                        Event::Deliver(vec![conn], json!({ "status": true })),
+                    ]
+                }
+                Some(Event::Deliver(_, v)) => {
+                    assert_eq!(v["status"], false);
+                    vec![Event::Deliver(vec![conn], v.clone())]
+                }
+                other => panic!("no answer to a frame: {other:?}"),
+            }
+        }
+        Op::Binary(c) => {
+            let Some(conn) = m.conn(c) else { return vec![] };
+            chat.ws_binary(conn, now, out);
+            if !m.is_open(conn) {
+                return vec![];
+            }
+            let code = match out.0.first() {
+                Some(Event::Deliver(_, v)) if v["code"] == "rate_limited" => "rate_limited",
+                _ => "binary_not_supported",
+            };
+            vec![Event::Deliver(
+                vec![conn],
+                json!({ "status": false, "code": code }),
+            )]
+        }
+        Op::Close(c) => {
+            let Some(conn) = m.conn(c) else { return vec![] };
+            chat.ws_closed(conn, now, out);
+            if !m.is_open(conn) {
+                return vec![];
+            }
+            let name = m.drop_socket(conn);
+            vec![Event::Deliver(m.online.clone(), presence("leave", name))]
+        }
+        Op::GoingAway(c) => {
+            let Some(conn) = m.conn(c) else { return vec![] };
+            chat.ws_going_away(conn, now);
+            if m.is_open(conn) {
+                m.drop_socket(conn);
+            }
+            vec![]
+        }
+        Op::Logout(s) => {
+            if m.sessions.is_empty() {
+                chat.logout("NoSuchSession", out);
+                return vec![];
+            }
+            let s = usize::from(s) % m.sessions.len();
+            chat.logout(&m.sessions[s].token.clone(), out);
+            m.sessions[s].over = true;
+            match m.sessions[s].socket {
+                Some(conn) => {
+                    let name = m.drop_socket(conn);
+                    vec![
+                        Event::Close(conn, 1000),
+                        Event::Deliver(m.online.clone(), presence("leave", name)),
+                    ]
+                }
+                None => vec![],
+            }
+        }
+        Op::Advance(ms) => {
+            m.now += u64::from(ms);
+            vec![]
+        }
+        Op::Timeouts => {
+            chat.handle_timeouts(now);
+            vec![]
+        }
+        Op::Record(register, ip) => {
+            let limit = if register {
+                AddressLimit::Register
+            } else {
+                AddressLimit::LoginFailure
+            };
+            chat.record_limit(limit, addr(ip), now);
+            m.attempts
+                .entry((register, ip % 4))
+                .or_default()
+                .push(m.now);
+            vec![]
+        }
+        Op::Check(register, ip) => {
+            let limit = if register {
+                AddressLimit::Register
+            } else {
+                AddressLimit::LoginFailure
+            };
+            let live: Vec<u64> = m
+                .attempts
+                .get(&(register, ip % 4))
+                .map(|t| t.iter().copied().filter(|t| t + WINDOW > m.now).collect())
+                .unwrap_or_default();
+            let want = if live.len() < LIMIT as usize {
+                Ok(())
+            } else {
+                // The next attempt is allowed once all but LIMIT - 1 of
+                // the live ones have left the window.
+                let frees = live[live.len() - LIMIT as usize];
+                Err((frees + WINDOW - m.now).div_ceil(1000).max(1))
+            };
+            assert_eq!(chat.check_limit(limit, addr(ip), now), want);
+            vec![]
+        }
+    }
+}
+
+/// Authenticates session `s` (mod the sessions, or an unknown token) and
+/// checks the answer against the model; the session's index when valid.
+fn authenticate(chat: &mut Chat, m: &mut Model, s: u8) -> Option<usize> {
+    let now = Millis(m.now);
+    if m.sessions.is_empty() {
+        assert_eq!(
+            chat.authenticate(Some("NoSuchSession"), now),
+            Err(AuthError::Invalid)
+        );
+        return None;
+    }
+    let s = usize::from(s) % m.sessions.len();
+    let got = chat.authenticate(Some(&m.sessions[s].token), now);
+    if !m.valid(s) {
+        assert_eq!(got, Err(AuthError::Invalid), "session {s} should be over");
+        m.sessions[s].over = true;
+        return None;
+    }
+    let authed = got.unwrap_or_else(|e| panic!("session {s} refused: {e:?}"));
+    assert_eq!(authed.user, UserId(m.sessions[s].user as i64 + 1));
+    assert_eq!(&*authed.name, USERS[m.sessions[s].user]);
+    m.sessions[s].last_active = m.now;
+    Some(s)
+}
+
+fn addr(ip: u8) -> IpAddr {
+    // A few addresses, so that limits are reached.
+    IpAddr::from([192, 0, 2, ip % 4])
+}

@@ -1,0 +1,565 @@
+//! The real connection code (`Conn` over an in-memory [`MemSock`], an
+//! in-memory `Store`, a `Chat`) driven by a tiny event loop that does what
+//! `Server::run` does in one turn: read, fire timers, then before sleeping
+//! apply the outlet flags, close, flush and act on an empty outlet.
+//!
+//! One client connection ("alice") at slot 0; slot 1 is "bob", a chat
+//! socket opened directly through the chat, so that broadcasts, `join` and
+//! `leave` have somewhere to go and can be counted.
+//!
+//! Used by the `connection` and `ws_frames` fuzz targets and included by
+//! `tests/fuzz_regressions.rs`; it uses only `std` and `piratchat`.
+
+use piratchat::chat::{Chat, ChatConfig, ConnId, SessionToken};
+use piratchat::config::{Config, LogLevel};
+use piratchat::log::Logger;
+use piratchat::metrics::{CloseCause, Metrics};
+use piratchat::secret::sha256_hex;
+use piratchat::server::conn::{AfterFlush, Conn, Phase, Step, Transport, ms};
+use piratchat::server::fanout::{Fanout, conn_id};
+use piratchat::server::outlet::{Accepts, Outlet};
+use piratchat::server::{ConnKind, Env, Timer, ws};
+use piratchat::store::{Store, UserId};
+use piratchat::wheel::{Millis, Wheel};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+/// Alice's user key (64 hex), so `POST /api/login` can succeed too.
+pub const ALICE_KEY: &str = "a11ce0000000000000000000000000000000000000000000000000000000a11c";
+/// Alice's session, live from the start: `Cookie: session=<this>`.
+pub const ALICE_TOKEN: &str = "FuzzAliceSession0000000000000001";
+/// Bob's session; bob is online from the start (so `/ws` with it is 409).
+pub const BOB_TOKEN: &str = "FuzzBobSession000000000000000002";
+
+/// The client side of the connection in memory: input handed over in
+/// chunks (`WouldBlock` between them), output taken up to `room` bytes per
+/// turn (a slow reader), and a record of our FIN.
+pub struct MemSock {
+    input: Vec<u8>,
+    pos: usize,
+    avail: usize,
+    eof: bool,
+    /// Everything the server wrote.
+    pub written: Vec<u8>,
+    /// Bytes the socket takes per turn; `usize::MAX` for unlimited.
+    room: usize,
+    room_left: usize,
+    /// The server sent FIN.
+    pub shut: bool,
+    /// Bytes written after FIN (must stay 0).
+    pub after_fin: usize,
+}
+
+impl Read for MemSock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.avail {
+            if self.eof {
+                return Ok(0);
+            }
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.avail - self.pos);
+        buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Write for MemSock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.room_left == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.room_left);
+        self.room_left -= n;
+        if self.shut {
+            self.after_fin += n;
+        }
+        self.written.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    /// Takes every slice up to the room left, like a socket's `writev`:
+    /// a short write means the socket is full.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut total = 0;
+        for buf in bufs.iter().filter(|b| !b.is_empty()) {
+            match self.write(buf) {
+                Ok(n) => total += n,
+                Err(e) if total == 0 => return Err(e),
+                Err(_) => break,
+            }
+            if self.room_left == 0 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for MemSock {
+    fn shutdown_write(&mut self) {
+        self.shut = true;
+    }
+}
+
+/// How a run is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// Serve `/echo`.
+    pub echo: bool,
+    /// The peer is on loopback (a trusted proxy, may see `/metrics`).
+    pub loopback: bool,
+    /// Bytes the client reads per turn (`usize::MAX`: all).
+    pub room: usize,
+    /// Milliseconds between turns.
+    pub step_ms: u64,
+    /// Bytes of input per turn.
+    pub chunk: usize,
+}
+
+impl Setup {
+    /// A setup from one flags byte and one chunk-size byte (fuzz input).
+    pub fn from_bytes(flags: u8, chunk: u8) -> Setup {
+        const ROOMS: [usize; 4] = [usize::MAX, 1, 16, 512];
+        const STEPS: [u64; 8] = [0, 1, 100, 1_000, 5_000, 15_000, 31_000, 61_000];
+        Setup {
+            echo: flags & 1 != 0,
+            loopback: flags & 2 == 0,
+            room: ROOMS[usize::from(flags >> 3 & 3)],
+            step_ms: STEPS[usize::from(flags >> 5)],
+            chunk: if chunk == 0 { 4096 } else { usize::from(chunk) },
+        }
+    }
+}
+
+/// Everything but the connection, so the connection can be borrowed beside
+/// an [`Env`] (as in `Server`).
+struct Core {
+    cfg: Config,
+    chat: Chat,
+    store: Store,
+    metrics: Metrics,
+    wheel: Wheel<Timer>,
+    outlets: Vec<Outlet>,
+    generations: Vec<u32>,
+    dirty: Vec<usize>,
+    scratch: Vec<u8>,
+    log: Logger,
+}
+
+impl Core {
+    fn env(&mut self, now: Millis) -> Env<'_> {
+        Env {
+            cfg: &self.cfg,
+            chat: &mut self.chat,
+            store: &mut self.store,
+            metrics: &mut self.metrics,
+            wheel: &mut self.wheel,
+            fan: Fanout {
+                outlets: &mut self.outlets,
+                generations: &self.generations,
+                dirty: &mut self.dirty,
+            },
+            log: &self.log,
+            now,
+            uptime_secs: now.0 / 1000,
+            scratch: &mut self.scratch,
+            note: None,
+        }
+    }
+
+    fn mark_dirty(&mut self, slot: usize) {
+        if !self.outlets[slot].dirty {
+            self.outlets[slot].dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+}
+
+/// Alice's connection id (slot 0) and bob's (slot 1).
+pub const ALICE: ConnId = ConnId(0);
+/// Bob's chat socket.
+pub const BOB: ConnId = ConnId(1);
+
+/// The driver. See the module doc.
+pub struct Driver {
+    core: Core,
+    conn: Option<Conn<MemSock>>,
+    /// The socket after the connection closed.
+    pub closed_sock: Option<MemSock>,
+    /// What bob's socket received.
+    pub bob_got: Vec<u8>,
+    now: Millis,
+    setup: Setup,
+    /// Serve again next turn without a new event (budget or paused output).
+    ready: bool,
+    closing: Option<CloseCause>,
+    /// The turn in which alice's socket became a WebSocket, if it did.
+    pub upgraded: Option<ConnKind>,
+    /// Input bytes read when the upgrade happened.
+    pub upgraded_after: usize,
+    /// Largest outlet queue seen.
+    pub max_queued: usize,
+    /// Alice's user id.
+    pub alice: UserId,
+}
+
+impl Driver {
+    /// A driver at time 0 with alice's connection open over `input` and
+    /// bob online.
+    pub fn new(input: Vec<u8>, setup: Setup) -> Driver {
+        let cfg = Config {
+            echo_endpoint: setup.echo,
+            // Keep the fuzzer's output readable: only errors are logged.
+            log_level: LogLevel::Error,
+            ..Config::default()
+        };
+        let mut store = Store::open_in_memory().expect("in-memory database");
+        let alice = store
+            .create_user("alice", &sha256_hex(ALICE_KEY))
+            .expect("database")
+            .expect("new name");
+        let bob = store
+            .create_user("bob", &sha256_hex("b0b"))
+            .expect("database")
+            .expect("new name");
+        let now = Millis(0);
+        let chat = Chat::new(chat_config(&cfg), now);
+        let mut core = Core {
+            log: Logger::new(cfg.log_level),
+            chat,
+            store,
+            metrics: Metrics::default(),
+            wheel: Wheel::new(now),
+            outlets: vec![
+                Outlet::new(cfg.max_output_bytes, Accepts::Http),
+                Outlet::new(cfg.max_output_bytes, Accepts::Frames),
+            ],
+            generations: vec![0, 0],
+            dirty: Vec::new(),
+            scratch: vec![0; 16 * 1024],
+            cfg,
+        };
+        core.chat
+            .login(SessionToken(ALICE_TOKEN.into()), alice.id, &alice.name, now);
+        core.chat
+            .login(SessionToken(BOB_TOKEN.into()), bob.id, &bob.name, now);
+        let mut env = core.env(now);
+        env.chat.ws_open(BOB, BOB_TOKEN, now, &mut env.fan);
+        env.metrics.open_http += 1;
+        let peer: SocketAddr = if setup.loopback {
+            ([127, 0, 0, 1], 40000).into()
+        } else {
+            ([203, 0, 113, 7], 40000).into()
+        };
+        let sock = MemSock {
+            input,
+            pos: 0,
+            avail: 0,
+            eof: false,
+            written: Vec::new(),
+            room: setup.room,
+            room_left: setup.room,
+            shut: false,
+            after_fin: 0,
+        };
+        let conn = Conn::new(conn_id(0, 0), sock, peer, &mut env);
+        let mut driver = Driver {
+            core,
+            conn: Some(conn),
+            closed_sock: None,
+            bob_got: Vec::new(),
+            now,
+            setup,
+            ready: false,
+            closing: None,
+            upgraded: None,
+            upgraded_after: 0,
+            max_queued: 0,
+            alice: alice.id,
+        };
+        driver.serve();
+        driver.before_sleep();
+        driver
+    }
+
+    /// Whether alice's connection is still open.
+    pub fn is_open(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Everything the server sent alice.
+    pub fn written(&self) -> &[u8] {
+        match (&self.conn, &self.closed_sock) {
+            (Some(c), _) => &c.sock.written,
+            (None, Some(s)) => &s.written,
+            (None, None) => &[],
+        }
+    }
+
+    /// The chat, to check its invariants.
+    pub fn chat(&self) -> &Chat {
+        &self.core.chat
+    }
+
+    /// The server counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.core.metrics
+    }
+
+    /// Checks the invariants of the wheel, the chat and the gauges.
+    pub fn check(&self) {
+        self.core.wheel.check();
+        self.core.chat.check();
+        let m = &self.core.metrics;
+        let open = u64::from(self.conn.is_some());
+        assert_eq!(m.open_http + m.open_ws + m.open_echo, open, "gauges");
+        if let Some(c) = &self.conn {
+            assert_eq!(c.sock.after_fin, 0, "bytes written after FIN");
+            let queued = self.core.outlets[0].queued();
+            assert!(
+                queued <= self.core.cfg.max_output_bytes,
+                "outlet over its limit"
+            );
+        }
+    }
+
+    /// One turn: the next chunk arrives (or end of file when there is
+    /// none), time moves on by the step, then read, timers, before sleep.
+    /// Returns false once there was nothing left to deliver.
+    pub fn turn(&mut self) -> bool {
+        self.now = Millis(self.now.0 + self.setup.step_ms);
+        let more = match self.conn.as_mut() {
+            Some(c) => {
+                let s = &mut c.sock;
+                s.room_left = s.room;
+                if !self.core.outlets[0].is_empty() {
+                    // The socket has room again: mio's writable event.
+                    self.core.mark_dirty(0);
+                }
+                if s.avail < s.input.len() {
+                    s.avail = (s.avail + self.setup.chunk).min(s.input.len());
+                    true
+                } else {
+                    s.eof = true;
+                    false
+                }
+            }
+            None => false,
+        };
+        self.serve();
+        self.fire_timers();
+        self.before_sleep();
+        if self.ready && self.conn.is_some() {
+            // What the budget cut short is served again without new input.
+            self.ready = false;
+            self.serve();
+            self.before_sleep();
+        }
+        more
+    }
+
+    fn serve(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let was_http = matches!(conn.phase, Phase::Http(_));
+        let mut env = self.core.env(self.now);
+        let step = conn.on_readable(&mut env);
+        if was_http && matches!(conn.phase, Phase::Ws(_)) {
+            self.upgraded = Some(conn.kind);
+            self.upgraded_after = conn.sock.pos;
+        }
+        self.after_step(step);
+    }
+
+    fn after_step(&mut self, step: Step) {
+        match step {
+            Step::Idle => {}
+            Step::MoreReady => self.ready = true,
+            Step::Close(cause) => self.closing = Some(cause),
+        }
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.after_flush != AfterFlush::Stay)
+        {
+            self.core.mark_dirty(0);
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let mut fired = Vec::new();
+        self.core.wheel.advance(self.now, &mut fired);
+        for timer in fired {
+            if let (Timer::Conn(id), Some(conn)) = (timer, self.conn.as_mut())
+                && id == conn.id
+            {
+                let mut env = self.core.env(self.now);
+                let step = conn.on_timer(&mut env);
+                self.after_step(step);
+            }
+        }
+        self.core.chat.handle_timeouts(self.now);
+    }
+
+    /// `Server::before_sleep`: flags, closes, flushes, in rounds.
+    fn before_sleep(&mut self) {
+        for _ in 0..100 {
+            let dirty = std::mem::take(&mut self.core.dirty);
+            for &slot in &dirty {
+                self.max_queued = self.max_queued.max(self.core.outlets[slot].queued());
+                self.apply_flags(slot);
+            }
+            if let Some(cause) = self.closing.take() {
+                self.close(cause);
+            }
+            for &slot in &dirty {
+                self.flush(slot);
+            }
+            if self.core.dirty.is_empty() && self.closing.is_none() {
+                return;
+            }
+        }
+        panic!("before_sleep does not settle");
+    }
+
+    fn apply_flags(&mut self, slot: usize) {
+        let outlet = &mut self.core.outlets[slot];
+        if slot == 1 {
+            assert!(!outlet.overflow, "bob overflowed");
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if outlet.overflow {
+            self.closing = Some(CloseCause::SlowConsumer);
+        } else if let Some((code, reason)) = outlet.close_request.take() {
+            let mut env = self.core.env(self.now);
+            ws::start_close(conn, code, reason, &mut env);
+        }
+    }
+
+    fn flush(&mut self, slot: usize) {
+        let outlet = &mut self.core.outlets[slot];
+        outlet.dirty = false;
+        if slot == 1 {
+            outlet.write_to(&mut self.bob_got).expect("a Vec takes all");
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if outlet.overflow {
+            return;
+        }
+        if outlet.write_to(&mut conn.sock).is_err() {
+            self.closing = Some(CloseCause::Peer);
+            return;
+        }
+        if !self.core.outlets[0].is_empty() {
+            return;
+        }
+        let mut env = self.core.env(self.now);
+        let step = conn.on_flushed(&mut env);
+        if matches!(&conn.phase, Phase::Http(h) if h.paused) {
+            self.ready = true;
+        }
+        self.after_step(step);
+    }
+
+    /// `Server::close_conn` for alice.
+    fn close(&mut self, cause: CloseCause) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let mut env = self.core.env(self.now);
+        ws::closed(&mut conn, &mut env);
+        conn.disarm(&mut env);
+        let m = &mut self.core.metrics;
+        m.closed(conn.closing_cause.unwrap_or(cause));
+        match conn.kind {
+            ConnKind::Http => m.open_http -= 1,
+            ConnKind::Chat => m.open_ws -= 1,
+            ConnKind::Echo => m.open_echo -= 1,
+        }
+        let outlet = &mut self.core.outlets[0];
+        outlet.clear();
+        outlet.accepts = Accepts::Nothing;
+        outlet.overflow = false;
+        outlet.close_request = None;
+        self.core.generations[0] = self.core.generations[0].wrapping_add(1);
+        self.closed_sock = Some(conn.sock);
+    }
+}
+
+/// `ChatConfig` from `Config`, as `src/server/mod.rs` builds it.
+fn chat_config(cfg: &Config) -> ChatConfig {
+    ChatConfig {
+        session_ttl: Millis(ms(cfg.session_ttl)),
+        max_chars: cfg.max_message_chars,
+        burst: cfg.chat_burst,
+        rate_per_sec: cfg.chat_rate_per_sec,
+        register_limit: cfg.register_limit,
+        register_window: Millis(ms(cfg.register_window)),
+        login_fail_limit: cfg.login_fail_limit,
+        login_window: Millis(ms(cfg.login_window)),
+    }
+}
+
+/// The upgrade request the harness sends ahead of WebSocket bytes: to
+/// `/ws` with alice's session, or to `/echo`.
+pub fn upgrade_request(echo: bool) -> Vec<u8> {
+    let (path, cookie) = if echo {
+        ("/echo", String::new())
+    } else {
+        ("/ws", format!("Cookie: session={ALICE_TOKEN}\r\n"))
+    };
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: chat.test\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{cookie}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Runs `input` through a whole connection: every chunk in its own turn,
+/// then end of file, then timers until the connection is gone. Checks the
+/// invariants after every turn and returns the driver for more checks.
+///
+/// # Panics
+/// When an invariant breaks, or the connection outlives its input by more
+/// than a bounded number of timers.
+pub fn run(input: Vec<u8>, setup: Setup) -> Driver {
+    let mut d = Driver::new(input, setup);
+    d.check();
+    while d.turn() {
+        d.check();
+    }
+    // End of file has been delivered; a few turns to act on it.
+    for _ in 0..4 {
+        d.turn();
+        d.check();
+    }
+    // Whatever is left must end by its timers (linger 2 s, close wait 5 s,
+    // ping 30 + 30 s, idle 60 s): a minute per turn ends them all soon.
+    d.setup.step_ms = 61_000;
+    for _ in 0..8 {
+        if !d.is_open() {
+            break;
+        }
+        d.turn();
+        d.check();
+    }
+    assert!(!d.is_open(), "connection outlives its input and its timers");
+    assert!(
+        !d.chat().is_online(d.alice),
+        "alice online without a socket"
+    );
+    d
+}

@@ -125,11 +125,6 @@ impl Metrics {
         for (e, n) in AckError::ALL.iter().zip(chat.acks_err) {
             let _ = writeln!(s, "piratchat_acks_total{{code=\"{}\"}} {n}", e.code());
         }
-        let failed = chat.acks_storage_failed;
-        let _ = writeln!(
-            s,
-            "piratchat_acks_total{{code=\"storage_failed\"}} {failed}"
-        );
         family(
             &mut s,
             "piratchat_http_responses_total",

@@ -13,7 +13,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use piratchat::chat::{AddressLimit, AuthError, Chat, ChatConfig, ConnId, Outbox, SessionToken};
+use piratchat::chat::{AddressLimit, AuthError, Chat, ChatConfig, ConnId, Outbox, SessionKey};
 use piratchat::store::UserId;
 use piratchat::wheel::Millis;
 use serde_json::{Value, json};
@@ -143,8 +143,9 @@ fuzz_target!(|ops: Vec<Op>| {
         register_window: Millis(WINDOW),
         login_fail_limit: LIMIT,
         login_window: Millis(WINDOW),
+        dedupe_window: Millis(WINDOW),
     };
-    let mut chat = Chat::new(cfg, Millis(0));
+    let mut chat = Chat::new(cfg, Millis(0), 0);
     let mut m = Model::default();
     for op in ops.iter().take(500) {
         let mut out = Recorder::default();
@@ -179,7 +180,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             let user = usize::from(u) % USERS.len();
             let token = format!("Session{:025}", m.sessions.len());
             chat.login(
-                SessionToken(token.as_str().into()),
+                SessionKey::of(&token),
                 UserId(user as i64 + 1),
                 USERS[user],
                 now,
@@ -213,7 +214,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             }
             let conn = ConnId(m.conns.len() as u64);
             let others = m.online.clone();
-            chat.ws_open(conn, &m.sessions[s].token, now, out);
+            chat.ws_open(conn, &SessionKey::of(&m.sessions[s].token), now, out);
             m.conns.push((s, user));
             m.online.push(conn);
             m.sessions[s].socket = Some(conn);
@@ -233,7 +234,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                     assert_eq!(v["author"], author);
                     vec![
                         Event::Deliver(m.others(conn), v.clone()),
-                        Event::Deliver(vec![conn], json!({ "status": true })),
+                        Event::Deliver(vec![conn], json!({ "status": true, "id": v["id"] })),
                     ]
                 }
                 Some(Event::Deliver(_, v)) => {

@@ -3,16 +3,16 @@
 //!
 //! Properties: the decoder answers exactly one of accepted / error ack, and
 //! the answer agrees with a reference reading through `serde_json::Value`:
-//! invalid JSON is `invalid_json`; anything but an object with exactly one
-//! string `message` holding a non-whitespace character is
-//! `invalid_message`; more than `max_chars` scalar values is
+//! invalid JSON is `invalid_json`; anything but an object with a string
+//! `message` holding a non-whitespace character (and at most an optional
+//! `client_id` string of 1 to 64 bytes) is `invalid_message`; more than `max_chars` scalar values is
 //! `message_too_long`; otherwise the accepted text is that string, within
 //! the limit. A REST body is accepted only as an object with exactly the
 //! one string field.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use piratchat::protocol::{AckError, LoginBody, decode_body, decode_chat_text};
+use piratchat::protocol::{AckError, LoginBody, MAX_CLIENT_ID, decode_body, decode_chat_text};
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,13 +28,16 @@ fuzz_target!(|data: &[u8]| {
         let got = decode_chat_text(text, max_chars);
         let want = reference(text, max_chars);
         match (&got, &want) {
-            (Ok(a), Ok(b)) => assert_eq!(a.as_ref(), b.as_str()),
+            (Ok(a), Ok((text, id))) => {
+                assert_eq!(a.text.as_ref(), text.as_str());
+                assert_eq!(a.client_id.as_deref(), id.as_deref());
+            }
             (Err(a), Err(b)) => assert_eq!(a, b),
             _ => panic!("{text:?}: decoder {got:?}, reference {want:?}"),
         }
         if let Ok(t) = got {
-            assert!(t.chars().count() <= max_chars);
-            assert!(!t.chars().all(char::is_whitespace));
+            assert!(t.text.chars().count() <= max_chars);
+            assert!(!t.text.chars().all(char::is_whitespace));
         }
     }
     if let Some(body) = decode_body::<LoginBody>(rest) {
@@ -46,16 +49,23 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// The spec's rules, written against `serde_json::Value`.
-fn reference(text: &str, max_chars: usize) -> Result<String, AckError> {
+fn reference(text: &str, max_chars: usize) -> Result<(String, Option<String>), AckError> {
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return Err(AckError::InvalidJson);
     };
     // Duplicate names are legal JSON but ambiguous; they are refused.
-    if unique_fields(text.as_bytes()).as_deref() != Some(&["message".to_string()][..]) {
+    let mut fields = unique_fields(text.as_bytes()).ok_or(AckError::InvalidMessage)?;
+    fields.sort();
+    if fields != ["message"] && fields != ["client_id", "message"] {
         return Err(AckError::InvalidMessage);
     }
     let Some(message) = value["message"].as_str() else {
         return Err(AckError::InvalidMessage);
+    };
+    let client_id = match value.get("client_id") {
+        None => None,
+        Some(Value::String(id)) if (1..=MAX_CLIENT_ID).contains(&id.len()) => Some(id.clone()),
+        Some(_) => return Err(AckError::InvalidMessage),
     };
     if message.chars().all(char::is_whitespace) {
         return Err(AckError::InvalidMessage);
@@ -63,7 +73,7 @@ fn reference(text: &str, max_chars: usize) -> Result<String, AckError> {
     if message.chars().count() > max_chars {
         return Err(AckError::MessageTooLong);
     }
-    Ok(message.to_string())
+    Ok((message.to_string(), client_id))
 }
 
 /// The member names of a top-level JSON object, in order; `None` when the

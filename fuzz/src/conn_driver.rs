@@ -10,7 +10,7 @@
 //! Used by the `connection` and `ws_frames` fuzz targets and included by
 //! `tests/fuzz_regressions.rs`; it uses only `std` and `piratchat`.
 
-use piratchat::chat::{Chat, ChatConfig, ConnId, SessionToken};
+use piratchat::chat::{Chat, ChatConfig, ConnId, SessionKey};
 use piratchat::config::{Config, LogLevel};
 use piratchat::log::Logger;
 use piratchat::metrics::{CloseCause, Metrics};
@@ -149,6 +149,7 @@ struct Core {
     dirty: Vec<usize>,
     scratch: Vec<u8>,
     log: Logger,
+    store_failed: bool,
 }
 
 impl Core {
@@ -169,6 +170,7 @@ impl Core {
             uptime_secs: now.0 / 1000,
             scratch: &mut self.scratch,
             note: None,
+            store_failed: &mut self.store_failed,
         }
     }
 
@@ -228,7 +230,8 @@ impl Driver {
             .expect("database")
             .expect("new name");
         let now = Millis(0);
-        let chat = Chat::new(chat_config(&cfg), now);
+        // Any Unix offset will do: timestamps only go into frames.
+        let chat = Chat::new(chat_config(&cfg), now, 1_700_000_000_000);
         let mut core = Core {
             log: Logger::new(cfg.log_level),
             chat,
@@ -242,14 +245,16 @@ impl Driver {
             generations: vec![0, 0],
             dirty: Vec::new(),
             scratch: vec![0; 16 * 1024],
+            store_failed: false,
             cfg,
         };
         core.chat
-            .login(SessionToken(ALICE_TOKEN.into()), alice.id, &alice.name, now);
+            .login(SessionKey::of(ALICE_TOKEN), alice.id, &alice.name, now);
         core.chat
-            .login(SessionToken(BOB_TOKEN.into()), bob.id, &bob.name, now);
+            .login(SessionKey::of(BOB_TOKEN), bob.id, &bob.name, now);
         let mut env = core.env(now);
-        env.chat.ws_open(BOB, BOB_TOKEN, now, &mut env.fan);
+        env.chat
+            .ws_open(BOB, &SessionKey::of(BOB_TOKEN), now, &mut env.fan);
         env.metrics.open_http += 1;
         let peer: SocketAddr = if setup.loopback {
             ([127, 0, 0, 1], 40000).into()
@@ -407,8 +412,15 @@ impl Driver {
         self.core.chat.handle_timeouts(self.now);
     }
 
-    /// `Server::before_sleep`: flags, closes, flushes, in rounds.
+    /// `Server::before_sleep`: the turn's commit (an in-memory database
+    /// does not fail it), then flags, closes, flushes, in rounds.
     fn before_sleep(&mut self) {
+        self.core.store.commit().expect("in-memory commit");
+        assert!(
+            !std::mem::take(&mut self.core.store_failed),
+            "a message insert failed"
+        );
+        self.core.chat.end_turn();
         for _ in 0..100 {
             let dirty = std::mem::take(&mut self.core.dirty);
             for &slot in &dirty {
@@ -509,6 +521,7 @@ fn chat_config(cfg: &Config) -> ChatConfig {
         register_window: Millis(ms(cfg.register_window)),
         login_fail_limit: cfg.login_fail_limit,
         login_window: Millis(ms(cfg.login_window)),
+        dedupe_window: Millis(ms(cfg.dedupe_window)),
     }
 }
 

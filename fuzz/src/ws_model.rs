@@ -14,7 +14,7 @@ use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
 /// tungstenite's read buffer per socket, as `src/server/ws.rs` sets it.
-pub const READ_BUFFER: usize = 2 * 1024;
+pub const READ_BUFFER: usize = 1024;
 
 /// The message and frame limit of `/ws` (`Config::default()`).
 pub const CHAT_LIMIT: usize = 16 * 1024;

@@ -49,7 +49,7 @@ impl Chat {
         now: Millis,
         out: &mut impl Outbox,
     ) -> Option<Accepted> {
-        let (user, name, frame) = self.admit(conn, text, now)?;
+        let (user, name, frame) = self.admit(conn, text, now, out)?;
         self.last_id += 1;
         let (id, ts) = (self.last_id, self.unix_ms(now));
         let message = ChatMessage {
@@ -62,7 +62,7 @@ impl Chat {
         if let Some(client_id) = &frame.client_id {
             self.remember_client_id(user, client_id, id, now);
         }
-        self.pending_acks.push((conn, Ok(id)));
+        self.ack(conn, id, out);
         let client_id = frame.client_id.map(Cow::into_owned);
         Some(Accepted {
             id,
@@ -81,16 +81,17 @@ impl Chat {
         conn: ConnId,
         text: &'t str,
         now: Millis,
+        out: &mut impl Outbox,
     ) -> Option<(UserId, Rc<str>, ChatFrame<'t>)> {
         let sock = self.sockets.get_mut(&conn)?;
         self.stats.messages_received += 1;
         if !sock.bucket.take(self.cfg.burst, self.cfg.rate_per_sec, now) {
-            self.ack_error(conn, AckError::RateLimited);
+            self.ack_error(conn, AckError::RateLimited, out);
             return None;
         }
         let (user, name) = (sock.user, sock.name.clone());
         let frame = decode_chat_text(text, self.cfg.max_chars)
-            .map_err(|e| self.ack_error(conn, e))
+            .map_err(|e| self.ack_error(conn, e, out))
             .ok()?;
         let known = frame
             .client_id
@@ -98,7 +99,7 @@ impl Chat {
             .and_then(|c| self.recent.get(&(user, (**c).into())));
         if let Some(&id) = known {
             // A resend of a message we have: ack it again, send nothing.
-            self.pending_acks.push((conn, Ok(id)));
+            self.ack(conn, id, out);
             return None;
         }
         Some((user, name, frame))
@@ -146,39 +147,21 @@ impl Chat {
             .saturating_add(self.unix_offset)
     }
 
-    /// Sends the acks of this turn's messages, now that their batch is
-    /// committed (`stored`), or error acks when the commit failed.
-    pub fn flush_acks(&mut self, stored: bool, out: &mut impl Outbox) {
-        for (conn, ack) in std::mem::take(&mut self.pending_acks) {
-            let json = match ack {
-                Ok(id) if stored => {
-                    self.stats.acks_ok += 1;
-                    ServerFrame::AckOk { status: true, id }.to_json()
-                }
-                Ok(_) => {
-                    self.stats.acks_storage_failed += 1;
-                    ServerFrame::AckErr {
-                        status: false,
-                        code: "storage_failed",
-                    }
-                    .to_json()
-                }
-                Err(e) => {
-                    let idx = AckError::ALL.iter().position(|&x| x == e).expect("listed");
-                    self.stats.acks_err[idx] += 1;
-                    ServerFrame::AckErr {
-                        status: false,
-                        code: e.code(),
-                    }
-                    .to_json()
-                }
-            };
-            out.deliver(std::iter::once(conn), &json);
-        }
+    /// `{"status": true, "id": ...}` to the sender. It is queued now, in
+    /// the order of the frames, and written after the turn's commit.
+    fn ack(&mut self, conn: ConnId, id: i64, out: &mut impl Outbox) {
+        self.stats.acks_ok += 1;
+        let json = ServerFrame::AckOk { status: true, id }.to_json();
+        out.deliver(std::iter::once(conn), &json);
+        self.unconfirmed.push(conn);
     }
 
-    /// Whether acks wait for a commit.
-    pub fn has_pending_acks(&self) -> bool {
-        !self.pending_acks.is_empty()
+    /// The turn is over: the sockets sent a success ack in it. The caller
+    /// commits the turn's batch before writing any output; if the commit
+    /// failed, it drops these sockets with their queued output, so no ack
+    /// for an unstored message ever reaches a client (which reconnects and
+    /// resends with its `client_id`).
+    pub fn end_turn(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.unconfirmed)
     }
 }

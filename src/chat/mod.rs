@@ -103,8 +103,6 @@ pub struct ChatStats {
     pub acks_ok: u64,
     /// Error acks sent, indexed like [`AckError::ALL`].
     pub acks_err: [u64; 5],
-    /// Acks saying the message could not be stored.
-    pub acks_storage_failed: u64,
 }
 
 #[derive(Debug)]
@@ -152,9 +150,10 @@ pub struct Chat {
     last_id: i64,
     /// Recent `client_id`s of each user and the id they were stored under.
     recent: HashMap<(UserId, Box<str>), i64>,
-    /// Acks held until this turn's batch is committed, in the order of
-    /// the frames they answer (error acks too, so no ack overtakes another).
-    pending_acks: Vec<(ConnId, Result<i64, AckError>)>,
+    /// Sockets sent a success ack this turn. The acks are queued at once,
+    /// in frame order, but reach the socket only after the turn's commit;
+    /// if the commit fails, these sockets are dropped with their output.
+    unconfirmed: Vec<ConnId>,
     /// Counters for `/metrics`.
     pub stats: ChatStats,
 }
@@ -177,7 +176,7 @@ impl Chat {
             unix_offset,
             last_id: 0,
             recent: HashMap::new(),
-            pending_acks: Vec::new(),
+            unconfirmed: Vec::new(),
             stats: ChatStats::default(),
         }
     }
@@ -237,9 +236,8 @@ impl Chat {
         self.user_socket.insert(user, conn);
     }
 
-    /// A binary frame from chat socket `conn`: always refused (the error
-    /// ack goes out with the turn's other acks).
-    pub fn ws_binary(&mut self, conn: ConnId, now: Millis) {
+    /// A binary frame from chat socket `conn`: always refused.
+    pub fn ws_binary(&mut self, conn: ConnId, now: Millis, out: &mut impl Outbox) {
         let Some(sock) = self.sockets.get_mut(&conn) else {
             return;
         };
@@ -249,7 +247,7 @@ impl Chat {
         } else {
             AckError::RateLimited
         };
-        self.ack_error(conn, err);
+        self.ack_error(conn, err, out);
     }
 
     /// Chat socket `conn` is gone (for any reason): the others get `leave`
@@ -308,8 +306,18 @@ impl Chat {
         out.deliver(self.online.iter(), &json);
     }
 
-    fn ack_error(&mut self, conn: ConnId, err: AckError) {
-        self.pending_acks.push((conn, Err(err)));
+    fn ack_error(&mut self, conn: ConnId, err: AckError, out: &mut impl Outbox) {
+        let idx = AckError::ALL
+            .iter()
+            .position(|&e| e == err)
+            .expect("listed");
+        self.stats.acks_err[idx] += 1;
+        let json = ServerFrame::AckErr {
+            status: false,
+            code: err.code(),
+        }
+        .to_json();
+        out.deliver(std::iter::once(conn), &json);
     }
 
     /// `Err(retry_after_secs)` when `addr` is over `limit`.

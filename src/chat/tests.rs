@@ -97,19 +97,12 @@ fn message_is_broadcast_then_acked() {
         (1, 1_000_001, "hi")
     );
     let msg = r#"{"message":"hi","author":"u2","id":1,"ts":1000001}"#.to_string();
-    assert_eq!(out.take(), [(1, msg.clone()), (3, msg)]);
-    // The ack waits for the commit of the turn's batch.
-    assert!(chat.has_pending_acks());
-    chat.flush_acks(true, &mut out);
-    assert_eq!(out.take(), [(2, r#"{"status":true,"id":1}"#.to_string())]);
+    let ack = r#"{"status":true,"id":1}"#.to_string();
+    assert_eq!(out.take(), [(1, msg.clone()), (3, msg), (2, ack)]);
     assert_eq!(chat.stats.messages_delivered, 2);
-    chat.ws_text(ConnId(1), r#"{"message":"again"}"#, Millis(2), &mut out);
-    chat.flush_acks(false, &mut out);
-    let sent = out.take();
-    assert_eq!(
-        sent.last().unwrap(),
-        &(1, r#"{"status":false,"code":"storage_failed"}"#.into())
-    );
+    // The turn's end names the sockets acked in it (for a failed commit).
+    assert_eq!(chat.end_turn(), [ConnId(2)]);
+    assert_eq!(chat.end_turn(), []);
 }
 
 #[test]
@@ -122,14 +115,12 @@ fn error_acks_go_to_the_sender_only() {
     for (frame, code) in cases {
         let (mut chat, mut out) = ws_open(2);
         chat.ws_text(ConnId(1), frame, Millis(1), &mut out);
-        chat.flush_acks(true, &mut out);
         let want = format!(r#"{{"status":false,"code":"{code}"}}"#);
         assert_eq!(out.take(), [(1, want)], "{frame}");
         chat.check();
     }
     let (mut chat, mut out) = ws_open(2);
-    chat.ws_binary(ConnId(1), Millis(1));
-    chat.flush_acks(true, &mut out);
+    chat.ws_binary(ConnId(1), Millis(1), &mut out);
     assert_eq!(
         out.take(),
         [(
@@ -139,7 +130,6 @@ fn error_acks_go_to_the_sender_only() {
     );
     let long = format!(r#"{{"message":"{}"}}"#, "é".repeat(301));
     chat.ws_text(ConnId(1), &long, Millis(1), &mut out);
-    chat.flush_acks(true, &mut out);
     assert_eq!(
         out.take(),
         [(1, r#"{"status":false,"code":"message_too_long"}"#.into())]
@@ -152,16 +142,13 @@ fn rate_limit_acks_and_recovers() {
     for _ in 0..3 {
         chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(0), &mut out);
     }
-    chat.flush_acks(true, &mut out);
     assert_eq!(out.take().len(), 6, "three broadcasts and three acks");
     chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(0), &mut out);
-    chat.flush_acks(true, &mut out);
     assert_eq!(
         out.take(),
         [(1, r#"{"status":false,"code":"rate_limited"}"#.into())]
     );
     chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(1000), &mut out);
-    chat.flush_acks(true, &mut out);
     assert_eq!(out.take().len(), 2, "one token a second");
 }
 
@@ -312,14 +299,12 @@ fn a_repeated_client_id_is_acked_with_the_first_id_and_not_sent_again() {
     let first = chat
         .ws_text(ConnId(1), frame, Millis(10), &mut out)
         .unwrap();
-    chat.flush_acks(true, &mut out);
     assert_eq!(out.take().len(), 2);
     // The same user resends (a lost ack): acked again, not broadcast.
     assert!(
         chat.ws_text(ConnId(1), frame, Millis(20), &mut out)
             .is_none()
     );
-    chat.flush_acks(true, &mut out);
     let ack = format!(r#"{{"status":true,"id":{}}}"#, first.id);
     assert_eq!(out.take(), [(1, ack)]);
     // Another user's identical client_id is another message.
@@ -353,7 +338,6 @@ fn restored_client_ids_and_ids_continue() {
         .ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(1), &mut out)
         .unwrap();
     assert_eq!(next.id, 42);
-    chat.flush_acks(true, &mut out);
     let acks: Vec<String> = out.take().into_iter().map(|(_, j)| j).collect();
     assert_eq!(
         acks,
@@ -393,10 +377,13 @@ fn acks_keep_the_order_of_the_frames() {
     for (t, frame) in frames.into_iter().enumerate() {
         chat.ws_text(ConnId(1), frame, Millis(t as u64 * 1000), &mut out);
     }
-    chat.ws_binary(ConnId(1), Millis(5000));
-    out.take();
-    chat.flush_acks(true, &mut out);
-    let acks: Vec<String> = out.take().into_iter().map(|(_, j)| j).collect();
+    chat.ws_binary(ConnId(1), Millis(5000), &mut out);
+    let acks: Vec<String> = out
+        .take()
+        .into_iter()
+        .filter(|(c, _)| *c == 1)
+        .map(|(_, j)| j)
+        .collect();
     assert_eq!(
         acks,
         [

@@ -439,7 +439,13 @@ impl Server {
     /// a chat socket queues `leave` for the others, which may push another
     /// over its limit, so this settles in rounds until nothing is left.
     fn before_sleep(&mut self, now: Millis) {
-        persist::persist_turn(&mut self.core, now);
+        for id in persist::persist_turn(&mut self.core) {
+            // Acked but not stored: nothing it has queued may be written.
+            if self.is_live(id) {
+                self.core.outlets[slot_of(id)].clear();
+                self.closing.push((id, CloseCause::Error));
+            }
+        }
         loop {
             let dirty = std::mem::take(&mut self.core.dirty);
             for &slot in &dirty {
@@ -537,7 +543,7 @@ impl Server {
             self.close_conn(id, CloseCause::Shutdown, now);
         }
         self.core.flush_sessions = true;
-        persist::persist_turn(&mut self.core, now);
+        persist::persist_turn(&mut self.core);
         let Core { store, log, .. } = self.core;
         match store.close() {
             Ok(()) => log.log(LogLevel::Info, format_args!("stopped")),

@@ -3,6 +3,7 @@
 
 use super::conn::ms;
 use super::{Core, Timer};
+use crate::chat::ConnId;
 use crate::config::LogLevel;
 use crate::wheel::Millis;
 
@@ -43,10 +44,12 @@ pub(super) fn restore(core: &mut Core, unix_now: i64) -> Result<(), crate::store
     core.store.commit()
 }
 
-/// Writes the turn's session changes and commits the turn's batch, then
-/// releases the acks it held: a message is acknowledged only once it is
-/// committed. Runs before any output of the turn is written.
-pub(super) fn persist_turn(core: &mut Core, now: Millis) {
+/// Writes the turn's session changes and commits the turn's batch. Runs
+/// before any output of the turn is written, so an ack reaches a client
+/// only once its message is committed. Returns the sockets that were sent
+/// a success ack when the commit (or a message insert) failed: the caller
+/// drops them with everything they have queued.
+pub(super) fn persist_turn(core: &mut Core) -> Vec<ConnId> {
     let journal = core.chat.journal();
     let created = std::mem::take(&mut journal.created);
     let ended = std::mem::take(&mut journal.ended);
@@ -74,10 +77,8 @@ pub(super) fn persist_turn(core: &mut Core, now: Millis) {
         core.log.log(LogLevel::Error, format_args!("{e}"));
     }
     let stored = result.is_ok() && !std::mem::take(&mut core.store_failed);
-    if core.chat.has_pending_acks() {
-        let mut env = core.env(now);
-        env.chat.flush_acks(stored, &mut env.fan);
-    }
+    let acked = core.chat.end_turn();
+    if stored { Vec::new() } else { acked }
 }
 
 /// Most messages deleted per prune step: a short transaction each.

@@ -218,7 +218,7 @@ fn handle<S: Transport>(conn: &mut Conn<S>, msg: Message, env: &mut Env<'_>) {
                 store_message(&accepted, env);
             }
         }
-        Message::Binary(_) if is_chat => env.chat.ws_binary(conn.id, env.now),
+        Message::Binary(_) if is_chat => env.chat.ws_binary(conn.id, env.now, &mut env.fan),
         Message::Text(text) => echo(conn, OP_TEXT, text.as_bytes(), env),
         Message::Binary(data) => echo(conn, OP_BINARY, &data, env),
         Message::Close(frame) => {

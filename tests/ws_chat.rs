@@ -11,7 +11,7 @@ use serde_json::json;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use util::ws::{Client, Got, ack, join, leave, msg, nack, online, open, try_open};
+use util::ws::{Client, Got, ack, join, leave, masked, msg, nack, online, open, try_open};
 use util::{PATIENCE, Resp, Server, closed_by_peer, read_response, wait_for};
 
 /// Long enough for a frame that was going to arrive to have arrived.
@@ -381,26 +381,6 @@ fn bytes_sent_with_the_upgrade_request_are_not_lost() {
     assert_eq!(b.json(), join("alice"));
     assert_eq!(b.json(), msg("early", "alice"));
     assert_eq!(a.json(), ack());
-}
-
-/// A masked client frame with FIN set.
-fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut f = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            f.push(0x80 | 126);
-            f.extend((n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend((n as u64).to_be_bytes());
-        }
-    }
-    f.extend(mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    f
 }
 
 #[test]

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
-use util::ws::{Client, Got, ack, join, leave, msg, online, open, raw_open, try_open};
+use util::ws::{
+    Client, Got, ack, join, leave, masked, masked_raw, msg, online, open, raw_open, try_open,
+};
 #[allow(unused_imports)]
 use util::{PATIENCE, Resp, Server, closed_by_peer, read_response, wait_for};
 
@@ -30,31 +32,6 @@ fn say_and_check(sender: &mut Client, name: &str, text: &str, others: &mut [&mut
         assert_eq!(other.json(), msg(text, name));
     }
     assert_eq!(sender.json(), ack());
-}
-
-/// A client frame with the given first byte (FIN, RSV, opcode), masked.
-fn masked_raw(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut f = vec![first];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            f.push(0x80 | 126);
-            f.extend((n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend((n as u64).to_be_bytes());
-        }
-    }
-    f.extend(mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    f
-}
-
-/// A complete masked client frame (FIN set).
-fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    masked_raw(0x80 | opcode, payload)
 }
 
 /// A chat frame of exactly `len` bytes.

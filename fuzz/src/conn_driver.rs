@@ -15,7 +15,7 @@ use piratchat::config::{Config, LogLevel};
 use piratchat::log::Logger;
 use piratchat::metrics::{CloseCause, Metrics};
 use piratchat::secret::sha256_hex;
-use piratchat::server::conn::{AfterFlush, Conn, Phase, Step, Transport, ms};
+use piratchat::server::conn::{AfterFlush, Conn, Phase, Step, Transport};
 use piratchat::server::fanout::{Fanout, conn_id};
 use piratchat::server::outlet::{Accepts, Outlet};
 use piratchat::server::{ConnKind, Env, Timer, ws};
@@ -231,7 +231,7 @@ impl Driver {
             .expect("new name");
         let now = Millis(0);
         // Any Unix offset will do: timestamps only go into frames.
-        let chat = Chat::new(chat_config(&cfg), now, 1_700_000_000_000);
+        let chat = Chat::new(ChatConfig::from_config(&cfg), now, 1_700_000_000_000);
         let mut core = Core {
             log: Logger::new(cfg.log_level),
             chat,
@@ -507,21 +507,6 @@ impl Driver {
         outlet.close_request = None;
         self.core.generations[0] = self.core.generations[0].wrapping_add(1);
         self.closed_sock = Some(conn.sock);
-    }
-}
-
-/// `ChatConfig` from `Config`, as `src/server/mod.rs` builds it.
-fn chat_config(cfg: &Config) -> ChatConfig {
-    ChatConfig {
-        session_ttl: Millis(ms(cfg.session_ttl)),
-        max_chars: cfg.max_message_chars,
-        burst: cfg.chat_burst,
-        rate_per_sec: cfg.chat_rate_per_sec,
-        register_limit: cfg.register_limit,
-        register_window: Millis(ms(cfg.register_window)),
-        login_fail_limit: cfg.login_fail_limit,
-        login_window: Millis(ms(cfg.login_window)),
-        dedupe_window: Millis(ms(cfg.dedupe_window)),
     }
 }
 

@@ -62,6 +62,24 @@ pub struct ChatConfig {
     pub dedupe_window: Millis,
 }
 
+impl ChatConfig {
+    /// The chat's part of the server's settings.
+    pub fn from_config(cfg: &crate::config::Config) -> ChatConfig {
+        let ms = |d: std::time::Duration| Millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        ChatConfig {
+            session_ttl: ms(cfg.session_ttl),
+            max_chars: cfg.max_message_chars,
+            burst: cfg.chat_burst,
+            rate_per_sec: cfg.chat_rate_per_sec,
+            register_limit: cfg.register_limit,
+            register_window: ms(cfg.register_window),
+            login_fail_limit: cfg.login_fail_limit,
+            login_window: ms(cfg.login_window),
+            dedupe_window: ms(cfg.dedupe_window),
+        }
+    }
+}
+
 /// Why a request was not authenticated; each says what the peer sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthError {

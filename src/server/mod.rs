@@ -138,7 +138,11 @@ impl Core {
     fn new(cfg: Config, store: Store, log: Logger) -> Result<Core, StartError> {
         let base = ms(cfg.session_ttl) + ms(cfg.dedupe_window) + 1000;
         let unix_now = persist::unix_ms_now();
-        let chat = Chat::new(chat_config(&cfg), Millis(base), unix_now - base as i64);
+        let chat = Chat::new(
+            ChatConfig::from_config(&cfg),
+            Millis(base),
+            unix_now - base as i64,
+        );
         let mut wheel = Wheel::new(Millis(base));
         wheel.insert(Millis(base + ms(cfg.session_flush)), Timer::SessionFlush);
         wheel.insert(Millis(base), Timer::Prune);
@@ -550,19 +554,5 @@ impl Server {
             Err(e) => log.log(LogLevel::Error, format_args!("closing the database: {e}")),
         }
         Ok(())
-    }
-}
-
-fn chat_config(cfg: &Config) -> ChatConfig {
-    ChatConfig {
-        session_ttl: Millis(ms(cfg.session_ttl)),
-        max_chars: cfg.max_message_chars,
-        burst: cfg.chat_burst,
-        rate_per_sec: cfg.chat_rate_per_sec,
-        register_limit: cfg.register_limit,
-        register_window: Millis(ms(cfg.register_window)),
-        login_fail_limit: cfg.login_fail_limit,
-        login_window: Millis(ms(cfg.login_window)),
-        dedupe_window: Millis(ms(cfg.dedupe_window)),
     }
 }

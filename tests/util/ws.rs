@@ -95,6 +95,31 @@ pub fn raw_open(server: &Server, token: &str) -> TcpStream {
     s
 }
 
+/// A masked client frame whose first byte (FIN, RSV, opcode) is `first`.
+pub fn masked_raw(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut f = vec![first];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            f.push(0x80 | 126);
+            f.extend((n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend((n as u64).to_be_bytes());
+        }
+    }
+    f.extend(mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// A complete masked client frame (FIN set) with `opcode`.
+pub fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    masked_raw(0x80 | opcode, payload)
+}
+
 /// What a client observed next.
 #[derive(Debug)]
 pub enum Got {

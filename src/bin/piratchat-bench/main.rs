@@ -60,7 +60,7 @@ fn main() -> ExitCode {
 }
 
 /// Checks that the run can work before starting it: the open-file limit
-/// (which the bench cannot raise without unsafe code) and CPU pinning.
+/// (which the bench cannot raise: that needs a raw setrlimit call) and CPU pinning.
 fn preflight(args: &Args) -> Result<(), String> {
     let need = args.clients as u64 + args.parallel as u64 + SPARE_FDS;
     if let Some(soft) = procfs::open_files_soft().filter(|&s| s < need) {

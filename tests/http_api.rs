@@ -6,6 +6,17 @@ mod util;
 use std::io::Write;
 use util::{Server, read_response, read_response_to};
 
+/// `HEAD path` with the session cookie on a new connection; the connection
+/// (still open) and the response.
+fn head_with_session(s: &Server, path: &str, token: &str) -> (std::net::TcpStream, util::Resp) {
+    let cookie = format!("session={token}");
+    let mut c = s.connect();
+    c.write_all(util::raw("HEAD", path, &[("Cookie", &cookie)], "").as_bytes())
+        .unwrap();
+    let r = read_response_to(&mut c, true).unwrap();
+    (c, r)
+}
+
 fn status_and_error(r: &util::Resp) -> (u16, String) {
     (
         r.status,
@@ -206,11 +217,7 @@ fn logout_get_and_post() {
 fn head_logout_is_405_and_has_no_side_effect() {
     let s = Server::start(&[]);
     let token = s.user("gina");
-    let cookie = format!("session={token}");
-    let mut c = s.connect();
-    c.write_all(util::raw("HEAD", "/api/logout", &[("Cookie", &cookie)], "").as_bytes())
-        .unwrap();
-    let r = read_response_to(&mut c, true).unwrap();
+    let (_, r) = head_with_session(&s, "/api/logout", &token);
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, POST"));
     assert_eq!(
@@ -366,11 +373,7 @@ fn unknown_paths_and_methods() {
 fn head_has_the_headers_of_get_without_the_body() {
     let s = Server::start(&[]);
     let token = s.user("jack");
-    let cookie = format!("session={token}");
-    let mut c = s.connect();
-    c.write_all(util::raw("HEAD", "/api/user/@me", &[("Cookie", &cookie)], "").as_bytes())
-        .unwrap();
-    let head = read_response_to(&mut c, true).unwrap();
+    let (mut c, head) = head_with_session(&s, "/api/user/@me", &token);
     let get = s.get("/api/user/@me", Some(&token));
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), get.header("content-length"));

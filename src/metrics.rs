@@ -72,8 +72,15 @@ impl Metrics {
         *self.closed.entry(cause).or_default() += 1;
     }
 
-    /// The exposition text.
-    pub fn render(&self, chat: &ChatStats, sessions: usize, uptime_secs: u64) -> String {
+    /// The exposition text. `wal_checkpoints` comes from the store's
+    /// checkpoint thread, the rest from the loop.
+    pub fn render(
+        &self,
+        chat: &ChatStats,
+        sessions: usize,
+        wal_checkpoints: u64,
+        uptime_secs: u64,
+    ) -> String {
         let mut s = String::with_capacity(2048);
         let conns = [
             ("http", self.open_http),
@@ -163,6 +170,12 @@ impl Metrics {
             "Bytes written.",
             self.bytes_out,
         );
+        counter(
+            &mut s,
+            "piratchat_wal_checkpoints_total",
+            "WAL checkpoints completed off the event loop.",
+            wal_checkpoints,
+        );
         gauge(
             &mut s,
             "piratchat_uptime_seconds",
@@ -197,12 +210,13 @@ mod tests {
         m.response(200);
         m.response(200);
         m.closed(CloseCause::SlowConsumer);
-        let text = m.render(&ChatStats::default(), 3, 9);
+        let text = m.render(&ChatStats::default(), 3, 4, 9);
         for line in [
             "piratchat_http_responses_total{status=\"200\"} 2",
             "piratchat_connections_closed_total{cause=\"slow_consumer\"} 1",
             "piratchat_sessions 3",
             "piratchat_uptime_seconds 9",
+            "piratchat_wal_checkpoints_total 4",
             "piratchat_acks_total{code=\"rate_limited\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
@@ -210,6 +224,6 @@ mod tests {
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         assert_eq!(types, helps);
-        assert_eq!(types, 11);
+        assert_eq!(types, 12);
     }
 }

@@ -268,6 +268,28 @@ fn storage_can_be_turned_off() {
 }
 
 #[test]
+fn the_wal_is_checkpointed_off_the_loop() {
+    let s = Server::start(&["--chat-burst", "0"]);
+    let t = s.user("ann");
+    let mut c = open(&s, &t);
+    // Each message waits for its ack, so each is a commit of its own that
+    // appends a few pages to the WAL; the checkpoint thread is asked to run
+    // once the log holds 1,000 pages.
+    let mut last = 0;
+    wait_for("two WAL checkpoints", PATIENCE, || {
+        for _ in 0..100 {
+            last = send(&mut c, "filling the log");
+        }
+        (s.metric("piratchat_wal_checkpoints_total") >= 2).then_some(())
+    });
+    // Nothing was lost on the way.
+    let page = history(&s, &t, "?limit=1");
+    assert_eq!(page.iter().map(|m| m.0).collect::<Vec<_>>(), [last]);
+    let log = s.log_lines().join("\n");
+    assert!(!log.contains("checkpoint"), "{log}");
+}
+
+#[test]
 fn sessions_and_client_ids_survive_a_graceful_restart() {
     let dir = Arc::new(TempDir::new());
     let mut s = Server::start_in(dir.clone(), &["--session-flush", "100ms"]);

@@ -31,7 +31,7 @@ fn session_lives_on_with_activity_and_ends_when_idle() {
     // Then idle: watch the session count (not an authenticated request,
     // so not activity) until the session ends, about a TTL later.
     wait_for("the session to end", PATIENCE, || {
-        (sessions_metric(&s) == "piratchat_sessions 0").then_some(())
+        (s.metric("piratchat_sessions") == 0).then_some(())
     });
     assert!(
         last.elapsed() >= Duration::from_millis(1000),
@@ -42,22 +42,14 @@ fn session_lives_on_with_activity_and_ends_when_idle() {
     assert_eq!((r.status, r.error()), (401, "invalid_session".to_string()));
 }
 
-fn sessions_metric(s: &Server) -> String {
-    let body = s.get("/metrics", None).body;
-    body.lines()
-        .find(|l| l.starts_with("piratchat_sessions "))
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn an_idle_session_ends_without_a_request() {
     let s = Server::start(&["--session-ttl", "400ms"]);
     let _token = s.user("liam");
-    assert_eq!(sessions_metric(&s), "piratchat_sessions 1");
+    assert_eq!(s.metric("piratchat_sessions"), 1);
     // The timer wheel ends it; nobody asks for it.
     wait_for("expiry by timer", PATIENCE, || {
-        (sessions_metric(&s) == "piratchat_sessions 0").then_some(())
+        (s.metric("piratchat_sessions") == 0).then_some(())
     });
 }
 

@@ -287,9 +287,12 @@ fn user<O: Outbox>(
 }
 
 fn metrics<O: Outbox>(ctx: &mut Ctx<'_, O>) -> Response {
-    let text = ctx
-        .metrics
-        .render(&ctx.chat.stats, ctx.chat.session_count(), ctx.uptime_secs);
+    let text = ctx.metrics.render(
+        &ctx.chat.stats,
+        ctx.chat.session_count(),
+        ctx.store.checkpoints(),
+        ctx.uptime_secs,
+    );
     Response {
         status: 200,
         headers: vec![(

@@ -76,6 +76,9 @@ pub(super) fn persist_turn(core: &mut Core) -> Vec<ConnId> {
     if let Err(e) = &result {
         core.log.log(LogLevel::Error, format_args!("{e}"));
     }
+    if let Some(e) = core.store.background_error() {
+        core.log.log(LogLevel::Error, format_args!("{e}"));
+    }
     let stored = result.is_ok() && !std::mem::take(&mut core.store_failed);
     let acked = core.chat.end_turn();
     if stored { Vec::new() } else { acked }

@@ -13,6 +13,7 @@ use rusqlite::{
 };
 use std::path::Path;
 
+mod checkpoint;
 mod history;
 pub use history::{NewMessage, StoredMessage, StoredSession};
 use std::time::Duration;
@@ -118,6 +119,8 @@ pub struct Store {
     /// A write transaction is open: the loop turn's batch, committed by
     /// [`Store::commit`] before the turn's output is written.
     in_batch: bool,
+    /// The thread that checkpoints the WAL (files only).
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl Store {
@@ -125,6 +128,12 @@ impl Store {
     /// `synchronous=NORMAL`, foreign keys on, migrations applied, and the
     /// users of an original Piratchat `keys` table imported once.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_tuned(path, checkpoint::REQUEST_PAGES)
+    }
+
+    /// [`Store::open`] with the WAL size (in pages) at which the checkpoint
+    /// thread is asked to run.
+    fn open_tuned(path: &Path, checkpoint_pages: std::ffi::c_int) -> Result<Store, StoreError> {
         let label = path.display().to_string();
         // No SQLITE_OPEN_URI: the setting is a file name, and one that
         // happens to start with `file:` must not be read as a URI.
@@ -133,7 +142,10 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| fail(&label, &format!("cannot open{}", missing_dir_hint(path)), e))?;
-        Store::init(conn, label, true)
+        let mut store = Store::init(conn, label, true)?;
+        let started = checkpoint::Checkpointer::start(&mut store.conn, path, checkpoint_pages);
+        store.checkpointer = Some(started.map_err(|e| StoreError::new(&store.label, e))?);
+        Ok(store)
     }
 
     /// A private in-memory database with the same schema (fuzzing, tests).
@@ -151,6 +163,7 @@ impl Store {
             label,
             imported: 0,
             in_batch: false,
+            checkpointer: None,
         };
         store.migrate()?;
         store.imported = store.import_original()?;
@@ -216,9 +229,26 @@ impl Store {
         check().map_err(|e| fail(&self.label, "checking integrity", e))
     }
 
-    /// Checkpoints the WAL and closes the database (clean shutdown).
+    /// An error the checkpoint thread met since the last call, for the log.
+    /// The loop asks once per turn; the answer is almost always `None`.
+    pub fn background_error(&self) -> Option<StoreError> {
+        let error = self.checkpointer.as_ref()?.take_error()?;
+        Some(StoreError::new(&self.label, error))
+    }
+
+    /// WAL checkpoints the checkpoint thread has completed.
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpointer.as_ref().map_or(0, |c| c.completed())
+    }
+
+    /// Stops the checkpoint thread, checkpoints the WAL and closes the
+    /// database (clean shutdown).
     pub fn close(mut self) -> Result<(), StoreError> {
         self.commit()?;
+        if let Some(checkpointer) = self.checkpointer.take() {
+            let stopped = checkpointer.stop(&mut self.conn);
+            stopped.map_err(|e| StoreError::new(&self.label, e))?;
+        }
         let Store { conn, label, .. } = self;
         // The row (busy, log pages, checkpointed pages) is not checked: busy
         // only means another connection still reads the WAL, which SQLite
@@ -594,6 +624,64 @@ mod tests {
             std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
             "WAL left behind"
         );
+    }
+
+    /// Size of a file, 0 when it does not exist.
+    fn file_len(path: &Path) -> u64 {
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    }
+
+    /// Registers one user and commits: a transaction that appends pages to
+    /// the WAL.
+    fn commit_one_user(store: &mut Store, n: usize) {
+        let (_, hash) = new_key();
+        store.create_user(&format!("u{n}"), &hash).unwrap().unwrap();
+        store.commit().unwrap();
+    }
+
+    #[test]
+    fn the_checkpoint_thread_copies_the_wal_into_the_file() {
+        let dir = TempDir::new();
+        let path = dir.file("db.sqlite");
+        let mut store = Store::open_tuned(&path, 4).unwrap();
+        let before = file_len(&path);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut n = 0;
+        while store.checkpoints() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "none after {n} commits"
+            );
+            commit_one_user(&mut store, n);
+            n += 1;
+        }
+        // Pages reach the database file only through a checkpoint.
+        assert!(file_len(&path) > before, "the file did not grow");
+        assert!(store.background_error().is_none());
+        store.close().unwrap();
+        let mut again = Store::open(&path).unwrap();
+        assert_eq!(count(&again.conn, "users"), n as i64);
+        assert!(again.integrity_ok().unwrap());
+    }
+
+    #[test]
+    fn the_loop_connection_never_checkpoints_on_its_own() {
+        let dir = TempDir::new();
+        let path = dir.file("db.sqlite");
+        // No request ever reaches the thread, so only the loop's own
+        // connection could move pages into the file.
+        let mut store = Store::open_tuned(&path, std::ffi::c_int::MAX).unwrap();
+        let before = file_len(&path);
+        // Each user is at least three pages (table and two indexes):
+        // 500 of them pass SQLite's automatic threshold of 1,000 pages.
+        for n in 0..500 {
+            commit_one_user(&mut store, n);
+        }
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        assert!(file_len(&wal) > 1000 * 4096, "{}", file_len(&wal));
+        assert_eq!(file_len(&path), before, "the loop checkpointed");
+        assert_eq!(store.checkpoints(), 0);
+        store.close().unwrap();
     }
 
     #[test]

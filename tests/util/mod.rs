@@ -150,6 +150,16 @@ impl Server {
         self.request("GET", path, &headers, "")
     }
 
+    /// The value of the unlabelled metric `name` in `/metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let body = self.get("/metrics", None).body;
+        let value = body
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '));
+        let value = value.unwrap_or_else(|| panic!("no {name} in\n{body}"));
+        value.parse().unwrap()
+    }
+
     pub fn post(&self, path: &str, body: &str) -> Resp {
         self.request("POST", path, &[], body)
     }

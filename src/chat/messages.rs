@@ -51,7 +51,8 @@ impl Chat {
     ) -> Option<Accepted> {
         let (user, name, frame) = self.admit(conn, text, now, out)?;
         self.last_id += 1;
-        let (id, ts) = (self.last_id, self.unix_ms(now));
+        self.last_ts = self.last_ts.max(self.unix_ms(now));
+        let (id, ts) = (self.last_id, self.last_ts);
         let message = ChatMessage {
             message: &frame.text,
             author: &name,
@@ -130,9 +131,11 @@ impl Chat {
         self.remember_client_id(user, client_id, id, at);
     }
 
-    /// Message ids continue after `id` (the largest stored).
-    pub fn set_last_id(&mut self, id: i64) {
+    /// Message ids continue after `id` and times do not go below `ts`
+    /// (the newest stored message's).
+    pub fn continue_after(&mut self, id: i64, ts: i64) {
         self.last_id = self.last_id.max(id);
+        self.last_ts = self.last_ts.max(ts);
     }
 
     /// The largest message id handed out.

@@ -166,6 +166,10 @@ pub struct Chat {
     /// Add to a `Millis` to get Unix milliseconds.
     unix_offset: i64,
     last_id: i64,
+    /// The newest message's time: times never go back, even when the wall
+    /// clock does between runs, so ids and times rise together (the store
+    /// relies on it to find messages by time along the ids).
+    last_ts: i64,
     /// Recent `client_id`s of each user and the id they were stored under.
     recent: HashMap<(UserId, Box<str>), i64>,
     /// Sockets sent a success ack this turn. The acks are queued at once,
@@ -193,6 +197,7 @@ impl Chat {
             journal: SessionJournal::default(),
             unix_offset,
             last_id: 0,
+            last_ts: i64::MIN,
             recent: HashMap::new(),
             unconfirmed: Vec::new(),
             stats: ChatStats::default(),

@@ -323,7 +323,7 @@ fn a_repeated_client_id_is_acked_with_the_first_id_and_not_sent_again() {
 #[test]
 fn restored_client_ids_and_ids_continue() {
     let (mut chat, mut out) = ws_open(1);
-    chat.set_last_id(41);
+    chat.continue_after(41, i64::MAX - 5);
     chat.restore_client_id(UserId(1), "old", 7, Millis(0));
     assert!(
         chat.ws_text(
@@ -337,7 +337,11 @@ fn restored_client_ids_and_ids_continue() {
     let next = chat
         .ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(1), &mut out)
         .unwrap();
-    assert_eq!(next.id, 42);
+    assert_eq!(
+        (next.id, next.ts),
+        (42, i64::MAX - 5),
+        "time never goes back"
+    );
     let acks: Vec<String> = out.take().into_iter().map(|(_, j)| j).collect();
     assert_eq!(
         acks,

@@ -26,7 +26,8 @@ fn millis_ago(now: Millis, now_unix: i64, then_unix: i64) -> Millis {
 pub(super) fn restore(core: &mut Core, unix_now: i64) -> Result<(), crate::store::StoreError> {
     let now = Millis(core.base);
     let ttl = ms(core.cfg.session_ttl);
-    core.chat.set_last_id(core.store.max_message_id()?);
+    let (id, ts) = core.store.newest_message()?;
+    core.chat.continue_after(id, ts);
     for s in core.store.load_sessions()? {
         let last = millis_ago(now, unix_now, s.last_active);
         match crate::chat::SessionKey::from_hex(&s.token_hash) {

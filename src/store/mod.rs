@@ -26,7 +26,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Forward migrations: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`, and runs in its own transaction together with the bump of
 /// `PRAGMA user_version`. Append new steps; never edit a released one.
-const MIGRATIONS: &[&str] = &[MIGRATION_1_USERS, history::MIGRATION_2_HISTORY];
+const MIGRATIONS: &[&str] = &[
+    MIGRATION_1_USERS,
+    history::MIGRATION_2_HISTORY,
+    history::MIGRATION_3_NO_TS_INDEX,
+];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`
 /// indexes are deliberately not UNIQUE: rows imported from an original

@@ -155,7 +155,7 @@ impl Chat {
     fn ack(&mut self, conn: ConnId, id: i64, out: &mut impl Outbox) {
         self.stats.acks_ok += 1;
         let json = ServerFrame::AckOk { status: true, id }.to_json();
-        out.deliver(std::iter::once(conn), &json);
+        out.reply(conn, &json);
         self.unconfirmed.push(conn);
     }
 

@@ -35,6 +35,12 @@ pub trait Outbox {
     /// bytes are the same for every recipient, so serialize and frame them
     /// once.
     fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]);
+    /// Queue `json` as a text frame for `conn` alone, in answer to a frame
+    /// it sent (an ack). The same as a delivery to one connection, except
+    /// that the server may write it before the turn's broadcasts.
+    fn reply(&mut self, conn: ConnId, json: &[u8]) {
+        self.deliver(std::iter::once(conn), json);
+    }
     /// Close the WebSocket of `conn` with this close code and reason.
     fn close(&mut self, conn: ConnId, code: u16, reason: &'static str);
 }
@@ -340,7 +346,7 @@ impl Chat {
             code: err.code(),
         }
         .to_json();
-        out.deliver(std::iter::once(conn), &json);
+        out.reply(conn, &json);
     }
 
     /// `Err(retry_after_secs)` when `addr` is over `limit`.

@@ -58,6 +58,13 @@ impl Outbox for Fanout<'_> {
         }
     }
 
+    fn reply(&mut self, conn: ConnId, json: &[u8]) {
+        if let Some(outlet) = self.outlet(conn) {
+            outlet.push_frame(&ws_frame(OP_TEXT, json).into());
+            outlet.urgent = true;
+        }
+    }
+
     fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
         if let Some(outlet) = self.outlet(conn)
             && outlet.accepts == Accepts::Frames
@@ -66,5 +73,47 @@ impl Outbox for Fanout<'_> {
             outlet.accepts = Accepts::Closing;
             outlet.close_request = Some((code, reason));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat_outlets(n: usize) -> Vec<Outlet> {
+        (0..n)
+            .map(|_| Outlet::new(1 << 20, Accepts::Frames))
+            .collect()
+    }
+
+    #[test]
+    fn replies_are_urgent_and_broadcasts_are_not() {
+        let mut outlets = chat_outlets(3);
+        let generations = [0, 0, 0];
+        let mut dirty = Vec::new();
+        let mut fan = Fanout {
+            outlets: &mut outlets,
+            generations: &generations,
+            dirty: &mut dirty,
+        };
+        fan.deliver([conn_id(1, 0), conn_id(2, 0)].into_iter(), b"{}");
+        fan.reply(conn_id(0, 0), br#"{"status":true}"#);
+        // A stale id reaches nobody.
+        fan.reply(conn_id(2, 7), b"{}");
+        assert_eq!(dirty, [1, 2, 0]);
+        let urgent: Vec<bool> = outlets.iter().map(|o| o.urgent).collect();
+        assert_eq!(urgent, [true, false, false]);
+        assert!(outlets.iter().all(|o| !o.is_empty()));
+    }
+
+    #[test]
+    fn own_responses_are_urgent() {
+        let mut o = Outlet::new(1 << 20, Accepts::Http);
+        assert!(!o.urgent);
+        o.push_copy(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+        assert!(o.urgent);
+        let mut o = Outlet::new(1 << 20, Accepts::Frames);
+        o.push_owned(vec![0; 4096]);
+        assert!(o.urgent);
     }
 }

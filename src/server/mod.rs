@@ -458,8 +458,21 @@ impl Server {
             while let Some((id, cause)) = self.closing.pop() {
                 self.close_conn(id, cause, now);
             }
+            // Replies first (HTTP responses, the 101, acks, control
+            // frames), then the outlets holding only broadcasts: a reply is
+            // a round trip its client waits on, and writing the turn's
+            // presence and chat frames to everyone else before it would
+            // hold that up (about 1.5 ms per 500 sockets). Flushing clears
+            // `dirty`, so the second pass skips what the first wrote.
             for &slot in &dirty {
-                self.flush(slot, now);
+                if self.core.outlets[slot].urgent {
+                    self.flush(slot, now);
+                }
+            }
+            for &slot in &dirty {
+                if self.core.outlets[slot].dirty {
+                    self.flush(slot, now);
+                }
             }
             if self.core.dirty.is_empty() && self.closing.is_empty() {
                 return;
@@ -487,6 +500,7 @@ impl Server {
         };
         let outlet = &mut self.core.outlets[slot];
         outlet.dirty = false;
+        outlet.urgent = false;
         if outlet.overflow {
             return;
         }

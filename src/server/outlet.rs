@@ -56,6 +56,9 @@ pub struct Outlet {
     pub overflow: bool,
     /// On the loop's list of outlets to flush this turn.
     pub dirty: bool,
+    /// Holds a response of this connection's own (an HTTP response, the
+    /// 101, a control frame), not only broadcasts: flushed first.
+    pub urgent: bool,
     /// A close frame the chat asked for (logout), applied by the loop.
     pub close_request: Option<(u16, &'static str)>,
 }
@@ -71,6 +74,7 @@ impl Outlet {
             accepts,
             overflow: false,
             dirty: false,
+            urgent: false,
             close_request: None,
         }
     }
@@ -103,6 +107,7 @@ impl Outlet {
             }
             _ => self.chunks.push_back(Chunk::Owned(bytes.to_vec())),
         }
+        self.urgent = true;
         self.grew(bytes.len());
     }
 
@@ -116,6 +121,7 @@ impl Outlet {
         }
         let n = bytes.len();
         self.chunks.push_back(Chunk::Owned(bytes));
+        self.urgent = true;
         self.grew(n);
     }
 

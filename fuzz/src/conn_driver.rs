@@ -16,9 +16,9 @@ use piratchat::log::Logger;
 use piratchat::metrics::{CloseCause, Metrics};
 use piratchat::secret::sha256_hex;
 use piratchat::server::conn::{AfterFlush, Conn, Phase, Step, Transport};
-use piratchat::server::fanout::{Fanout, conn_id};
+use piratchat::server::fanout::conn_id;
 use piratchat::server::outlet::{Accepts, Outlet};
-use piratchat::server::{ConnKind, Env, Timer, ws};
+use piratchat::server::{ConnKind, Core, Timer, ws};
 use piratchat::store::{Store, UserId};
 use piratchat::wheel::{Millis, Wheel};
 use std::io::{self, Read, Write};
@@ -136,52 +136,6 @@ impl Setup {
     }
 }
 
-/// Everything but the connection, so the connection can be borrowed beside
-/// an [`Env`] (as in `Server`).
-struct Core {
-    cfg: Config,
-    chat: Chat,
-    store: Store,
-    metrics: Metrics,
-    wheel: Wheel<Timer>,
-    outlets: Vec<Outlet>,
-    generations: Vec<u32>,
-    dirty: Vec<usize>,
-    scratch: Vec<u8>,
-    log: Logger,
-    store_failed: bool,
-}
-
-impl Core {
-    fn env(&mut self, now: Millis) -> Env<'_> {
-        Env {
-            cfg: &self.cfg,
-            chat: &mut self.chat,
-            store: &mut self.store,
-            metrics: &mut self.metrics,
-            wheel: &mut self.wheel,
-            fan: Fanout {
-                outlets: &mut self.outlets,
-                generations: &self.generations,
-                dirty: &mut self.dirty,
-            },
-            log: &self.log,
-            now,
-            uptime_secs: now.0 / 1000,
-            scratch: &mut self.scratch,
-            note: None,
-            store_failed: &mut self.store_failed,
-        }
-    }
-
-    fn mark_dirty(&mut self, slot: usize) {
-        if !self.outlets[slot].dirty {
-            self.outlets[slot].dirty = true;
-            self.dirty.push(slot);
-        }
-    }
-}
-
 /// Alice's connection id (slot 0) and bob's (slot 1).
 pub const ALICE: ConnId = ConnId(0);
 /// Bob's chat socket.
@@ -232,22 +186,14 @@ impl Driver {
         let now = Millis(0);
         // Any Unix offset will do: timestamps only go into frames.
         let chat = Chat::new(ChatConfig::from_config(&cfg), now, 1_700_000_000_000);
-        let mut core = Core {
-            log: Logger::new(cfg.log_level),
-            chat,
-            store,
-            metrics: Metrics::default(),
-            wheel: Wheel::new(now),
-            outlets: vec![
-                Outlet::new(cfg.max_output_bytes, Accepts::Http),
-                Outlet::new(cfg.max_output_bytes, Accepts::Frames),
-            ],
-            generations: vec![0, 0],
-            dirty: Vec::new(),
-            scratch: vec![0; 16 * 1024],
-            store_failed: false,
-            cfg,
-        };
+        let log = Logger::new(cfg.log_level);
+        let mut core = Core::new(cfg, chat, store, Wheel::new(now), log);
+        let limit = core.cfg.max_output_bytes;
+        core.outlets = vec![
+            Outlet::new(limit, Accepts::Http),
+            Outlet::new(limit, Accepts::Frames),
+        ];
+        core.generations = vec![0, 0];
         core.chat
             .login(SessionKey::of(ALICE_TOKEN), alice.id, &alice.name, now);
         core.chat

@@ -9,6 +9,7 @@
 
 mod accept;
 pub mod conn;
+mod core;
 pub mod fanout;
 pub mod outlet;
 mod persist;
@@ -21,10 +22,11 @@ use crate::metrics::{CloseCause, Metrics};
 use crate::store::Store;
 use crate::wheel::{Millis, Wheel};
 use conn::{AfterFlush, Conn, Phase, Step, ms};
+pub use core::Core;
 use fanout::{Fanout, conn_id, generation_of, slot_of};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use outlet::{Accepts, Outlet};
+use outlet::Accepts;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::io;
@@ -111,88 +113,23 @@ impl std::fmt::Display for StartError {
     }
 }
 
-/// The state connections share; split from the connection table so a
-/// connection can be borrowed mutably beside it.
-struct Core {
-    cfg: Config,
-    log: Logger,
-    chat: Chat,
-    store: Store,
-    metrics: Metrics,
-    wheel: Wheel<Timer>,
-    outlets: Vec<Outlet>,
-    generations: Vec<u32>,
-    dirty: Vec<usize>,
-    scratch: Vec<u8>,
-    start: Instant,
-    /// `Millis` at `start`. Not zero: sessions and `client_id`s restored at
-    /// start-up have times before it, and `Millis` cannot go negative.
-    base: u64,
-    store_failed: bool,
-    /// Session activity is due to be written at the end of this turn.
-    flush_sessions: bool,
-}
-
-impl Core {
-    /// The shared state at start-up, with what the database brings back.
-    fn new(cfg: Config, store: Store, log: Logger) -> Result<Core, StartError> {
-        let base = ms(cfg.session_ttl) + ms(cfg.dedupe_window) + 1000;
-        let unix_now = persist::unix_ms_now();
-        let chat = Chat::new(
-            ChatConfig::from_config(&cfg),
-            Millis(base),
-            unix_now - base as i64,
-        );
-        let mut wheel = Wheel::new(Millis(base));
-        wheel.insert(Millis(base + ms(cfg.session_flush)), Timer::SessionFlush);
-        wheel.insert(Millis(base), Timer::Prune);
-        let mut core = Core {
-            log,
-            chat,
-            store,
-            metrics: Metrics::default(),
-            wheel,
-            outlets: Vec::new(),
-            generations: Vec::new(),
-            dirty: Vec::new(),
-            scratch: vec![0; conn::READ_BUDGET.min(16 * 1024)],
-            start: Instant::now(),
-            base,
-            store_failed: false,
-            flush_sessions: false,
-            cfg,
-        };
-        persist::restore(&mut core, unix_now).map_err(|e| StartError(e.to_string()))?;
-        Ok(core)
-    }
-
-    fn env(&mut self, now: Millis) -> Env<'_> {
-        Env {
-            cfg: &self.cfg,
-            chat: &mut self.chat,
-            store: &mut self.store,
-            metrics: &mut self.metrics,
-            wheel: &mut self.wheel,
-            fan: Fanout {
-                outlets: &mut self.outlets,
-                generations: &self.generations,
-                dirty: &mut self.dirty,
-            },
-            log: &self.log,
-            now,
-            uptime_secs: now.0 / 1000,
-            scratch: &mut self.scratch,
-            note: None,
-            store_failed: &mut self.store_failed,
-        }
-    }
-
-    fn mark_dirty(&mut self, slot: usize) {
-        if !self.outlets[slot].dirty {
-            self.outlets[slot].dirty = true;
-            self.dirty.push(slot);
-        }
-    }
+/// The shared state at start-up, with what the database brings back, and
+/// the `Millis` it starts at. Not zero: sessions and `client_id`s restored
+/// at start-up have times before it, and `Millis` cannot go negative.
+fn start_core(cfg: Config, store: Store, log: Logger) -> Result<(Core, u64), StartError> {
+    let base = ms(cfg.session_ttl) + ms(cfg.dedupe_window) + 1000;
+    let unix_now = persist::unix_ms_now();
+    let chat = Chat::new(
+        ChatConfig::from_config(&cfg),
+        Millis(base),
+        unix_now - base as i64,
+    );
+    let mut wheel = Wheel::new(Millis(base));
+    wheel.insert(Millis(base + ms(cfg.session_flush)), Timer::SessionFlush);
+    wheel.insert(Millis(base), Timer::Prune);
+    let mut core = Core::new(cfg, chat, store, wheel, log);
+    persist::restore(&mut core, Millis(base), unix_now).map_err(|e| StartError(e.to_string()))?;
+    Ok((core, base))
 }
 
 /// The server: a bound listener and everything the loop owns.
@@ -214,6 +151,11 @@ pub struct Server {
     fired: Vec<Timer>,
     shutting_down: bool,
     deadline_passed: bool,
+    /// When the loop started, and the `Millis` it started at.
+    start: Instant,
+    base: u64,
+    /// Session activity is due to be written at the end of this turn.
+    flush_sessions: bool,
 }
 
 impl Server {
@@ -233,7 +175,7 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| fail("poll", e))?;
         let max_conns = accept::fit_to_fd_limit(cfg.max_connections, &log);
-        let core = Core::new(cfg, store, log)?;
+        let (core, base) = start_core(cfg, store, log)?;
         Ok(Server {
             poll,
             events: Events::with_capacity(1024),
@@ -251,6 +193,9 @@ impl Server {
             fired: Vec::new(),
             shutting_down: false,
             deadline_passed: false,
+            start: Instant::now(),
+            base,
+            flush_sessions: false,
         })
     }
 
@@ -260,7 +205,7 @@ impl Server {
     }
 
     fn now(&self) -> Millis {
-        Millis(self.core.base + ms(self.core.start.elapsed()))
+        Millis(self.base + ms(self.start.elapsed()))
     }
 
     /// Runs until SIGTERM/SIGINT and the graceful shutdown are done.
@@ -384,7 +329,7 @@ impl Server {
                 Timer::ResumeAccept => self.resume_accept(now),
                 Timer::ShutdownDeadline => self.deadline_passed = true,
                 Timer::SessionFlush => {
-                    self.core.flush_sessions = true;
+                    self.flush_sessions = true;
                     let next = Millis(now.0 + ms(self.core.cfg.session_flush));
                     self.core.wheel.insert(next, Timer::SessionFlush);
                 }
@@ -443,7 +388,8 @@ impl Server {
     /// a chat socket queues `leave` for the others, which may push another
     /// over its limit, so this settles in rounds until nothing is left.
     fn before_sleep(&mut self, now: Millis) {
-        for id in persist::persist_turn(&mut self.core) {
+        let flush_sessions = std::mem::take(&mut self.flush_sessions);
+        for id in persist::persist_turn(&mut self.core, flush_sessions) {
             // Acked but not stored: nothing it has queued may be written.
             if self.is_live(id) {
                 self.core.outlets[slot_of(id)].clear();
@@ -560,8 +506,7 @@ impl Server {
         for id in ids {
             self.close_conn(id, CloseCause::Shutdown, now);
         }
-        self.core.flush_sessions = true;
-        persist::persist_turn(&mut self.core);
+        persist::persist_turn(&mut self.core, true);
         let Core { store, log, .. } = self.core;
         match store.close() {
             Ok(()) => log.log(LogLevel::Info, format_args!("stopped")),

@@ -23,8 +23,11 @@ fn millis_ago(now: Millis, now_unix: i64, then_unix: i64) -> Millis {
 /// Start-up: message ids continue after the stored ones, live sessions and
 /// recent `client_id`s come back with their remaining time, and sessions
 /// that ended while the server was down are deleted.
-pub(super) fn restore(core: &mut Core, unix_now: i64) -> Result<(), crate::store::StoreError> {
-    let now = Millis(core.base);
+pub(super) fn restore(
+    core: &mut Core,
+    now: Millis,
+    unix_now: i64,
+) -> Result<(), crate::store::StoreError> {
     let ttl = ms(core.cfg.session_ttl);
     let (id, ts) = core.store.newest_message()?;
     core.chat.continue_after(id, ts);
@@ -49,12 +52,13 @@ pub(super) fn restore(core: &mut Core, unix_now: i64) -> Result<(), crate::store
 /// before any output of the turn is written, so an ack reaches a client
 /// only once its message is committed. Returns the sockets that were sent
 /// a success ack when the commit (or a message insert) failed: the caller
-/// drops them with everything they have queued.
-pub(super) fn persist_turn(core: &mut Core) -> Vec<ConnId> {
+/// drops them with everything they have queued. `flush_sessions` also
+/// writes the sessions' last activity (the session-flush timer fired).
+pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId> {
     let journal = core.chat.journal();
     let created = std::mem::take(&mut journal.created);
     let ended = std::mem::take(&mut journal.ended);
-    let touched = if std::mem::take(&mut core.flush_sessions) {
+    let touched = if flush_sessions {
         std::mem::take(&mut journal.touched)
     } else {
         Default::default()

@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod client;
+pub mod rooms;
 pub mod upgrade;
 
 use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionKey};
@@ -73,6 +74,9 @@ enum Endpoint {
     Metrics,
     Ws,
     Echo,
+    Rooms,
+    RoomAction,
+    RoomMembers,
     Asset(&'static assets::Asset),
 }
 
@@ -80,23 +84,16 @@ impl Endpoint {
     /// The methods allowed, as the `Allow` header lists them.
     fn allow(self) -> &'static str {
         match self {
-            Endpoint::Register | Endpoint::Login => "POST",
+            Endpoint::Register | Endpoint::Login | Endpoint::RoomAction => "POST",
             Endpoint::Logout => "GET, POST",
+            Endpoint::Rooms => "GET, HEAD, POST",
             Endpoint::Ws | Endpoint::Echo => "GET",
             _ => "GET, HEAD",
         }
     }
 
     fn allows(self, m: &Method) -> bool {
-        match m {
-            Method::Get => self != Endpoint::Register && self != Endpoint::Login,
-            Method::Head => self.allow() == "GET, HEAD",
-            Method::Post => matches!(
-                self,
-                Endpoint::Register | Endpoint::Login | Endpoint::Logout
-            ),
-            Method::Other(_) => false,
-        }
+        self.allow().split(", ").any(|a| a == m.as_str())
     }
 }
 
@@ -122,6 +119,9 @@ pub fn handle<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Ro
         Endpoint::Metrics => Ok(metrics(ctx)),
         Endpoint::Ws => return ws(req, ctx),
         Endpoint::Echo => return echo(req, ctx),
+        Endpoint::Rooms if req.method == Method::Post => rooms::create(req, ctx),
+        Endpoint::Rooms => Ok(rooms::list(req, ctx)),
+        Endpoint::RoomAction | Endpoint::RoomMembers => rooms::action(req, path, ctx),
         Endpoint::Asset(asset) => Ok(assets::response(asset)),
     };
     result
@@ -144,6 +144,11 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/metrics" if peer.may_see_metrics() => Endpoint::Metrics,
         "/ws" => Endpoint::Ws,
         "/echo" if cfg.echo_endpoint => Endpoint::Echo,
+        "/api/rooms" => Endpoint::Rooms,
+        p if rooms::parse_path(p).is_some() => match rooms::parse_path(p)?.1 {
+            rooms::Action::Members => Endpoint::RoomMembers,
+            _ => Endpoint::RoomAction,
+        },
         p if assets::find(p).is_some() => Endpoint::Asset(assets::find(p)?),
         p if p
             .strip_prefix("/api/user/")
@@ -187,7 +192,11 @@ fn register<O: Outbox>(
             .store
             .create_user(&body.username, &secret::sha256_hex(&key))?
         {
-            Some(_) => Response::json(201, &json!({ "key": key })),
+            Some(user) => {
+                // Direct messages and member lists may name them at once.
+                ctx.chat.add_user(user.id, &user.name);
+                Response::json(201, &json!({ "key": key }))
+            }
             None => Response::error(409, "username_taken"),
         },
     )
@@ -334,15 +343,34 @@ fn ws<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
     }
 }
 
-/// `GET /api/messages?before=ID&limit=N`: a page of history, oldest first.
+/// `GET /api/messages?before=ID&limit=N` with `room=NAME` or
+/// `with=USERNAME` (neither: general): a page of one conversation's
+/// history, oldest first.
 fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, StoreError> {
-    if let Err(r) = authenticate(req, ctx) {
-        return Ok(r);
-    }
-    let Some((before, limit)) = history_params(req.query().unwrap_or("")) else {
+    let me = match authenticate(req, ctx) {
+        Ok(me) => me,
+        Err(r) => return Ok(r),
+    };
+    let Some(q) = history_params(req.query().unwrap_or("")) else {
         return Ok(Response::error(422, "invalid_request"));
     };
-    let page = ctx.store.messages_before(before, limit)?;
+    let found = ctx
+        .chat
+        .conversation(me.user, q.room.as_deref(), q.with.as_deref());
+    let crate::chat::rooms::Paged {
+        conv,
+        room,
+        with: to,
+    } = match found {
+        Ok(found) => found,
+        Err(e) => {
+            let (status, code) = e.status();
+            return Ok(Response::error(status, code));
+        }
+    };
+    let page = ctx.store.messages_before(conv, q.before, q.limit)?;
+    // A direct message's `to` is its recipient: either side.
+    let me_name = me.name.clone();
     let messages = page
         .iter()
         .map(|m| ChatMessage {
@@ -350,6 +378,14 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
             author: &m.author,
             id: m.id,
             ts: m.ts,
+            room: room.as_deref(),
+            to: to.as_ref().map(|other| {
+                if m.author == **other {
+                    &*me_name
+                } else {
+                    &**other
+                }
+            }),
         })
         .collect();
     Ok(Response::json(200, &History { messages }))
@@ -358,25 +394,53 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
 /// Default and largest page of `GET /api/messages`.
 const HISTORY_PAGE: (usize, usize) = (50, 200);
 
-/// `before` (a positive id, default: after the newest) and `limit` (1 to
-/// 200, default 50); `None` for a bad or unknown parameter.
-fn history_params(query: &str) -> Option<(i64, usize)> {
-    let (mut before, mut limit) = (i64::MAX, HISTORY_PAGE.0);
+/// The parameters of `GET /api/messages`.
+#[derive(Debug, PartialEq, Eq)]
+struct HistoryQuery {
+    /// Ids below this (default: after the newest).
+    before: i64,
+    /// Page size.
+    limit: usize,
+    /// A room's name.
+    room: Option<String>,
+    /// The other side of a direct conversation.
+    with: Option<String>,
+}
+
+/// `before` (a positive id, default: after the newest), `limit` (1 to
+/// 200, default 50), and at most one of `room` and `with`; `None` for a
+/// bad, repeated or unknown parameter.
+fn history_params(query: &str) -> Option<HistoryQuery> {
+    let mut q = HistoryQuery {
+        before: i64::MAX,
+        limit: HISTORY_PAGE.0,
+        room: None,
+        with: None,
+    };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=')?;
         match name {
-            "before" => before = value.parse().ok().filter(|&b: &i64| b > 0)?,
+            "before" => q.before = value.parse().ok().filter(|&b: &i64| b > 0)?,
             "limit" => {
-                limit = value
+                q.limit = value
                     .parse()
                     .ok()
                     .filter(|l| (1..=HISTORY_PAGE.1).contains(l))?
+            }
+            "room" if q.room.is_none() => {
+                q.room = Some(percent_decode(value).filter(|v| !v.is_empty())?)
+            }
+            "with" if q.with.is_none() => {
+                q.with = Some(percent_decode(value).filter(|v| !v.is_empty())?)
             }
             // A misspelt parameter is a mistake worth hearing about.
             _ => return None,
         }
     }
-    Some((before, limit))
+    if q.room.is_some() && q.with.is_some() {
+        return None;
+    }
+    Some(q)
 }
 
 fn echo<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
@@ -404,10 +468,35 @@ mod tests {
 
     #[test]
     fn history_parameters() {
+        let q = |before, limit| {
+            Some(HistoryQuery {
+                before,
+                limit,
+                room: None,
+                with: None,
+            })
+        };
+        let room = |r: &str| {
+            Some(HistoryQuery {
+                room: Some(r.into()),
+                ..q(i64::MAX, 50).unwrap()
+            })
+        };
+        let with = |w: &str| {
+            Some(HistoryQuery {
+                with: Some(w.into()),
+                ..q(i64::MAX, 50).unwrap()
+            })
+        };
         let cases = [
-            ("", Some((i64::MAX, 50))),
-            ("limit=200", Some((i64::MAX, 200))),
-            ("before=10&limit=1", Some((10, 1))),
+            ("", q(i64::MAX, 50)),
+            ("limit=200", q(i64::MAX, 200)),
+            ("before=10&limit=1", q(10, 1)),
+            ("room=rust", room("rust")),
+            ("with=ben", with("ben")),
+            ("room=", None),
+            ("room=a&room=b", None),
+            ("room=a&with=b", None),
             ("limit=0", None),
             ("limit=201", None),
             ("limit=-1", None),
@@ -453,7 +542,19 @@ mod tests {
             Method::Other("PUT".into()),
         ];
         for e in [
-            Register, Login, Logout, Online, Messages, User, Healthz, Metrics, Ws, Echo,
+            Register,
+            Login,
+            Logout,
+            Online,
+            Messages,
+            User,
+            Healthz,
+            Metrics,
+            Ws,
+            Echo,
+            Rooms,
+            RoomAction,
+            RoomMembers,
         ] {
             for m in &methods {
                 let listed = e.allow().split(", ").any(|a| a == m.as_str());

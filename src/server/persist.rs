@@ -31,6 +31,7 @@ pub(super) fn restore(
     let ttl = ms(core.cfg.session_ttl);
     let (id, ts) = core.store.newest_message()?;
     core.chat.continue_after(id, ts);
+    restore_rooms(core)?;
     for s in core.store.load_sessions()? {
         let last = millis_ago(now, unix_now, s.last_active);
         match crate::chat::SessionKey::from_hex(&s.token_hash) {
@@ -46,6 +47,29 @@ pub(super) fn restore(
             .restore_client_id(user, &client_id, id, millis_ago(now, unix_now, ts));
     }
     core.store.commit()
+}
+
+/// Start-up: every user's name, the rooms, their members and their newest
+/// event ids come back into the chat's memory, where messages find them
+/// without a query.
+fn restore_rooms(core: &mut Core) -> Result<(), crate::store::StoreError> {
+    use crate::chat::{Role, RoomId};
+    for user in core.store.load_users()? {
+        core.chat.add_user(user.id, &user.name);
+    }
+    for room in core.store.load_rooms()? {
+        core.chat
+            .restore_room(RoomId(room.id), &room.name, room.private);
+    }
+    for (room, user, role) in core.store.load_members()? {
+        core.chat
+            .restore_member(RoomId(room), user, Role::parse(&role));
+    }
+    for (room, id) in core.store.room_last_ids()? {
+        let room = room.map_or(crate::chat::GENERAL, RoomId);
+        core.chat.restore_room_last_id(room, id);
+    }
+    Ok(())
 }
 
 /// Writes the turn's session changes and commits the turn's batch. Runs

@@ -15,7 +15,9 @@ use std::path::Path;
 
 mod checkpoint;
 mod history;
-pub use history::{NewMessage, StoredMessage, StoredSession};
+mod rooms;
+pub use history::{Conversation, EventKind, NewEvent, StoredEvent, StoredMessage, StoredSession};
+pub use rooms::{StoredMember, StoredRoom};
 use std::time::Duration;
 
 /// How long a statement waits for a lock held by another connection (the
@@ -30,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     MIGRATION_1_USERS,
     history::MIGRATION_2_HISTORY,
     history::MIGRATION_3_NO_TS_INDEX,
+    history::MIGRATION_4_EVENTS,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`

@@ -649,6 +649,99 @@ mod tests {
     }
 
     #[test]
+    fn migration_4_makes_existing_messages_generals() {
+        let dir = crate::store::tests::TempDir::new();
+        let path = dir.file("v3.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for step in &super::super::MIGRATIONS[..3] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (id, name, name_fold, key_hash) VALUES (1, 'ann', 'ann', 'h');
+                 INSERT INTO messages (id, user_id, ts, text, client_id) VALUES (7, 1, 5, 'old', 'c');",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let page = store
+            .messages_before(Conversation::General, i64::MAX, 10)
+            .unwrap();
+        assert_eq!((page[0].id, page[0].text.as_str()), (7, "old"));
+        assert_eq!(store.newest_message().unwrap(), (7, 5));
+        assert_eq!(store.room_last_ids().unwrap(), [(None, 7)]);
+        assert_eq!(store.recent_client_ids(0).unwrap().len(), 1);
+        let rooms = store.load_rooms().unwrap();
+        assert_eq!(rooms[0].name, "general");
+        let e = &store.events_after(0, 10).unwrap()[0];
+        assert_eq!(
+            (e.kind, e.room, e.to.clone()),
+            (Some(EventKind::Message), None, None)
+        );
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn pages_per_conversation() {
+        let (mut store, ann) = store_with_user();
+        let ben = store
+            .create_user("ben", &crate::secret::sha256_hex("b"))
+            .unwrap()
+            .unwrap()
+            .id;
+        store.insert_room(2, "rust", false, 0).unwrap();
+        let event = |id, room, to| NewEvent {
+            id,
+            kind: EventKind::Message,
+            user: if id % 2 == 0 { ann } else { ben },
+            room,
+            to,
+            ts: id,
+            text: "t",
+            client_id: None,
+        };
+        let rows = [
+            event(1, None, None),
+            event(2, Some(2), None),
+            event(3, None, Some(ann)),
+            event(4, None, Some(ben)),
+            event(5, Some(2), None),
+            event(6, None, Some(ann)),
+        ];
+        for row in &rows {
+            store.insert_event(row).unwrap();
+        }
+        let leave = NewEvent {
+            kind: EventKind::RoomLeave,
+            ..event(7, Some(2), None)
+        };
+        store.insert_event(&leave).unwrap();
+        store.commit().unwrap();
+        let ids = |s: &mut Store, conv| {
+            let page = s.messages_before(conv, i64::MAX, 10).unwrap();
+            page.iter().map(|m| m.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&mut store, Conversation::General), [1]);
+        assert_eq!(
+            ids(&mut store, Conversation::Room(2)),
+            [2, 5],
+            "messages only"
+        );
+        assert_eq!(ids(&mut store, Conversation::Direct(ann, ben)), [3, 4]);
+        assert_eq!(ids(&mut store, Conversation::Direct(ben, ann)), [3, 4]);
+        assert_eq!(ids(&mut store, Conversation::Direct(ann, ann)), [6]);
+        assert_eq!(store.room_last_ids().unwrap(), [(None, 1), (Some(2), 7)]);
+        let e = store.events_after(6, 10).unwrap();
+        assert_eq!(
+            (e[0].kind, e[0].room),
+            (Some(EventKind::RoomLeave), Some(2))
+        );
+        let dm = &store.events_after(2, 1).unwrap()[0];
+        assert_eq!(dm.to, Some((ann, "ann".to_string())));
+    }
+
+    #[test]
     fn a_general_message_touches_one_b_tree() {
         let (mut store, user) = store_with_user();
         put(&mut store, user, 1, None);

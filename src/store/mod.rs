@@ -482,23 +482,23 @@ fn is_key_hash(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::secret::{fill_random, hex, sha256_hex};
     use std::path::PathBuf;
 
     /// A fresh directory under the system temp dir, removed on drop (also
     /// when the test panics).
-    struct TempDir(PathBuf);
+    pub(crate) struct TempDir(PathBuf);
 
     impl TempDir {
-        fn new() -> TempDir {
+        pub(crate) fn new() -> TempDir {
             let dir = std::env::temp_dir().join(format!("piratchat-store-{}", random_hex(8)));
             std::fs::create_dir(&dir).expect("create temp dir");
             TempDir(dir)
         }
 
-        fn file(&self, name: &str) -> PathBuf {
+        pub(crate) fn file(&self, name: &str) -> PathBuf {
             self.0.join(name)
         }
     }

@@ -357,7 +357,7 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
     let found = ctx
         .chat
         .conversation(me.user, q.room.as_deref(), q.with.as_deref());
-    let crate::chat::rooms::Paged {
+    let crate::chat::Paged {
         conv,
         room,
         with: to,

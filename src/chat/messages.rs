@@ -70,7 +70,7 @@ impl Chat {
             .map_err(|e| self.ack_error(conn, e, out))
             .ok()?;
         let (id, ts) = self.next_event(now);
-        let mut message = ChatMessage {
+        let message = ChatMessage {
             message: &frame.text,
             author: &name,
             id,
@@ -78,35 +78,7 @@ impl Chat {
             room: None,
             to: None,
         };
-        match dest {
-            Dest::General => {
-                self.general_last_id = id;
-                self.broadcast(conn, &ServerFrame::Message(&message).to_json(), out);
-            }
-            Dest::Room(room) => {
-                let r = self.rooms.rooms.get_mut(&room).expect("resolved");
-                r.last_id = id;
-                message.room = Some(&r.name);
-                let json = ServerFrame::Message(&message).to_json();
-                let delivered = &mut self.stats.messages_delivered;
-                let members = r.online.iter().copied().filter(|&c| c != conn);
-                out.deliver(members.inspect(|_| *delivered += 1), &json);
-            }
-            Dest::Direct(to) => {
-                let to_name = self.directory.name(to).cloned().unwrap_or_default();
-                message.to = Some(&to_name);
-                let json = ServerFrame::Message(&message).to_json();
-                // The recipient's sockets and the sender's others; a note
-                // to oneself reaches one's other sockets once.
-                let mut sockets = vec![self.user_socket.get(&to).copied()];
-                if to != user {
-                    sockets.push(self.user_socket.get(&user).copied());
-                }
-                let delivered = &mut self.stats.messages_delivered;
-                let others = sockets.into_iter().flatten().filter(|&c| c != conn);
-                out.deliver(others.inspect(|_| *delivered += 1), &json);
-            }
-        }
+        self.send_message(conn, user, &dest, &message, out);
         if let Some(client_id) = &frame.client_id {
             self.remember_client_id(user, client_id, id, now);
         }
@@ -126,6 +98,46 @@ impl Chat {
             room,
             to,
         })
+    }
+
+    /// Queues an accepted message for its conversation: every other
+    /// socket in general, the room's other online members, or the two
+    /// sides of a direct message. Framed once whatever the count.
+    fn send_message(
+        &mut self,
+        conn: ConnId,
+        user: UserId,
+        dest: &Dest,
+        message: &ChatMessage<'_>,
+        out: &mut impl Outbox,
+    ) {
+        let mut message = message.clone();
+        let delivered = &mut self.stats.messages_delivered;
+        match *dest {
+            Dest::General => {
+                self.general_last_id = message.id;
+                self.broadcast(conn, &ServerFrame::Message(&message).to_json(), out);
+            }
+            Dest::Room(room) => {
+                let r = self.rooms.rooms.get_mut(&room).expect("resolved");
+                r.last_id = message.id;
+                message.room = Some(&r.name);
+                let json = ServerFrame::Message(&message).to_json();
+                let members = r.online.iter().copied().filter(|&c| c != conn);
+                out.deliver(members.inspect(|_| *delivered += 1), &json);
+            }
+            Dest::Direct(to) => {
+                let to_name = self.directory.name(to).cloned().unwrap_or_default();
+                message.to = Some(&to_name);
+                let json = ServerFrame::Message(&message).to_json();
+                // The recipient's sockets and the sender's others; a note
+                // to oneself reaches one's other sockets once.
+                let sender = (to != user).then(|| self.user_socket.get(&user).copied());
+                let sockets = [self.user_socket.get(&to).copied(), sender.flatten()];
+                let others = sockets.into_iter().flatten().filter(|&c| c != conn);
+                out.deliver(others.inspect(|_| *delivered += 1), &json);
+            }
+        }
     }
 
     /// The conversation a frame names, as its sender may use it.

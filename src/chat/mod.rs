@@ -9,6 +9,7 @@
 //! touches a socket, so every rule is testable and fuzzable on its own.
 
 mod directory;
+mod history;
 pub mod limits;
 mod messages;
 pub mod online;
@@ -19,6 +20,7 @@ use crate::protocol::{AckError, ServerFrame};
 
 use crate::store::UserId;
 use crate::wheel::{Millis, Wheel};
+pub use history::Paged;
 use limits::{AddressLimiter, TokenBucket};
 pub use messages::Accepted;
 use online::Ordered;

@@ -7,7 +7,7 @@
 
 use super::{Chat, ConnId, Outbox};
 use crate::protocol::{MemberEvent, ServerFrame};
-use crate::store::{Conversation, EventKind, NewEvent, StoredEvent, UserId};
+use crate::store::{EventKind, NewEvent, UserId};
 use crate::wheel::Millis;
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
@@ -142,6 +142,11 @@ impl Rooms {
         self.rooms.insert(id, room);
     }
 
+    /// The room of `id`.
+    pub(super) fn get(&self, id: RoomId) -> Option<&Room> {
+        self.rooms.get(&id)
+    }
+
     /// The role of `user` in `room` (general: everyone is a member).
     pub(super) fn role(&self, room: RoomId, user: UserId) -> Option<Role> {
         if room == GENERAL {
@@ -224,17 +229,6 @@ pub struct RoomInfo {
     pub role: Option<Role>,
     /// The newest event's id (0: none yet).
     pub last_id: i64,
-}
-
-/// A conversation to page, with the names its messages carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Paged {
-    /// Which one.
-    pub conv: Conversation,
-    /// The room's name, outside general.
-    pub room: Option<Rc<str>>,
-    /// The other user of a direct conversation, as registered.
-    pub with: Option<Rc<str>>,
 }
 
 /// A line of `GET /api/rooms/{name}/members`.
@@ -488,87 +482,6 @@ impl Chat {
         };
         list.sort_by(|a, b| (a.role, &a.username).cmp(&(b.role, &b.username)));
         Ok(list)
-    }
-
-    /// The conversation `GET /api/messages` pages: `room=NAME` (a room
-    /// `user` sees; public rooms are readable without joining), or
-    /// `with=USERNAME`, or general.
-    pub fn conversation(
-        &self,
-        user: UserId,
-        room: Option<&str>,
-        with: Option<&str>,
-    ) -> Result<Paged, RoomError> {
-        if let Some(name) = with {
-            let (other, shown) = self.directory.find(name).ok_or(RoomError::UserNotFound)?;
-            return Ok(Paged {
-                conv: Conversation::Direct(user, other),
-                room: None,
-                with: Some(shown.clone()),
-            });
-        }
-        let general = Paged {
-            conv: Conversation::General,
-            room: None,
-            with: None,
-        };
-        let Some(name) = room else {
-            return Ok(general);
-        };
-        Ok(match self.rooms.visible(name, user)? {
-            GENERAL => general,
-            id => Paged {
-                conv: Conversation::Room(id.0),
-                room: Some(self.rooms.rooms[&id].name.clone()),
-                with: None,
-            },
-        })
-    }
-
-    /// The frame a resuming socket of `user` gets for a stored event, or
-    /// `None` when the event is not theirs to see: general's, the rooms
-    /// they are in now, their own membership changes, and the direct
-    /// messages they sent or received.
-    pub fn replay_json(&self, user: UserId, e: &StoredEvent) -> Option<Vec<u8>> {
-        let kind = e.kind?;
-        let room = match e.room {
-            None => None,
-            Some(id) => Some(self.rooms.rooms.get(&RoomId(id))?),
-        };
-        let mine = e.user == user;
-        let visible = match (&room, &e.to) {
-            (Some(_), _) if kind != EventKind::Message && mine => true,
-            (Some(_), _) => self.rooms.role(RoomId(e.room?), user).is_some(),
-            (None, Some((to, _))) => mine || *to == user,
-            (None, None) => true,
-        };
-        if !visible {
-            return None;
-        }
-        let room_name = room.map(|r| &*r.name);
-        Some(match kind {
-            EventKind::Message => ServerFrame::Message(&crate::protocol::ChatMessage {
-                message: &e.text,
-                author: &e.name,
-                id: e.id,
-                ts: e.ts,
-                room: room_name,
-                to: e.to.as_ref().map(|(_, n)| n.as_str()),
-            })
-            .to_json(),
-            EventKind::RoomJoin | EventKind::RoomLeave => ServerFrame::Member(&MemberEvent {
-                event: if kind == EventKind::RoomJoin {
-                    "room_join"
-                } else {
-                    "room_leave"
-                },
-                room: room_name?,
-                username: &e.name,
-                id: e.id,
-                ts: e.ts,
-            })
-            .to_json(),
-        })
     }
 
     /// A socket of `user` opened: it joins the online set of each of the

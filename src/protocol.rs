@@ -250,6 +250,50 @@ pub struct InviteBody {
     pub username: String,
 }
 
+/// A line of `GET /api/rooms`, fields in the spec's order.
+#[derive(Debug, Serialize)]
+pub struct RoomLine<'a> {
+    /// The room's name.
+    pub name: &'a str,
+    /// Invitation only.
+    pub private: bool,
+    /// How many members.
+    pub members: usize,
+    /// Whether the asking user is a member.
+    pub joined: bool,
+    /// Their role, `null` when not a member.
+    pub role: Option<&'static str>,
+    /// Messages after their read marker.
+    pub unread: u64,
+    /// The room's newest event id.
+    pub last_id: i64,
+}
+
+/// Body of `GET /api/rooms`.
+#[derive(Debug, Serialize)]
+pub struct RoomList<'a> {
+    /// General, the public rooms and the user's private ones.
+    pub rooms: Vec<RoomLine<'a>>,
+}
+
+/// Body of `GET /api/rooms/{name}/members`.
+#[derive(Debug, Serialize)]
+pub struct MemberList<'a> {
+    /// By role, then name.
+    pub members: Vec<MemberLine<'a>>,
+}
+
+/// A line of `GET /api/rooms/{name}/members`.
+#[derive(Debug, Serialize)]
+pub struct MemberLine<'a> {
+    /// The name as registered.
+    pub username: &'a str,
+    /// `owner`, `moderator` or `member`.
+    pub role: &'static str,
+    /// Has an open chat socket.
+    pub online: bool,
+}
+
 /// Body of `GET /api/messages`.
 #[derive(Debug, Serialize)]
 pub struct History<'a> {

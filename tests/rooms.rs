@@ -251,6 +251,11 @@ fn room_endpoints_answer_with_the_spec_shapes_and_codes() {
     act(&s, &cy, "rust", "leave", "");
     act(&s, &cy, "rust", "leave", "");
 
+    let raw = get(&s, &ben, "/api/rooms").body;
+    assert!(
+        raw.contains(r#"{"name":"general","private":false,"members":3,"joined":true,"role":"member","unread":0,"last_id":0}"#),
+        "the spec's field order: {raw}"
+    );
     let rooms = get(&s, &ben, "/api/rooms").json();
     assert_eq!(
         rooms,

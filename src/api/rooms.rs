@@ -6,9 +6,11 @@
 use super::{Ctx, authenticate};
 use crate::chat::{Membership, Outbox, RoomError};
 use crate::http::{Request, Response, percent_decode};
-use crate::protocol::{CreateRoomBody, InviteBody, decode_body};
+use crate::protocol::{
+    CreateRoomBody, InviteBody, MemberLine, MemberList, RoomLine, RoomList, decode_body,
+};
 use crate::store::StoreError;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// What follows `/api/rooms/{name}/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,23 +51,20 @@ pub fn list<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
         Ok(me) => me,
         Err(r) => return r,
     };
-    let rooms: Vec<Value> = ctx
-        .chat
-        .room_list(me.user)
+    let list = ctx.chat.room_list(me.user);
+    let rooms: Vec<RoomLine<'_>> = list
         .iter()
-        .map(|r| {
-            json!({
-                "name": &*r.name,
-                "private": r.private,
-                "members": r.members,
-                "joined": r.role.is_some(),
-                "role": r.role.map(|r| r.as_str()),
-                "unread": 0,
-                "last_id": r.last_id,
-            })
+        .map(|r| RoomLine {
+            name: &r.name,
+            private: r.private,
+            members: r.members,
+            joined: r.role.is_some(),
+            role: r.role.map(|r| r.as_str()),
+            unread: 0,
+            last_id: r.last_id,
         })
         .collect();
-    Response::json(200, &json!({ "rooms": rooms }))
+    Response::json(200, &RoomList { rooms })
 }
 
 /// `POST /api/rooms` `{"name", "private"}`: 201 `{"name"}`.
@@ -111,17 +110,15 @@ pub fn action<O: Outbox>(
         Action::Members => {
             return Ok(match chat.room_members(me.user, &name) {
                 Ok(list) => {
-                    let members: Vec<Value> = list
+                    let members: Vec<MemberLine<'_>> = list
                         .iter()
-                        .map(|m| {
-                            json!({
-                                "username": &*m.username,
-                                "role": m.role.as_str(),
-                                "online": m.online,
-                            })
+                        .map(|m| MemberLine {
+                            username: &m.username,
+                            role: m.role.as_str(),
+                            online: m.online,
                         })
                         .collect();
-                    Response::json(200, &json!({ "members": members }))
+                    Response::json(200, &MemberList { members })
                 }
                 Err(e) => room_error(e),
             });

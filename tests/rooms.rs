@@ -531,3 +531,45 @@ fn a_restart_keeps_rooms_members_and_history() {
     assert_eq!(id, d1 + 1, "ids continue");
     assert_eq!(next(&mut b)["message"], "again");
 }
+
+#[test]
+fn resume_skips_what_the_user_may_not_see_and_resyncs_past_the_scan() {
+    // At most 2 replayed, and at most 16 × 2 events of all rooms read.
+    let s = Server::start(&["--resume-max", "2", "--chat-burst", "0"]);
+    let (ann, ben) = (s.user("ann"), s.user("ben"));
+    let mut a = open(&s, &ann);
+    create(&s, &ann, "busy", false);
+    create(&s, &ann, "left", false);
+    act(&s, &ben, "left", "join", "");
+    act(&s, &ben, "left", "leave", "");
+    let since = last_id(&s, &ann, "left");
+    // Ben left "left": what is said there now is not his to replay.
+    send_ok(&mut a, json!({"message": "after", "room": "left"}));
+    for i in 0..20 {
+        send_ok(
+            &mut a,
+            json!({"message": format!("busy {i}"), "room": "busy"}),
+        );
+    }
+    let d = send_ok(&mut a, json!({"message": "d", "to": "ben"}));
+    let cookie = format!("session={ben}");
+    let path = format!("/ws?since={since}");
+    let mut b = try_open(&s, &path, &[("Cookie", &cookie)]).unwrap();
+    let v = next(&mut b);
+    assert_eq!(
+        (v["id"].as_i64(), &v["to"]),
+        (Some(d), &json!("ben")),
+        "{v}"
+    );
+    drop(b);
+    // Past 32 events of all conversations, a resync, even though none of
+    // them is ben's.
+    for i in 0..20 {
+        send_ok(
+            &mut a,
+            json!({"message": format!("more {i}"), "room": "busy"}),
+        );
+    }
+    let mut b = try_open(&s, &path, &[("Cookie", &cookie)]).unwrap();
+    assert_eq!(next(&mut b), json!({"event": "resync"}));
+}

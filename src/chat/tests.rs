@@ -540,3 +540,58 @@ fn membership_events_go_to_the_room_and_the_joiner() {
     );
     chat.check();
 }
+
+#[test]
+fn replay_shows_each_user_their_conversations_only() {
+    use crate::store::{EventKind, StoredEvent};
+    let (mut chat, mut out) = with_room(3, &[2]);
+    chat.create_room(UserId(1), "priv", true, Millis(0), &mut out)
+        .unwrap();
+    let event = |kind, user: i64, room: Option<i64>, to: Option<i64>| StoredEvent {
+        id: 9,
+        kind: Some(kind),
+        user: UserId(user),
+        name: format!("u{user}"),
+        room,
+        to: to.map(|t| (UserId(t), format!("u{t}"))),
+        ts: 5,
+        text: "t".into(),
+    };
+    let m = EventKind::Message;
+    // (event, who sees it among users 1, 2, 3)
+    let table = [
+        (event(m, 1, None, None), [true, true, true]),
+        (event(m, 1, Some(2), None), [true, true, false]),
+        (event(m, 1, Some(3), None), [true, false, false]),
+        (event(m, 1, None, Some(2)), [true, true, false]),
+        (event(m, 3, None, Some(3)), [false, false, true]),
+        (
+            event(EventKind::RoomLeave, 3, Some(2), None),
+            [true, true, true],
+        ),
+        (
+            event(EventKind::RoomJoin, 3, Some(3), None),
+            [true, false, true],
+        ),
+        (event(m, 1, Some(99), None), [false, false, false]),
+        (
+            StoredEvent {
+                kind: None,
+                ..event(m, 1, None, None)
+            },
+            [false; 3],
+        ),
+    ];
+    for (e, seen) in table {
+        for (i, want) in seen.into_iter().enumerate() {
+            let got = chat.replay_json(UserId(i as i64 + 1), &e);
+            assert_eq!(got.is_some(), want, "user {} {e:?}", i + 1);
+        }
+    }
+    let json = chat.replay_json(UserId(2), &event(m, 1, Some(2), None));
+    let json = String::from_utf8(json.unwrap()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"message":"t","author":"u1","id":9,"ts":5,"room":"rust"}"#
+    );
+}

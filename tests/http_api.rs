@@ -444,3 +444,22 @@ fn regression_access_log_duration_excluded_keep_alive_idle_time() {
         lines[1]
     );
 }
+
+/// Issue 11 #8: uptime counted from the loop clock's origin, which starts
+/// past zero (session TTL + dedupe window + 1 s: 4,201 s with the defaults).
+#[test]
+fn uptime_counts_from_start_not_from_the_clock_origin() {
+    let started = std::time::Instant::now();
+    let s = Server::start(&[]);
+    let body = s.get("/metrics", None).body;
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("piratchat_uptime_seconds "))
+        .unwrap_or_else(|| panic!("no uptime in\n{body}"));
+    let secs: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        secs <= started.elapsed().as_secs(),
+        "{line}: the test has run only {:?}",
+        started.elapsed()
+    );
+}

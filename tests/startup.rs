@@ -77,3 +77,30 @@ fn environment_variables_are_settings() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PIRATCHAT_LISTEN"));
 }
+
+/// Issue 11 #11: `piratchat --help | head -1` panicked (exit 101 and a
+/// backtrace) when the reader had gone. A shell waits on stdin until the
+/// test has closed the read end of the stdout pipe, then runs the binary,
+/// so its write always meets a closed pipe.
+#[test]
+fn help_and_version_on_a_closed_pipe_do_not_panic() {
+    use std::io::Write;
+    use std::process::Stdio;
+    for flag in ["--help", "--version"] {
+        let mut child = Command::new("sh")
+            .args(["-c", "read go; exec \"$0\" \"$1\""])
+            .arg(env!("CARGO_BIN_EXE_piratchat"))
+            .arg(flag)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {err}");
+        assert!(!err.contains("panicked"), "{flag}: {err}");
+    }
+}

@@ -25,7 +25,10 @@ fn main() -> ExitCode {
         let n = store.imported_users();
         log.log(
             LogLevel::Info,
-            format_args!("imported {n} users from the original keys table"),
+            format_args!(
+                "imported {n} user{} from the original keys table",
+                if n == 1 { "" } else { "s" }
+            ),
         );
     }
     let changed = cfg.non_defaults().join(" ");

@@ -221,6 +221,14 @@ fn login<O: Outbox>(
 /// The `Set-Cookie` value that clears the session cookie.
 const CLEAR_COOKIE: &str = "session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax";
 
+/// The first value of header `name` (lower case).
+fn header<'r>(req: &'r Request, name: &str) -> Option<&'r [u8]> {
+    req.headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
 fn session_cookie(req: &Request) -> Option<&str> {
     req.headers
         .iter()
@@ -229,6 +237,15 @@ fn session_cookie(req: &Request) -> Option<&str> {
 }
 
 fn logout<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
+    // `GET /api/logout` stays for the original frontend and curl, but a
+    // link or image on another site would log the user out: a Lax cookie
+    // rides along on top-level cross-site GETs. Browsers say where a
+    // request comes from; curl and old browsers send no such header and
+    // keep working. A cross-site POST carries no Lax cookie, but it could
+    // still clear the cookie, so it is refused the same way.
+    if header(req, "sec-fetch-site").is_some_and(|v| v.eq_ignore_ascii_case(b"cross-site")) {
+        return Response::error(403, "cross_site_request");
+    }
     if let Some(token) = session_cookie(req) {
         ctx.chat.logout(token, ctx.out);
     }

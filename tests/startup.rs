@@ -45,6 +45,12 @@ fn bad_settings_fail_with_one_line_and_code_2() {
         &["--max-connections", "0"],
         &["--no-such-flag"],
         &["--db", "/nonexistent-dir/sub/x.db"],
+        // Issue 11 #9: accepted once, then a panic (exit 101) on the first
+        // request, 3 GB for one request, and a resume that never resyncs.
+        &["--max-headers", "18446744073709551615"],
+        &["--max-headers", "100000000"],
+        &["--resume-max", "18446744073709551615"],
+        &["--max-body-bytes", "4096MiB"],
     ];
     for args in cases {
         let mut all = vec!["--db", db];
@@ -52,7 +58,18 @@ fn bad_settings_fail_with_one_line_and_code_2() {
         let (code, _, err) = run(&all);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        if args[0] != "--db" && args[0] != "--no-such-flag" {
+            assert!(err.contains(args[0]), "names the flag: {err}");
+        }
     }
+}
+
+/// Issue 11 #9: `--help` shows each number's range.
+#[test]
+fn help_shows_ranges() {
+    let (_, out, _) = run(&["--help"]);
+    let row = out.lines().find(|l| l.contains("--max-headers")).unwrap();
+    assert!(row.ends_with("default 64, 1 to 1024]"), "{row}");
 }
 
 #[test]

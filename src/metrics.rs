@@ -108,6 +108,12 @@ impl Metrics {
             "Live sessions.",
             sessions as u64,
         );
+        counter(
+            &mut s,
+            "piratchat_sessions_evicted_total",
+            "Sessions ended by the per-user cap (--sessions-per-user).",
+            chat.sessions_evicted,
+        );
         let help = "Chat frames received.";
         counter(
             &mut s,

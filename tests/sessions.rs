@@ -164,3 +164,30 @@ fn imported_username_is_escaped_in_log_lines() {
         assert!(slot.parse::<usize>().is_ok() && generation.parse::<u32>().is_ok());
     }
 }
+
+/// Issue 11 #5: past `--sessions-per-user`, a login ends the user's least
+/// recently used session, and it stays ended across a restart (it was
+/// deleted from the store, not only forgotten).
+#[test]
+fn sessions_per_user_cap_ends_the_least_recently_used() {
+    let dir = Arc::new(TempDir::new());
+    let args = ["--sessions-per-user", "2"];
+    let (first, second, third) = {
+        let s = Server::start_in(dir.clone(), &args);
+        let key = s.register("nina");
+        let first = s.login(&key);
+        let second = s.login(&key);
+        // Using the first makes the second the least recently used.
+        assert_eq!(s.get("/api/user/@me", Some(&first)).status, 200);
+        let third = s.login(&key);
+        assert_eq!(s.get("/api/user/@me", Some(&second)).status, 401);
+        assert_eq!(s.metric("piratchat_sessions"), 2);
+        assert_eq!(s.metric("piratchat_sessions_evicted_total"), 1);
+        (first, second, third)
+    };
+    let s = Server::start_in(dir, &args);
+    assert_eq!(s.get("/api/user/@me", Some(&second)).status, 401);
+    for token in [&first, &third] {
+        assert_eq!(s.get("/api/user/@me", Some(token)).status, 200);
+    }
+}

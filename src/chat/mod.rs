@@ -50,6 +50,9 @@ pub trait Outbox {
 pub struct ChatConfig {
     /// Idle time after which a session ends.
     pub session_ttl: Millis,
+    /// Live sessions per user; a login past it ends the least recently
+    /// used idle one.
+    pub sessions_per_user: usize,
     /// Longest message in Unicode scalar values.
     pub max_chars: usize,
     /// Messages one connection may send in a burst (0: no limit).
@@ -74,6 +77,7 @@ impl ChatConfig {
         let ms = |d: std::time::Duration| Millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         ChatConfig {
             session_ttl: ms(cfg.session_ttl),
+            sessions_per_user: cfg.sessions_per_user,
             max_chars: cfg.max_message_chars,
             burst: cfg.chat_burst,
             rate_per_sec: cfg.chat_rate_per_sec,
@@ -127,6 +131,8 @@ pub struct ChatStats {
     pub acks_ok: u64,
     /// Error acks sent, indexed like [`AckError::ALL`].
     pub acks_err: [u64; 5],
+    /// Sessions ended by the per-user cap.
+    pub sessions_evicted: u64,
 }
 
 #[derive(Debug)]
@@ -160,6 +166,10 @@ enum Due {
 pub struct Chat {
     cfg: ChatConfig,
     sessions: HashMap<SessionKey, Session>,
+    /// Each user's live sessions, for the per-user cap. At most
+    /// `sessions_per_user` (plus sessions with an open socket) per user,
+    /// so scanning one list at login is cheap.
+    user_sessions: HashMap<UserId, Vec<SessionKey>>,
     sockets: HashMap<ConnId, Socket>,
     user_socket: HashMap<UserId, ConnId>,
     online: Ordered<ConnId>,
@@ -195,6 +205,7 @@ impl Chat {
             login_limiter: AddressLimiter::new(cfg.login_fail_limit, cfg.login_window),
             cfg,
             sessions: HashMap::new(),
+            user_sessions: HashMap::new(),
             sockets: HashMap::new(),
             user_socket: HashMap::new(),
             online: Ordered::new(),
@@ -429,6 +440,19 @@ impl Chat {
             .filter(|s| s.socket.is_some())
             .count();
         assert_eq!(with_socket, self.sockets.len(), "sessions with a socket");
+        let listed: usize = self.user_sessions.values().map(Vec::len).sum();
+        assert_eq!(listed, self.sessions.len(), "per-user session lists");
+        for (user, keys) in &self.user_sessions {
+            assert!(!keys.is_empty(), "empty session list of {user:?}");
+            for key in keys {
+                assert_eq!(self.sessions.get(key).map(|s| s.user), Some(*user));
+            }
+            let idle = keys.iter().filter(|k| self.sessions[*k].socket.is_none());
+            assert!(
+                idle.count() <= self.cfg.sessions_per_user,
+                "idle sessions of {user:?} over the cap"
+            );
+        }
         self.wheel.check();
     }
 }

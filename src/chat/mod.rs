@@ -157,7 +157,6 @@ struct Socket {
 #[derive(Debug)]
 enum Due {
     Session(SessionKey),
-    Limit(AddressLimit, IpAddr),
     Dedupe(UserId, Box<str>),
 }
 
@@ -201,7 +200,12 @@ impl Chat {
     /// Unix milliseconds (message timestamps).
     pub fn new(cfg: ChatConfig, now: Millis, unix_offset: i64) -> Chat {
         Chat {
-            register_limiter: AddressLimiter::new(cfg.register_limit, cfg.register_window),
+            // Registrations are what a walked /48 would farm, so that table
+            // aggregates IPv6 under pressure. Failed logins do not: a valid
+            // key must never meet a neighbour's 429, and guessing a 256-bit
+            // key gains nothing from more addresses.
+            register_limiter: AddressLimiter::new(cfg.register_limit, cfg.register_window)
+                .aggregating(),
             login_limiter: AddressLimiter::new(cfg.login_fail_limit, cfg.login_window),
             cfg,
             sessions: HashMap::new(),
@@ -374,14 +378,19 @@ impl Chat {
             AddressLimit::Register => &mut self.register_limiter,
             AddressLimit::LoginFailure => &mut self.login_limiter,
         };
-        if let Some((key, at)) = limiter.record(addr, now) {
-            self.wheel.insert(at, Due::Limit(limit, key));
-        }
+        limiter.record(addr, now);
     }
 
     /// The earliest time `handle_timeouts` has work (never later than it).
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.wheel.next_deadline()
+        [
+            self.wheel.next_deadline(),
+            self.register_limiter.next_expiry(),
+            self.login_limiter.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Ends idle sessions, forgets old rate-limit entries and old
@@ -394,8 +403,6 @@ impl Chat {
         for due in fired.drain(..) {
             let again = match &due {
                 Due::Session(key) => self.session_due(key, now),
-                Due::Limit(AddressLimit::Register, ip) => self.register_limiter.expire(*ip, now),
-                Due::Limit(AddressLimit::LoginFailure, ip) => self.login_limiter.expire(*ip, now),
                 Due::Dedupe(user, client_id) => {
                     self.recent.remove(&(*user, client_id.clone()));
                     None
@@ -406,6 +413,8 @@ impl Chat {
             }
         }
         self.fired = fired;
+        self.register_limiter.expire(now);
+        self.login_limiter.expire(now);
     }
 
     /// Asserts the invariants tying sessions, sockets and the online list

@@ -121,3 +121,19 @@ fn help_and_version_on_a_closed_pipe_do_not_panic() {
         assert!(!err.contains("panicked"), "{flag}: {err}");
     }
 }
+
+/// `--listen 7778` and `--listen :7778` were refused: a bare port listens
+/// on every IPv4 address, `localhost:PORT` on 127.0.0.1.
+#[test]
+fn listen_takes_a_bare_port_and_localhost() {
+    for (listen, host) in [
+        ("0", "0.0.0.0:"),
+        (":0", "0.0.0.0:"),
+        ("localhost:0", "127.0.0.1:"),
+    ] {
+        let mut s = Server::start(&["--listen", listen]);
+        assert!(s.addr.to_string().starts_with(host), "{listen}: {}", s.addr);
+        s.addr = ([127, 0, 0, 1], s.addr.port()).into();
+        assert_eq!(s.get("/healthz", None).status, 200, "{listen}");
+    }
+}

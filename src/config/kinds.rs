@@ -8,16 +8,34 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A socket address such as `0.0.0.0:7777` or `[::1]:7777`.
+/// A socket address such as `0.0.0.0:7777` or `[::1]:7777`; also a bare
+/// port (`7777` or `:7777`: every IPv4 address, like the default) and
+/// `localhost:7777` (`127.0.0.1`, without asking a resolver, which might
+/// answer `::1` or something else entirely).
 pub(super) struct Addr;
 
 impl Kind for Addr {
     type T = SocketAddr;
     const METAVAR: &'static str = "ADDR";
     fn parse(value: &str) -> Result<SocketAddr, String> {
-        value
-            .parse()
-            .map_err(|_| "not a socket address like 0.0.0.0:7777".to_string())
+        let port = |p: &str| -> Option<u16> {
+            // `u16::from_str` would also take `+80`.
+            p.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| p.parse().ok())?
+        };
+        let any = |p| SocketAddr::from(([0, 0, 0, 0], p));
+        let parsed = match value.rsplit_once(':') {
+            None => port(value).map(any),
+            Some(("", p)) => port(p).map(any),
+            Some((host, p)) if host.eq_ignore_ascii_case("localhost") => {
+                port(p).map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            }
+            Some(_) => value.parse().ok(),
+        };
+        parsed.ok_or_else(|| {
+            "not a listen address like 0.0.0.0:7777, [::]:7777, localhost:7777 or 7777".to_string()
+        })
     }
     fn show(value: &SocketAddr) -> String {
         value.to_string()

@@ -460,7 +460,8 @@ const MIB: u64 = 1024 * KIB;
 // deployment's need, the lower ends at what still works (tests run with
 // sub-second timeouts).
 settings! {
-    "listen" listen: Addr, "Address to listen on";
+    "listen" listen: Addr,
+        "Address to listen on: HOST:PORT, localhost:PORT, or PORT (all IPv4 addresses)";
     "db" db: FilePath, "SQLite database file, created on first start";
     "session-ttl" session_ttl: Within<Dur, 100, { 365 * DAY }>,
         "A session ends after this long without activity";
@@ -749,6 +750,40 @@ mod tests {
         assert!(c.echo_endpoint);
     }
 
+    /// A bare port and `localhost:PORT` were refused; a newcomer types them.
+    #[test]
+    fn listen_forms() {
+        let ok = [
+            ("7778", "0.0.0.0:7778"),
+            (":7778", "0.0.0.0:7778"),
+            ("localhost:7778", "127.0.0.1:7778"),
+            ("LocalHost:0", "127.0.0.1:0"),
+            ("127.0.0.1:80", "127.0.0.1:80"),
+            ("[::]:7777", "[::]:7777"),
+            ("[::1]:1", "[::1]:1"),
+        ];
+        for (text, want) in ok {
+            assert_eq!(
+                parsed(&["--listen", text]).listen.to_string(),
+                want,
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            ":",
+            "+80",
+            ":+80",
+            "65536",
+            "localhost",
+            "localhost:",
+            "host:80",
+            "::1",
+        ] {
+            assert!(run(&["--listen", bad], &[]).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn lists() {
         let c = parsed(&["--trusted-proxies", "127.0.0.1, 10.0.0.0/8,::1"]);
@@ -904,6 +939,8 @@ mod tests {
         const DUR: &str = "not a duration like 500ms, 10s, 5m, 1h or 0.5";
         const SIZE: &str = "not a size like 16384, 16KiB or 1MiB";
         const TTL: &str = "must be from 100ms to 8760h";
+        const LISTEN: &str =
+            "not a listen address like 0.0.0.0:7777, [::]:7777, localhost:7777 or 7777";
         let cases: &[(Args, &str)] = &[
             (&["--bogus"], "--bogus: unknown flag (see --help)"),
             (&["--bogus=1"], "--bogus: unknown flag (see --help)"),
@@ -917,10 +954,7 @@ mod tests {
                 &["--db", "--listen", "1.2.3.4:5"],
                 "--db: missing value (PATH)",
             ),
-            (
-                &["--listen", "nope"],
-                "--listen: not a socket address like 0.0.0.0:7777 (got 'nope')",
-            ),
+            (&["--listen", "nope"], "--listen: LISTEN (got 'nope')"),
             (&["--db="], "--db: empty path (got '')"),
             (&["--session-ttl", "0"], "--session-ttl: TTL (got '0')"),
             (
@@ -1041,7 +1075,8 @@ mod tests {
             let want = want
                 .replace("DUR", DUR)
                 .replace("SIZE", SIZE)
-                .replace("TTL", TTL);
+                .replace("TTL", TTL)
+                .replace("LISTEN", LISTEN);
             assert_eq!(error(args, &[]), want);
         }
     }
@@ -1064,7 +1099,7 @@ mod tests {
             // Control characters and quotes in the value cannot break the line.
             (
                 &[("PIRATCHAT_LISTEN", "a\n'b\u{1b}")],
-                "PIRATCHAT_LISTEN (--listen): not a socket address like 0.0.0.0:7777 (got 'a\\n\\'b\\u{1b}')",
+                "PIRATCHAT_LISTEN (--listen): not a listen address like 0.0.0.0:7777, [::]:7777, localhost:7777 or 7777 (got 'a\\n\\'b\\u{1b}')",
             ),
         ];
         for &(env, want) in cases {

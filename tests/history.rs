@@ -413,8 +413,14 @@ fn invalid_requests_say_what_was_wrong() {
     let s = Server::start(&[]);
     let t = s.user("dee");
     let cases = [
-        ("/api/messages?limit=201", "limit must be an integer from 1 to 200"),
-        ("/api/messages?before=x", "before must be a message id, an integer from 1"),
+        (
+            "/api/messages?limit=201",
+            "limit must be an integer from 1 to 200",
+        ),
+        (
+            "/api/messages?before=x",
+            "before must be a message id, an integer from 1",
+        ),
         (
             "/api/messages?limt=5",
             "unknown parameter \"limt\" (known: before, limit)",

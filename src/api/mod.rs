@@ -451,7 +451,8 @@ mod tests {
     fn history_parameters() {
         const LIMIT: &str = "limit must be an integer from 1 to 200";
         const BEFORE: &str = "before must be a message id, an integer from 1";
-        let cases: &[(&str, Result<(i64, usize), &str>)] = &[
+        type Want = Result<(i64, usize), &'static str>;
+        let cases: &[(&str, Want)] = &[
             ("", Ok((i64::MAX, 50))),
             ("limit=200", Ok((i64::MAX, 200))),
             ("before=10&limit=1", Ok((10, 1))),

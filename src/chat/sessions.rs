@@ -98,25 +98,22 @@ impl Chat {
             let Some(keys) = self.user_sessions.get(&user) else {
                 return;
             };
-            let idle = keys
+            let idle: Vec<(&SessionKey, Millis)> = keys
                 .iter()
                 .filter_map(|k| Some((k, self.sessions.get(k)?)))
-                .filter(|(_, s)| s.socket.is_none());
-            let (count, lru) = idle.fold((0, None), |(n, lru), (k, s)| {
-                let older = match lru {
-                    Some((_, t)) => s.last_active < t,
-                    None => true,
-                };
-                (n + 1, if older { Some((k, s.last_active)) } else { lru })
-            });
-            match lru {
-                Some((key, _)) if count >= cap => {
-                    let key = key.clone();
-                    self.end_session(&key);
-                    self.stats.sessions_evicted += 1;
-                }
-                _ => return,
+                .filter(|(_, s)| s.socket.is_none())
+                .map(|(k, s)| (k, s.last_active))
+                .collect();
+            if idle.len() < cap {
+                return;
             }
+            // Ties go to the first listed, the older login.
+            let Some((lru, _)) = idle.iter().min_by_key(|(_, t)| *t) else {
+                return;
+            };
+            let lru = (*lru).clone();
+            self.end_session(&lru);
+            self.stats.sessions_evicted += 1;
         }
     }
 

@@ -140,6 +140,9 @@ struct Session {
     user: UserId,
     name: Rc<str>,
     last_active: Millis,
+    /// When it was last used, as a count of uses across all sessions:
+    /// orders uses within one millisecond for the per-user cap.
+    used: u64,
     socket: Option<ConnId>,
 }
 
@@ -178,6 +181,8 @@ pub struct Chat {
     login_limiter: AddressLimiter,
     /// Session changes the server has not stored yet.
     journal: SessionJournal,
+    /// Counts session uses (see `Session::used`).
+    uses: std::ops::RangeFrom<u64>,
     /// Add to a `Millis` to get Unix milliseconds.
     unix_offset: i64,
     last_id: i64,
@@ -216,6 +221,7 @@ impl Chat {
             wheel: Wheel::new(now),
             fired: Vec::new(),
             journal: SessionJournal::default(),
+            uses: 0..,
             unix_offset,
             last_id: 0,
             last_ts: i64::MIN,
@@ -322,6 +328,7 @@ impl Chat {
         };
         if let Some(session) = self.sessions.get_mut(&sock.key) {
             session.last_active = now;
+            session.used = self.uses.next().unwrap_or(u64::MAX);
             self.journal.touched.insert(sock.key.clone());
         }
         true

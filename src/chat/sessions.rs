@@ -73,6 +73,7 @@ impl Chat {
             user,
             name: name.into(),
             last_active,
+            used: self.uses.next().unwrap_or(u64::MAX),
             socket: None,
         };
         self.make_room(user);
@@ -98,16 +99,17 @@ impl Chat {
             let Some(keys) = self.user_sessions.get(&user) else {
                 return;
             };
-            let idle: Vec<(&SessionKey, Millis)> = keys
+            // Restored sessions bring their time from the database; uses
+            // order the rest, also within one millisecond.
+            let idle: Vec<(&SessionKey, (Millis, u64))> = keys
                 .iter()
                 .filter_map(|k| Some((k, self.sessions.get(k)?)))
                 .filter(|(_, s)| s.socket.is_none())
-                .map(|(k, s)| (k, s.last_active))
+                .map(|(k, s)| (k, (s.last_active, s.used)))
                 .collect();
             if idle.len() < cap {
                 return;
             }
-            // Ties go to the first listed, the older login.
             let Some((lru, _)) = idle.iter().min_by_key(|(_, t)| *t) else {
                 return;
             };
@@ -130,6 +132,7 @@ impl Chat {
             return Err(AuthError::Invalid);
         }
         session.last_active = now;
+        session.used = self.uses.next().unwrap_or(u64::MAX);
         let authed = Authed {
             key: key.clone(),
             user: session.user,

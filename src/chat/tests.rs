@@ -438,6 +438,20 @@ fn session_cap_ends_the_least_recently_used() {
     assert!(chat.authenticate(Some("other"), Millis(20)).is_ok());
 }
 
+/// Uses within one millisecond are ordered too: the clock alone would
+/// call the first login and a later request on it equally old.
+#[test]
+fn session_cap_orders_uses_within_a_millisecond() {
+    let mut chat = Chat::new(cfg(), Millis(0), 0);
+    for n in 1..=3 {
+        login_as_1(&mut chat, n, 5);
+    }
+    assert!(live(&mut chat, 1, 5));
+    login_as_1(&mut chat, 4, 5);
+    assert!(!live(&mut chat, 2, 5), "2 was the least recently used");
+    assert!(live(&mut chat, 1, 5) && live(&mut chat, 3, 5) && live(&mut chat, 4, 5));
+}
+
 /// A session with an open WebSocket is in use, so the cap never ends it
 /// in favour of an idle one: its socket stays open, and idle sessions are
 /// the ones that go.

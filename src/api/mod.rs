@@ -160,6 +160,14 @@ pub fn valid_username(name: &str) -> bool {
     (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// 422 `invalid_request` for a body that is not `{"<field>": "<text>"}`.
+fn invalid_body(field: &str) -> Response {
+    let detail = format!(
+        "the body must be a JSON object with exactly one field, \"{field}\", a non-empty string"
+    );
+    Response::error_detail(422, "invalid_request", &detail)
+}
+
 fn rate_limited(secs: u64) -> Response {
     Response::error(429, "rate_limited").with_header("Retry-After", secs.to_string())
 }
@@ -176,7 +184,7 @@ fn register<O: Outbox>(
     ctx.chat.record_limit(limit, peer.client, ctx.now);
     let Some(body) = decode_body::<RegisterBody>(&req.body).filter(|b| !b.username.is_empty())
     else {
-        return Ok(Response::error(422, "invalid_request"));
+        return Ok(invalid_body("username"));
     };
     if !valid_username(&body.username) {
         return Ok(Response::error(400, "invalid_username"));
@@ -203,7 +211,7 @@ fn login<O: Outbox>(
         return Ok(rate_limited(secs));
     }
     let Some(body) = decode_body::<LoginBody>(&req.body).filter(|b| !b.key.is_empty()) else {
-        return Ok(Response::error(422, "invalid_request"));
+        return Ok(invalid_body("key"));
     };
     let Some(user) = ctx.store.user_by_key_hash(&secret::sha256_hex(&body.key))? else {
         ctx.chat.record_limit(limit, peer.client, ctx.now);
@@ -221,6 +229,14 @@ fn login<O: Outbox>(
 /// The `Set-Cookie` value that clears the session cookie.
 const CLEAR_COOKIE: &str = "session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax";
 
+/// The first value of header `name` (lower case).
+fn header<'r>(req: &'r Request, name: &str) -> Option<&'r [u8]> {
+    req.headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
 fn session_cookie(req: &Request) -> Option<&str> {
     req.headers
         .iter()
@@ -229,6 +245,15 @@ fn session_cookie(req: &Request) -> Option<&str> {
 }
 
 fn logout<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
+    // `GET /api/logout` stays for the original frontend and curl, but a
+    // link or image on another site would log the user out: a Lax cookie
+    // rides along on top-level cross-site GETs. Browsers say where a
+    // request comes from; curl and old browsers send no such header and
+    // keep working. A cross-site POST carries no Lax cookie, but it could
+    // still clear the cookie, so it is refused the same way.
+    if header(req, "sec-fetch-site").is_some_and(|v| v.eq_ignore_ascii_case(b"cross-site")) {
+        return Response::error(403, "cross_site_request");
+    }
     if let Some(token) = session_cookie(req) {
         ctx.chat.logout(token, ctx.out);
     }
@@ -325,7 +350,10 @@ fn ws<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
     let since = match since.map(|s| s.parse::<i64>().ok().filter(|&v| v >= 0)) {
         None => None,
         Some(Some(id)) => Some(id),
-        Some(None) => return Response::error(422, "invalid_request").into(),
+        Some(None) => {
+            let detail = "since must be a message id, an integer from 0";
+            return Response::error_detail(422, "invalid_request", detail).into();
+        }
     };
     Routed::Upgrade {
         accept,
@@ -339,8 +367,9 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
     if let Err(r) = authenticate(req, ctx) {
         return Ok(r);
     }
-    let Some((before, limit)) = history_params(req.query().unwrap_or("")) else {
-        return Ok(Response::error(422, "invalid_request"));
+    let (before, limit) = match history_params(req.query().unwrap_or("")) {
+        Ok(params) => params,
+        Err(detail) => return Ok(Response::error_detail(422, "invalid_request", &detail)),
     };
     let page = ctx.store.messages_before(before, limit)?;
     let messages = page
@@ -359,24 +388,40 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
 const HISTORY_PAGE: (usize, usize) = (50, 200);
 
 /// `before` (a positive id, default: after the newest) and `limit` (1 to
-/// 200, default 50); `None` for a bad or unknown parameter.
-fn history_params(query: &str) -> Option<(i64, usize)> {
+/// 200, default 50); for a bad or unknown parameter, what was wrong (the
+/// 422's `detail`).
+fn history_params(query: &str) -> Result<(i64, usize), String> {
     let (mut before, mut limit) = (i64::MAX, HISTORY_PAGE.0);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=')?;
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
-            "before" => before = value.parse().ok().filter(|&b: &i64| b > 0)?,
+            "before" => {
+                before = value
+                    .parse()
+                    .ok()
+                    .filter(|&b: &i64| b > 0)
+                    .ok_or("before must be a message id, an integer from 1")?
+            }
             "limit" => {
                 limit = value
                     .parse()
                     .ok()
-                    .filter(|l| (1..=HISTORY_PAGE.1).contains(l))?
+                    .filter(|l| (1..=HISTORY_PAGE.1).contains(l))
+                    .ok_or_else(|| {
+                        format!("limit must be an integer from 1 to {}", HISTORY_PAGE.1)
+                    })?
             }
-            // A misspelt parameter is a mistake worth hearing about.
-            _ => return None,
+            // A misspelt parameter is a mistake worth hearing about. The
+            // name is the client's text; keep it short.
+            _ => {
+                let name: String = name.chars().take(32).collect();
+                return Err(format!(
+                    "unknown parameter \"{name}\" (known: before, limit)"
+                ));
+            }
         }
     }
-    Some((before, limit))
+    Ok((before, limit))
 }
 
 fn echo<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
@@ -404,19 +449,26 @@ mod tests {
 
     #[test]
     fn history_parameters() {
-        let cases = [
-            ("", Some((i64::MAX, 50))),
-            ("limit=200", Some((i64::MAX, 200))),
-            ("before=10&limit=1", Some((10, 1))),
-            ("limit=0", None),
-            ("limit=201", None),
-            ("limit=-1", None),
-            ("before=0", None),
-            ("before=x", None),
-            ("before", None),
-            ("limt=5", None),
+        const LIMIT: &str = "limit must be an integer from 1 to 200";
+        const BEFORE: &str = "before must be a message id, an integer from 1";
+        type Want = Result<(i64, usize), &'static str>;
+        let cases: &[(&str, Want)] = &[
+            ("", Ok((i64::MAX, 50))),
+            ("limit=200", Ok((i64::MAX, 200))),
+            ("before=10&limit=1", Ok((10, 1))),
+            ("limit=0", Err(LIMIT)),
+            ("limit=201", Err(LIMIT)),
+            ("limit=-1", Err(LIMIT)),
+            ("before=0", Err(BEFORE)),
+            ("before=x", Err(BEFORE)),
+            ("before", Err(BEFORE)),
+            (
+                "limt=5",
+                Err("unknown parameter \"limt\" (known: before, limit)"),
+            ),
         ];
-        for (query, want) in cases {
+        for &(query, want) in cases {
+            let want = want.map_err(str::to_string);
             assert_eq!(history_params(query), want, "{query}");
         }
     }

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The README's websocat walkthrough, non-interactively: log in with curl,
-# then a message typed into websocat reaches a second client.
+# The README's curl and websocat walkthrough, non-interactively and as
+# printed: the blocks are taken from README.md (only the address is
+# changed to this server's) and run in order in one shell, so the README
+# cannot drift from what works. A second client, bob, checks that the
+# message typed into websocat reaches others.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/lib.sh
@@ -10,6 +13,18 @@ work=$(mktemp -d)
 trap 'kill ${SERVER_PID:-} $(jobs -p) 2>/dev/null || true' EXIT
 start_server "$work/server.log"
 base="http://$ADDR"
+readme=$PWD/README.md
+
+# readme_block HEADING N: the Nth sh block of the README section HEADING,
+# pointed at this server.
+readme_block() {
+  awk -v h="$1" -v n="$2" '
+    $0 == h { in_section = 1; next }
+    in_section && /^## / { exit }
+    in_section && $0 == "```sh" { k++; if (k == n) { on = 1; next } }
+    on && $0 == "```" { exit }
+    on { print }' "$readme" | sed "s#127\.0\.0\.1:7777#$ADDR#g"
+}
 
 login() { # login NAME COOKIEFILE -> the session token
   local key
@@ -18,20 +33,37 @@ login() { # login NAME COOKIEFILE -> the session token
   curl -s -c "$2" -X POST -d "{\"key\":\"$key\"}" "$base/api/login" >/dev/null
   awk '$6 == "session" {print $7}' "$2"
 }
-alice=$(login alice "$work/alice.cookies")
 bob=$(login bob "$work/bob.cookies")
 
 # Bob listens; his stdin stays open so websocat keeps the socket.
 tail -f /dev/null | websocat "ws://$ADDR/ws" -H "Cookie: session=$bob" >"$work/bob.out" &
-wait_file_has "$work/server.log" "ws open user=bob" 10 || { echo "bob did not connect"; exit 1; }
+wait_file_has "$work/server.log" 'ws open user="bob"' 10 || { echo "bob did not connect"; exit 1; }
 
-# Alice types a line, as in the README.
-( echo '{"message":"hi"}'; tail -f /dev/null ) \
-  | websocat "ws://$ADDR/ws" -H "Cookie: session=$alice" >"$work/alice.out" &
+# Alice follows the README from here, in its own directory (the cookie
+# file is `cookies` in the working directory).
+cd "$work"
+curl_block=$(readme_block "## Try it with curl" 1)
+ws_block=$(readme_block "## Chat with websocat" 1)
+logout_block=$(readme_block "## Chat with websocat" 2)
+[ -n "$curl_block" ] && [ -n "$ws_block" ] && [ -n "$logout_block" ] \
+  || { echo "README blocks not found"; exit 1; }
+eval "$curl_block" >curl.out
+# In the websocat block, the JSON lines are what the user types.
+ws_commands=$(grep -v '^{' <<<"$ws_block")
+ws_typed=$(grep '^{' <<<"$ws_block")
+( echo "$ws_typed"; tail -f /dev/null ) | eval "$ws_commands" >alice.out &
 ok=0
-wait_file_has "$work/bob.out" '{"message":"hi","author":"alice",' 10 && ok=$((ok + 1))
-wait_file_has "$work/alice.out" '{"status":true,' 10 && ok=$((ok + 1))
-echo "bob got:   $(cat "$work/bob.out")"
-echo "alice got: $(cat "$work/alice.out")"
-echo "websocat: $ok passed, $((2 - ok)) failed"
-[ $ok -eq 2 ]
+check() { # check WHAT FILE TEXT
+  if wait_file_has "$2" "$3" 10; then ok=$((ok + 1)); else echo "FAILED: $1"; fi
+}
+check "register and log in" curl.out '{"username":"alice"}'
+check "who am I" curl.out '{"username":"alice","online":'
+check "bob receives alice's message" bob.out '{"message":"hi","author":"alice",'
+check "alice's ack" alice.out '{"status":true,'
+eval "$logout_block" >logout.out
+check "log out" logout.out '{}'
+echo "curl:      $(tr '\n' ' ' <curl.out)"
+echo "bob got:   $(cat bob.out)"
+echo "alice got: $(cat alice.out)"
+echo "websocat: $ok passed, $((5 - ok)) failed"
+[ $ok -eq 5 ]

@@ -6,16 +6,14 @@ use piratchat::config::{Command, Config, LogLevel};
 use piratchat::log::{Logger, escape};
 use piratchat::server::Server;
 use piratchat::store::Store;
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = match Config::parse(&args, &|name| std::env::var(name).ok()) {
         Ok(Command::Run(cfg)) => *cfg,
-        Ok(Command::Help(text)) | Ok(Command::Version(text)) => {
-            println!("{text}");
-            return ExitCode::SUCCESS;
-        }
+        Ok(Command::Help(text)) | Ok(Command::Version(text)) => return print_out(&text),
         Err(e) => return start_failed(&e.to_string()),
     };
     let log = Logger::new(cfg.log_level);
@@ -27,7 +25,10 @@ fn main() -> ExitCode {
         let n = store.imported_users();
         log.log(
             LogLevel::Info,
-            format_args!("imported {n} users from the original keys table"),
+            format_args!(
+                "imported {n} user{} from the original keys table",
+                if n == 1 { "" } else { "s" }
+            ),
         );
     }
     let changed = cfg.non_defaults().join(" ");
@@ -53,8 +54,25 @@ fn main() -> ExitCode {
     }
 }
 
-/// One line on stderr and exit code 2.
+/// Prints `text` and a newline on stdout. `println!` panics when stdout is
+/// a closed pipe (`piratchat --help | head -1`: Rust ignores SIGPIPE, so
+/// the write fails with EPIPE); a reader that stopped reading is not an
+/// error, any other write failure is exit 1.
+fn print_out(text: &str) -> ExitCode {
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "piratchat: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line on stderr and exit code 2. A failed write to stderr is
+/// dropped (`eprintln!` would panic on a closed pipe); the exit code
+/// still says it.
 fn start_failed(msg: &str) -> ExitCode {
-    eprintln!("piratchat: {msg}");
+    let _ = writeln!(std::io::stderr(), "piratchat: {msg}");
     ExitCode::from(2)
 }

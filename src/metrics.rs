@@ -108,6 +108,12 @@ impl Metrics {
             "Live sessions.",
             sessions as u64,
         );
+        counter(
+            &mut s,
+            "piratchat_sessions_evicted_total",
+            "Sessions ended by the per-user cap (--sessions-per-user).",
+            chat.sessions_evicted,
+        );
         let help = "Chat frames received.";
         counter(
             &mut s,
@@ -218,12 +224,13 @@ mod tests {
             "piratchat_uptime_seconds 9",
             "piratchat_wal_checkpoints_total 4",
             "piratchat_acks_total{code=\"rate_limited\"} 0",
+            "piratchat_sessions_evicted_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         assert_eq!(types, helps);
-        assert_eq!(types, 12);
+        assert_eq!(types, 13);
     }
 }

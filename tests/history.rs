@@ -405,3 +405,43 @@ fn sigkill_mid_burst_loses_no_acknowledged_message() {
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+/// A 422 never said what was wrong: it now carries `detail` naming the
+/// parameter and its rule, beside the unchanged `error` code and status.
+#[test]
+fn invalid_requests_say_what_was_wrong() {
+    let s = Server::start(&[]);
+    let t = s.user("dee");
+    let cases = [
+        (
+            "/api/messages?limit=201",
+            "limit must be an integer from 1 to 200",
+        ),
+        (
+            "/api/messages?before=x",
+            "before must be a message id, an integer from 1",
+        ),
+        (
+            "/api/messages?limt=5",
+            "unknown parameter \"limt\" (known: before, limit, room, with)",
+        ),
+    ];
+    for (path, detail) in cases {
+        let r = s.get(path, Some(&t));
+        let want = serde_json::json!({"error": "invalid_request", "detail": detail});
+        assert_eq!((r.status, r.json()), (422, want), "{path}");
+    }
+    let r = try_open(&s, "/ws?since=abc", &[("Cookie", &format!("session={t}"))]);
+    let r = r.err().expect("refused");
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["detail"],
+        "since must be a message id, an integer from 0"
+    );
+    for (path, field) in [("/api/register", "username"), ("/api/login", "key")] {
+        let r = s.post(path, r#"{"name":"x"}"#);
+        assert_eq!((r.status, r.error()), (422, "invalid_request".into()));
+        let detail = r.json()["detail"].as_str().unwrap().to_string();
+        assert!(detail.contains(&format!("\"{field}\"")), "{detail}");
+    }
+}

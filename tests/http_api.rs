@@ -213,6 +213,38 @@ fn logout_get_and_post() {
     assert_eq!(s.get("/api/logout", Some("nope")).status, 200);
 }
 
+/// Issue 11 #7: a link or image on another site could log a user out
+/// through `GET /api/logout` (a Lax cookie rides along). Browsers mark such
+/// requests `Sec-Fetch-Site: cross-site`; they are refused with 403 and the
+/// session lives on. Same-origin, same-site and header-less (curl) logouts
+/// keep working.
+#[test]
+fn cross_site_logout_is_refused() {
+    let s = Server::start(&[]);
+    let token = s.user("cora");
+    let cookie = format!("session={token}");
+    for method in ["GET", "POST"] {
+        for site in ["cross-site", "Cross-Site"] {
+            let headers = [("Cookie", cookie.as_str()), ("Sec-Fetch-Site", site)];
+            let r = s.request(method, "/api/logout", &headers, "");
+            assert_eq!(
+                status_and_error(&r),
+                (403, "cross_site_request".into()),
+                "{method} {site}"
+            );
+            assert_eq!(r.header("set-cookie"), None, "the cookie stays");
+        }
+    }
+    assert_eq!(s.get("/api/user/@me", Some(&token)).status, 200);
+    for site in ["same-origin", "same-site", "none"] {
+        let token = s.user(&format!("cora{}", site.len()));
+        let cookie = format!("session={token}");
+        let headers = [("Cookie", cookie.as_str()), ("Sec-Fetch-Site", site)];
+        assert_eq!(s.request("GET", "/api/logout", &headers, "").status, 200);
+        assert_eq!(s.get("/api/user/@me", Some(&token)).status, 401, "{site}");
+    }
+}
+
 #[test]
 fn head_logout_is_405_and_has_no_side_effect() {
     let s = Server::start(&[]);
@@ -442,5 +474,24 @@ fn regression_access_log_duration_excluded_keep_alive_idle_time() {
         took < 300,
         "the second request took {took}ms by the log: {}",
         lines[1]
+    );
+}
+
+/// Issue 11 #8: uptime counted from the loop clock's origin, which starts
+/// past zero (session TTL + dedupe window + 1 s: 4,201 s with the defaults).
+#[test]
+fn uptime_counts_from_start_not_from_the_clock_origin() {
+    let started = std::time::Instant::now();
+    let s = Server::start(&[]);
+    let body = s.get("/metrics", None).body;
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("piratchat_uptime_seconds "))
+        .unwrap_or_else(|| panic!("no uptime in\n{body}"));
+    let secs: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        secs <= started.elapsed().as_secs(),
+        "{line}: the test has run only {:?}",
+        started.elapsed()
     );
 }

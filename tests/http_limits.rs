@@ -290,3 +290,68 @@ fn every_response_has_content_length() {
         assert!(r.header("content-length").is_some(), "{m} {p}");
     }
 }
+
+/// Sends `n` requests from distinct forwarded addresses (the test is a
+/// trusted loopback proxy) over one keep-alive connection, in pipelined
+/// batches, and returns how many got each status.
+fn flood(s: &Server, path: &str, body: &str, n: u32) -> std::collections::BTreeMap<u16, u32> {
+    let conn = s.connect();
+    let mut reader = std::io::BufReader::new(&conn);
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut sent = 0;
+    while sent < n {
+        let batch: Vec<u32> = (sent..n.min(sent + 256)).collect();
+        let mut bytes = String::new();
+        for &i in &batch {
+            // Even: one IPv4 address each; odd: a new /64 of one /48 (a
+            // /48 alone used to fill the table).
+            let addr = if i % 2 == 0 {
+                std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string()
+            } else {
+                format!("2001:db8:77:{:x}::1", i / 2)
+            };
+            bytes.push_str(&util::raw(
+                "POST",
+                path,
+                &[("X-Forwarded-For", &addr)],
+                body,
+            ));
+        }
+        (&conn).write_all(bytes.as_bytes()).unwrap();
+        for _ in &batch {
+            let r = read_response(&mut reader).expect("a response");
+            *statuses.entry(r.status).or_default() += 1;
+        }
+        sent += batch.len() as u32;
+    }
+    statuses
+}
+
+/// Issue 11 #6: after 65,536 distinct addresses every new address got 429,
+/// even a login with a valid key. 70,000 addresses (IPv4, and /64s of one
+/// /48) fail logins and register; then a fresh address registers and a
+/// valid key logs in from another fresh address.
+#[test]
+fn a_full_address_table_still_lets_new_addresses_and_valid_keys_in() {
+    let s = Server::start(&[]);
+    let failed = flood(
+        &s,
+        "/api/login",
+        &format!(r#"{{"key":"{}"}}"#, "0".repeat(64)),
+        70_000,
+    );
+    assert_eq!(failed.get(&401), Some(&70_000), "{failed:?}");
+    let registered = flood(&s, "/api/register", "{}", 70_000);
+    // The /48's new /64s share one allowance once the table is half full;
+    // every IPv4 address is new, so never refused.
+    assert!(registered[&422] >= 35_000 + 32_768 / 2, "{registered:?}");
+    let fresh = [("X-Forwarded-For", "192.0.2.200")];
+    let r = s.request("POST", "/api/register", &fresh, r#"{"username":"fresh"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    let body = format!(r#"{{"key":"{key}"}}"#);
+    for addr in ["198.51.100.200", "2001:db8:99::1"] {
+        let r = s.request("POST", "/api/login", &[("X-Forwarded-For", addr)], &body);
+        assert_eq!(r.status, 200, "{addr}: {}", r.body);
+    }
+}

@@ -124,3 +124,70 @@ fn login_with_a_key_from_an_original_database() {
     assert!(!s.log_lines().iter().any(|l| l.contains("imported")));
     s.login(original_key);
 }
+
+/// Issue 11 #10: an imported username (original databases allow any text)
+/// reached the WebSocket log lines raw: a space forged fields, U+202E
+/// reordered the line. Also pins the readable `conn=slot.generation`.
+#[test]
+fn imported_username_is_escaped_in_log_lines() {
+    let dir = Arc::new(TempDir::new());
+    let key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let name = "eve code=1000 user=root \u{202e}gnp";
+    {
+        let conn = rusqlite::Connection::open(dir.0.join("chat.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE keys(id INTEGER PRIMARY KEY AUTOINCREMENT, \
+             username TEXT NOT NULL, key TEXT NOT NULL)",
+        )
+        .unwrap();
+        let hash = piratchat::secret::sha256_hex(key);
+        conn.execute(
+            "INSERT INTO keys (username, key) VALUES (?1, ?2)",
+            [name, &hash],
+        )
+        .unwrap();
+    }
+    let s = Server::start_in(dir, &[]);
+    s.wait_log("imported 1 user from");
+    let token = s.login(key);
+    let mut ws = util::ws::open(&s, &token);
+    let open = s.wait_log("ws open ");
+    ws.ws.close(None).unwrap();
+    let close = s.wait_log("ws close ");
+    let shown = r#"user="eve code=1000 user=root \u{202e}gnp""#;
+    for line in [&open, &close] {
+        assert!(line.contains(shown), "{line}");
+        assert!(!line.contains('\u{202e}'), "{line}");
+        let conn = line.split(" conn=").nth(1).unwrap();
+        let conn = conn.split(' ').next().unwrap();
+        let (slot, generation) = conn.split_once('.').expect("slot.generation");
+        assert!(slot.parse::<usize>().is_ok() && generation.parse::<u32>().is_ok());
+    }
+}
+
+/// Issue 11 #5: past `--sessions-per-user`, a login ends the user's least
+/// recently used session, and it stays ended across a restart (it was
+/// deleted from the store, not only forgotten).
+#[test]
+fn sessions_per_user_cap_ends_the_least_recently_used() {
+    let dir = Arc::new(TempDir::new());
+    let args = ["--sessions-per-user", "2"];
+    let (first, second, third) = {
+        let s = Server::start_in(dir.clone(), &args);
+        let key = s.register("nina");
+        let first = s.login(&key);
+        let second = s.login(&key);
+        // Using the first makes the second the least recently used.
+        assert_eq!(s.get("/api/user/@me", Some(&first)).status, 200);
+        let third = s.login(&key);
+        assert_eq!(s.get("/api/user/@me", Some(&second)).status, 401);
+        assert_eq!(s.metric("piratchat_sessions"), 2);
+        assert_eq!(s.metric("piratchat_sessions_evicted_total"), 1);
+        (first, second, third)
+    };
+    let s = Server::start_in(dir, &args);
+    assert_eq!(s.get("/api/user/@me", Some(&second)).status, 401);
+    for token in [&first, &third] {
+        assert_eq!(s.get("/api/user/@me", Some(token)).status, 200);
+    }
+}

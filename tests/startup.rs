@@ -45,6 +45,12 @@ fn bad_settings_fail_with_one_line_and_code_2() {
         &["--max-connections", "0"],
         &["--no-such-flag"],
         &["--db", "/nonexistent-dir/sub/x.db"],
+        // Issue 11 #9: accepted once, then a panic (exit 101) on the first
+        // request, 3 GB for one request, and a resume that never resyncs.
+        &["--max-headers", "18446744073709551615"],
+        &["--max-headers", "100000000"],
+        &["--resume-max", "18446744073709551615"],
+        &["--max-body-bytes", "4096MiB"],
     ];
     for args in cases {
         let mut all = vec!["--db", db];
@@ -52,7 +58,18 @@ fn bad_settings_fail_with_one_line_and_code_2() {
         let (code, _, err) = run(&all);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        if args[0] != "--db" && args[0] != "--no-such-flag" {
+            assert!(err.contains(args[0]), "names the flag: {err}");
+        }
     }
+}
+
+/// Issue 11 #9: `--help` shows each number's range.
+#[test]
+fn help_shows_ranges() {
+    let (_, out, _) = run(&["--help"]);
+    let row = out.lines().find(|l| l.contains("--max-headers")).unwrap();
+    assert!(row.ends_with("default 64, 1 to 1024]"), "{row}");
 }
 
 #[test]
@@ -76,4 +93,47 @@ fn environment_variables_are_settings() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PIRATCHAT_LISTEN"));
+}
+
+/// Issue 11 #11: `piratchat --help | head -1` panicked (exit 101 and a
+/// backtrace) when the reader had gone. A shell waits on stdin until the
+/// test has closed the read end of the stdout pipe, then runs the binary,
+/// so its write always meets a closed pipe.
+#[test]
+fn help_and_version_on_a_closed_pipe_do_not_panic() {
+    use std::io::Write;
+    use std::process::Stdio;
+    for flag in ["--help", "--version"] {
+        let mut child = Command::new("sh")
+            .args(["-c", "read go; exec \"$0\" \"$1\""])
+            .arg(env!("CARGO_BIN_EXE_piratchat"))
+            .arg(flag)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {err}");
+        assert!(!err.contains("panicked"), "{flag}: {err}");
+    }
+}
+
+/// `--listen 7778` and `--listen :7778` were refused: a bare port listens
+/// on every IPv4 address, `localhost:PORT` on 127.0.0.1.
+#[test]
+fn listen_takes_a_bare_port_and_localhost() {
+    for (listen, host) in [
+        ("0", "0.0.0.0:"),
+        (":0", "0.0.0.0:"),
+        ("localhost:0", "127.0.0.1:"),
+    ] {
+        let mut s = Server::start(&["--listen", listen]);
+        assert!(s.addr.to_string().starts_with(host), "{listen}: {}", s.addr);
+        s.addr = ([127, 0, 0, 1], s.addr.port()).into();
+        assert_eq!(s.get("/healthz", None).status, 200, "{listen}");
+    }
 }

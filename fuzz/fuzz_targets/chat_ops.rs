@@ -195,6 +195,8 @@ fn presence(event: &str, name: &str) -> Value {
 fuzz_target!(|ops: Vec<Op>| {
     let cfg = ChatConfig {
         session_ttl: Millis(TTL),
+        // Above the 500 operations a run takes: the model has no cap.
+        sessions_per_user: 1024,
         max_chars: 300,
         burst: 3,
         rate_per_sec: 1,

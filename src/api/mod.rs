@@ -165,6 +165,14 @@ pub fn valid_username(name: &str) -> bool {
     (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// 422 `invalid_request` for a body that is not `{"<field>": "<text>"}`.
+fn invalid_body(field: &str) -> Response {
+    let detail = format!(
+        "the body must be a JSON object with exactly one field, \"{field}\", a non-empty string"
+    );
+    Response::error_detail(422, "invalid_request", &detail)
+}
+
 fn rate_limited(secs: u64) -> Response {
     Response::error(429, "rate_limited").with_header("Retry-After", secs.to_string())
 }
@@ -181,7 +189,7 @@ fn register<O: Outbox>(
     ctx.chat.record_limit(limit, peer.client, ctx.now);
     let Some(body) = decode_body::<RegisterBody>(&req.body).filter(|b| !b.username.is_empty())
     else {
-        return Ok(Response::error(422, "invalid_request"));
+        return Ok(invalid_body("username"));
     };
     if !valid_username(&body.username) {
         return Ok(Response::error(400, "invalid_username"));
@@ -212,7 +220,7 @@ fn login<O: Outbox>(
         return Ok(rate_limited(secs));
     }
     let Some(body) = decode_body::<LoginBody>(&req.body).filter(|b| !b.key.is_empty()) else {
-        return Ok(Response::error(422, "invalid_request"));
+        return Ok(invalid_body("key"));
     };
     let Some(user) = ctx.store.user_by_key_hash(&secret::sha256_hex(&body.key))? else {
         ctx.chat.record_limit(limit, peer.client, ctx.now);
@@ -230,6 +238,14 @@ fn login<O: Outbox>(
 /// The `Set-Cookie` value that clears the session cookie.
 const CLEAR_COOKIE: &str = "session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax";
 
+/// The first value of header `name` (lower case).
+fn header<'r>(req: &'r Request, name: &str) -> Option<&'r [u8]> {
+    req.headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
 fn session_cookie(req: &Request) -> Option<&str> {
     req.headers
         .iter()
@@ -238,6 +254,15 @@ fn session_cookie(req: &Request) -> Option<&str> {
 }
 
 fn logout<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
+    // `GET /api/logout` stays for the original frontend and curl, but a
+    // link or image on another site would log the user out: a Lax cookie
+    // rides along on top-level cross-site GETs. Browsers say where a
+    // request comes from; curl and old browsers send no such header and
+    // keep working. A cross-site POST carries no Lax cookie, but it could
+    // still clear the cookie, so it is refused the same way.
+    if header(req, "sec-fetch-site").is_some_and(|v| v.eq_ignore_ascii_case(b"cross-site")) {
+        return Response::error(403, "cross_site_request");
+    }
     if let Some(token) = session_cookie(req) {
         ctx.chat.logout(token, ctx.out);
     }
@@ -334,7 +359,10 @@ fn ws<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
     let since = match since.map(|s| s.parse::<i64>().ok().filter(|&v| v >= 0)) {
         None => None,
         Some(Some(id)) => Some(id),
-        Some(None) => return Response::error(422, "invalid_request").into(),
+        Some(None) => {
+            let detail = "since must be a message id, an integer from 0";
+            return Response::error_detail(422, "invalid_request", detail).into();
+        }
     };
     Routed::Upgrade {
         accept,
@@ -351,8 +379,9 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
         Ok(me) => me,
         Err(r) => return Ok(r),
     };
-    let Some(q) = history_params(req.query().unwrap_or("")) else {
-        return Ok(Response::error(422, "invalid_request"));
+    let q = match history_params(req.query().unwrap_or("")) {
+        Ok(q) => q,
+        Err(detail) => return Ok(Response::error_detail(422, "invalid_request", &detail)),
     };
     let found = ctx
         .chat
@@ -408,9 +437,9 @@ struct HistoryQuery {
 }
 
 /// `before` (a positive id, default: after the newest), `limit` (1 to
-/// 200, default 50), and at most one of `room` and `with`; `None` for a
-/// bad, repeated or unknown parameter.
-fn history_params(query: &str) -> Option<HistoryQuery> {
+/// 200, default 50), and at most one of `room` and `with`; for a bad,
+/// repeated or unknown parameter, what was wrong (the 422's `detail`).
+fn history_params(query: &str) -> Result<HistoryQuery, String> {
     let mut q = HistoryQuery {
         before: i64::MAX,
         limit: HISTORY_PAGE.0,
@@ -418,29 +447,51 @@ fn history_params(query: &str) -> Option<HistoryQuery> {
         with: None,
     };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=')?;
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
-            "before" => q.before = value.parse().ok().filter(|&b: &i64| b > 0)?,
+            "before" => {
+                q.before = value
+                    .parse()
+                    .ok()
+                    .filter(|&b: &i64| b > 0)
+                    .ok_or("before must be a message id, an integer from 1")?
+            }
             "limit" => {
                 q.limit = value
                     .parse()
                     .ok()
-                    .filter(|l| (1..=HISTORY_PAGE.1).contains(l))?
+                    .filter(|l| (1..=HISTORY_PAGE.1).contains(l))
+                    .ok_or_else(|| {
+                        format!("limit must be an integer from 1 to {}", HISTORY_PAGE.1)
+                    })?
             }
-            "room" if q.room.is_none() => {
-                q.room = Some(percent_decode(value).filter(|v| !v.is_empty())?)
+            "room" | "with" => {
+                let name_rule = format!("{name} must be given once, a non-empty name");
+                let value = percent_decode(value).filter(|v| !v.is_empty());
+                let slot = if name == "room" {
+                    &mut q.room
+                } else {
+                    &mut q.with
+                };
+                if slot.is_some() {
+                    return Err(name_rule);
+                }
+                *slot = Some(value.ok_or(name_rule)?);
             }
-            "with" if q.with.is_none() => {
-                q.with = Some(percent_decode(value).filter(|v| !v.is_empty())?)
+            // A misspelt parameter is a mistake worth hearing about. The
+            // name is the client's text; keep it short.
+            _ => {
+                let name: String = name.chars().take(32).collect();
+                return Err(format!(
+                    "unknown parameter \"{name}\" (known: before, limit, room, with)"
+                ));
             }
-            // A misspelt parameter is a mistake worth hearing about.
-            _ => return None,
         }
     }
     if q.room.is_some() && q.with.is_some() {
-        return None;
+        return Err("room and with name different conversations; give one".into());
     }
-    Some(q)
+    Ok(q)
 }
 
 fn echo<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
@@ -468,45 +519,46 @@ mod tests {
 
     #[test]
     fn history_parameters() {
-        let q = |before, limit| {
-            Some(HistoryQuery {
+        const LIMIT: &str = "limit must be an integer from 1 to 200";
+        const BEFORE: &str = "before must be a message id, an integer from 1";
+        const ROOM: &str = "room must be given once, a non-empty name";
+        const BOTH: &str = "room and with name different conversations; give one";
+        let q = |before, limit, room: Option<&str>, with: Option<&str>| {
+            Ok(HistoryQuery {
                 before,
                 limit,
-                room: None,
-                with: None,
+                room: room.map(str::to_string),
+                with: with.map(str::to_string),
             })
         };
-        let room = |r: &str| {
-            Some(HistoryQuery {
-                room: Some(r.into()),
-                ..q(i64::MAX, 50).unwrap()
-            })
-        };
-        let with = |w: &str| {
-            Some(HistoryQuery {
-                with: Some(w.into()),
-                ..q(i64::MAX, 50).unwrap()
-            })
-        };
-        let cases = [
-            ("", q(i64::MAX, 50)),
-            ("limit=200", q(i64::MAX, 200)),
-            ("before=10&limit=1", q(10, 1)),
-            ("room=rust", room("rust")),
-            ("with=ben", with("ben")),
-            ("room=", None),
-            ("room=a&room=b", None),
-            ("room=a&with=b", None),
-            ("limit=0", None),
-            ("limit=201", None),
-            ("limit=-1", None),
-            ("before=0", None),
-            ("before=x", None),
-            ("before", None),
-            ("limt=5", None),
+        let cases: &[(&str, Result<HistoryQuery, &str>)] = &[
+            ("", q(i64::MAX, 50, None, None)),
+            ("limit=200", q(i64::MAX, 200, None, None)),
+            ("before=10&limit=1", q(10, 1, None, None)),
+            ("room=rust", q(i64::MAX, 50, Some("rust"), None)),
+            ("with=ben&limit=3", q(i64::MAX, 3, None, Some("ben"))),
+            ("room=", Err(ROOM)),
+            ("room", Err(ROOM)),
+            ("room=a&room=b", Err(ROOM)),
+            ("room=a&with=b", Err(BOTH)),
+            ("limit=0", Err(LIMIT)),
+            ("limit=201", Err(LIMIT)),
+            ("limit=-1", Err(LIMIT)),
+            ("before=0", Err(BEFORE)),
+            ("before=x", Err(BEFORE)),
+            ("before", Err(BEFORE)),
+            (
+                "limt=5",
+                Err("unknown parameter \"limt\" (known: before, limit, room, with)"),
+            ),
         ];
         for (query, want) in cases {
-            assert_eq!(history_params(query), want, "{query}");
+            let got = history_params(query);
+            assert_eq!(
+                got.as_ref().map_err(String::as_str),
+                want.as_ref().map_err(|e| *e),
+                "{query}"
+            );
         }
     }
 

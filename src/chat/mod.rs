@@ -55,6 +55,9 @@ pub trait Outbox {
 pub struct ChatConfig {
     /// Idle time after which a session ends.
     pub session_ttl: Millis,
+    /// Live sessions per user; a login past it ends the least recently
+    /// used idle one.
+    pub sessions_per_user: usize,
     /// Longest message in Unicode scalar values.
     pub max_chars: usize,
     /// Messages one connection may send in a burst (0: no limit).
@@ -79,6 +82,7 @@ impl ChatConfig {
         let ms = |d: std::time::Duration| Millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         ChatConfig {
             session_ttl: ms(cfg.session_ttl),
+            sessions_per_user: cfg.sessions_per_user,
             max_chars: cfg.max_message_chars,
             burst: cfg.chat_burst,
             rate_per_sec: cfg.chat_rate_per_sec,
@@ -132,6 +136,8 @@ pub struct ChatStats {
     pub acks_ok: u64,
     /// Error acks sent, indexed like [`AckError::ALL`].
     pub acks_err: [u64; 8],
+    /// Sessions ended by the per-user cap.
+    pub sessions_evicted: u64,
 }
 
 #[derive(Debug)]
@@ -139,6 +145,9 @@ struct Session {
     user: UserId,
     name: Rc<str>,
     last_active: Millis,
+    /// When it was last used, as a count of uses across all sessions:
+    /// orders uses within one millisecond for the per-user cap.
+    used: u64,
     socket: Option<ConnId>,
 }
 
@@ -156,7 +165,6 @@ struct Socket {
 #[derive(Debug)]
 enum Due {
     Session(SessionKey),
-    Limit(AddressLimit, IpAddr),
     Dedupe(UserId, Box<str>),
 }
 
@@ -165,6 +173,10 @@ enum Due {
 pub struct Chat {
     cfg: ChatConfig,
     sessions: HashMap<SessionKey, Session>,
+    /// Each user's live sessions, for the per-user cap. At most
+    /// `sessions_per_user` (plus sessions with an open socket) per user,
+    /// so scanning one list at login is cheap.
+    user_sessions: HashMap<UserId, Vec<SessionKey>>,
     sockets: HashMap<ConnId, Socket>,
     user_socket: HashMap<UserId, ConnId>,
     online: Ordered<ConnId>,
@@ -174,6 +186,8 @@ pub struct Chat {
     login_limiter: AddressLimiter,
     /// Session changes the server has not stored yet.
     journal: SessionJournal,
+    /// Counts session uses (see `Session::used`).
+    uses: std::ops::RangeFrom<u64>,
     /// Add to a `Millis` to get Unix milliseconds.
     unix_offset: i64,
     last_id: i64,
@@ -203,16 +217,23 @@ impl Chat {
     /// Unix milliseconds (message timestamps).
     pub fn new(cfg: ChatConfig, now: Millis, unix_offset: i64) -> Chat {
         Chat {
-            register_limiter: AddressLimiter::new(cfg.register_limit, cfg.register_window),
+            // Registrations are what a walked /48 would farm, so that table
+            // aggregates IPv6 under pressure. Failed logins do not: a valid
+            // key must never meet a neighbour's 429, and guessing a 256-bit
+            // key gains nothing from more addresses.
+            register_limiter: AddressLimiter::new(cfg.register_limit, cfg.register_window)
+                .aggregating(),
             login_limiter: AddressLimiter::new(cfg.login_fail_limit, cfg.login_window),
             cfg,
             sessions: HashMap::new(),
+            user_sessions: HashMap::new(),
             sockets: HashMap::new(),
             user_socket: HashMap::new(),
             online: Ordered::new(),
             wheel: Wheel::new(now),
             fired: Vec::new(),
             journal: SessionJournal::default(),
+            uses: 0..,
             unix_offset,
             last_id: 0,
             last_ts: i64::MIN,
@@ -323,6 +344,7 @@ impl Chat {
         };
         if let Some(session) = self.sessions.get_mut(&sock.key) {
             session.last_active = now;
+            session.used = self.uses.next().unwrap_or(u64::MAX);
             self.journal.touched.insert(sock.key.clone());
         }
         true
@@ -380,14 +402,19 @@ impl Chat {
             AddressLimit::Register => &mut self.register_limiter,
             AddressLimit::LoginFailure => &mut self.login_limiter,
         };
-        if let Some((key, at)) = limiter.record(addr, now) {
-            self.wheel.insert(at, Due::Limit(limit, key));
-        }
+        limiter.record(addr, now);
     }
 
     /// The earliest time `handle_timeouts` has work (never later than it).
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.wheel.next_deadline()
+        [
+            self.wheel.next_deadline(),
+            self.register_limiter.next_expiry(),
+            self.login_limiter.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Ends idle sessions, forgets old rate-limit entries and old
@@ -400,8 +427,6 @@ impl Chat {
         for due in fired.drain(..) {
             let again = match &due {
                 Due::Session(key) => self.session_due(key, now),
-                Due::Limit(AddressLimit::Register, ip) => self.register_limiter.expire(*ip, now),
-                Due::Limit(AddressLimit::LoginFailure, ip) => self.login_limiter.expire(*ip, now),
                 Due::Dedupe(user, client_id) => {
                     self.recent.remove(&(*user, client_id.clone()));
                     None
@@ -412,6 +437,8 @@ impl Chat {
             }
         }
         self.fired = fired;
+        self.register_limiter.expire(now);
+        self.login_limiter.expire(now);
     }
 
     /// Asserts the invariants tying sessions, sockets and the online list
@@ -446,6 +473,19 @@ impl Chat {
             .filter(|s| s.socket.is_some())
             .count();
         assert_eq!(with_socket, self.sockets.len(), "sessions with a socket");
+        let listed: usize = self.user_sessions.values().map(Vec::len).sum();
+        assert_eq!(listed, self.sessions.len(), "per-user session lists");
+        for (user, keys) in &self.user_sessions {
+            assert!(!keys.is_empty(), "empty session list of {user:?}");
+            for key in keys {
+                assert_eq!(self.sessions.get(key).map(|s| s.user), Some(*user));
+            }
+            let idle = keys.iter().filter(|k| self.sessions[*k].socket.is_none());
+            assert!(
+                idle.count() <= self.cfg.sessions_per_user,
+                "idle sessions of {user:?} over the cap"
+            );
+        }
         self.check_rooms();
         self.wheel.check();
     }

@@ -60,7 +60,8 @@ impl Chat {
     }
 
     /// Brings back a stored session whose last activity was at
-    /// `last_active` (the server's restart).
+    /// `last_active` (the server's restart). Like a login, it may end the
+    /// user's least recently used session to stay within the cap.
     pub fn restore_session(
         &mut self,
         key: SessionKey,
@@ -72,11 +73,50 @@ impl Chat {
             user,
             name: name.into(),
             last_active,
+            used: self.uses.next().unwrap_or(u64::MAX),
             socket: None,
         };
+        self.make_room(user);
         let deadline = Millis(last_active.0 + self.cfg.session_ttl.0);
         self.wheel.insert(deadline, Due::Session(key.clone()));
+        self.user_sessions
+            .entry(user)
+            .or_default()
+            .push(key.clone());
         self.sessions.insert(key, session);
+    }
+
+    /// Ends `user`'s least recently used sessions until a new one fits
+    /// within `sessions_per_user` (one key logged in 100,000 times kept
+    /// 100,000 sessions). A session with an open WebSocket is in use right
+    /// now, so it is never the least recently used: only idle sessions are
+    /// ended, and the cap counts idle ones. The ended session is deleted
+    /// from the store through the journal like any other; its cookie gets
+    /// 401 `invalid_session`.
+    fn make_room(&mut self, user: UserId) {
+        let cap = self.cfg.sessions_per_user.max(1);
+        loop {
+            let Some(keys) = self.user_sessions.get(&user) else {
+                return;
+            };
+            // Restored sessions bring their time from the database; uses
+            // order the rest, also within one millisecond.
+            let idle: Vec<(&SessionKey, (Millis, u64))> = keys
+                .iter()
+                .filter_map(|k| Some((k, self.sessions.get(k)?)))
+                .filter(|(_, s)| s.socket.is_none())
+                .map(|(k, s)| (k, (s.last_active, s.used)))
+                .collect();
+            if idle.len() < cap {
+                return;
+            }
+            let Some((lru, _)) = idle.iter().min_by_key(|(_, t)| *t) else {
+                return;
+            };
+            let lru = (*lru).clone();
+            self.end_session(&lru);
+            self.stats.sessions_evicted += 1;
+        }
     }
 
     /// Checks the session cookie and counts the request as activity.
@@ -92,6 +132,7 @@ impl Chat {
             return Err(AuthError::Invalid);
         }
         session.last_active = now;
+        session.used = self.uses.next().unwrap_or(u64::MAX);
         let authed = Authed {
             key: key.clone(),
             user: session.user,
@@ -116,6 +157,12 @@ impl Chat {
 
     fn end_session(&mut self, key: &SessionKey) -> Option<Session> {
         let session = self.sessions.remove(key)?;
+        if let Some(keys) = self.user_sessions.get_mut(&session.user) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.user_sessions.remove(&session.user);
+            }
+        }
         self.journal.touched.remove(key);
         self.journal.ended.push(key.clone());
         Some(session)

@@ -28,6 +28,7 @@ impl Rec {
 fn cfg() -> ChatConfig {
     ChatConfig {
         session_ttl: Millis(1000),
+        sessions_per_user: 3,
         max_chars: 300,
         burst: 3,
         rate_per_sec: 1,
@@ -594,4 +595,83 @@ fn replay_shows_each_user_their_conversations_only() {
         json,
         r#"{"message":"t","author":"u1","id":9,"ts":5,"room":"rust"}"#
     );
+}
+
+/// Logs user 1 in under token(n) at `Millis(at)`.
+fn login_as_1(chat: &mut Chat, n: u64, at: u64) {
+    chat.login(SessionKey::of(&token(n)), UserId(1), "u1", Millis(at));
+    chat.check();
+}
+
+fn live(chat: &mut Chat, n: u64, at: u64) -> bool {
+    chat.authenticate(Some(&token(n)), Millis(at)).is_ok()
+}
+
+/// Issue 11 #5: one key logged in 100,000 times kept 100,000 sessions.
+/// Past the cap (3 here), a login ends the least recently used session,
+/// by activity rather than by age, and the store is told through the
+/// journal.
+#[test]
+fn session_cap_ends_the_least_recently_used() {
+    let mut chat = Chat::new(cfg(), Millis(0), 0);
+    for n in 1..=3 {
+        login_as_1(&mut chat, n, n);
+    }
+    chat.journal().ended.clear();
+    assert!(live(&mut chat, 1, 10), "session 1 is now the most recent");
+    login_as_1(&mut chat, 4, 11);
+    assert_eq!(chat.journal().ended, [SessionKey::of(&token(2))]);
+    assert_eq!(chat.session_count(), 3);
+    assert!(!live(&mut chat, 2, 12));
+    assert!(live(&mut chat, 3, 12) && live(&mut chat, 1, 12) && live(&mut chat, 4, 12));
+    assert_eq!(chat.stats.sessions_evicted, 1);
+    // Many more logins stay within the cap; other users are untouched.
+    chat.login(SessionKey::of("other"), UserId(2), "u2", Millis(13));
+    for n in 100..1100 {
+        login_as_1(&mut chat, n, 20);
+    }
+    assert_eq!(chat.session_count(), 4);
+    assert!(chat.authenticate(Some("other"), Millis(20)).is_ok());
+}
+
+/// Uses within one millisecond are ordered too: the clock alone would
+/// call the first login and a later request on it equally old.
+#[test]
+fn session_cap_orders_uses_within_a_millisecond() {
+    let mut chat = Chat::new(cfg(), Millis(0), 0);
+    for n in 1..=3 {
+        login_as_1(&mut chat, n, 5);
+    }
+    assert!(live(&mut chat, 1, 5));
+    login_as_1(&mut chat, 4, 5);
+    assert!(!live(&mut chat, 2, 5), "2 was the least recently used");
+    assert!(live(&mut chat, 1, 5) && live(&mut chat, 3, 5) && live(&mut chat, 4, 5));
+}
+
+/// A session with an open WebSocket is in use, so the cap never ends it
+/// in favour of an idle one: its socket stays open, and idle sessions are
+/// the ones that go.
+#[test]
+fn session_cap_never_ends_a_session_with_an_open_socket() {
+    let mut chat = Chat::new(cfg(), Millis(0), 0);
+    let mut out = Rec::default();
+    login_as_1(&mut chat, 1, 0);
+    chat.ws_open(ConnId(1), &SessionKey::of(&token(1)), Millis(0), &mut out);
+    for n in 2..=10 {
+        login_as_1(&mut chat, n, n);
+    }
+    assert!(out.closed.is_empty());
+    assert!(live(&mut chat, 1, 20), "the socket's session lives");
+    assert!(chat.is_online(UserId(1)));
+    // The three newest idle sessions, plus the one in use.
+    assert_eq!(chat.session_count(), 4);
+    for n in 8..=10 {
+        assert!(live(&mut chat, n, 20), "{n}");
+    }
+    // Once the socket closes, its session is idle like any other and the
+    // next login ends the least recently used.
+    chat.ws_closed(ConnId(1), Millis(30), &mut out);
+    login_as_1(&mut chat, 11, 31);
+    assert_eq!(chat.session_count(), 3);
+    assert!(!live(&mut chat, 8, 40));
 }

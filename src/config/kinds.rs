@@ -8,16 +8,34 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A socket address such as `0.0.0.0:7777` or `[::1]:7777`.
+/// A socket address such as `0.0.0.0:7777` or `[::1]:7777`; also a bare
+/// port (`7777` or `:7777`: every IPv4 address, like the default) and
+/// `localhost:7777` (`127.0.0.1`, without asking a resolver, which might
+/// answer `::1` or something else entirely).
 pub(super) struct Addr;
 
 impl Kind for Addr {
     type T = SocketAddr;
     const METAVAR: &'static str = "ADDR";
     fn parse(value: &str) -> Result<SocketAddr, String> {
-        value
-            .parse()
-            .map_err(|_| "not a socket address like 0.0.0.0:7777".to_string())
+        let port = |p: &str| -> Option<u16> {
+            // `u16::from_str` would also take `+80`.
+            p.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| p.parse().ok())?
+        };
+        let any = |p| SocketAddr::from(([0, 0, 0, 0], p));
+        let parsed = match value.rsplit_once(':') {
+            None => port(value).map(any),
+            Some(("", p)) => port(p).map(any),
+            Some((host, p)) if host.eq_ignore_ascii_case("localhost") => {
+                port(p).map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            }
+            Some(_) => value.parse().ok(),
+        };
+        parsed.ok_or_else(|| {
+            "not a listen address like 0.0.0.0:7777, [::]:7777, localhost:7777 or 7777".to_string()
+        })
     }
     fn show(value: &SocketAddr) -> String {
         value.to_string()
@@ -43,6 +61,10 @@ impl Kind for FilePath {
 
 /// A duration: `500ms`, `10s`, `5m`, `1h`, or bare seconds; fractions allowed.
 pub(super) struct Dur;
+
+/// The reason a number did not fit its type (or a duration its year); a
+/// [`Within`] setting says its range instead.
+const TOO_LARGE: &str = "too large";
 
 /// Timers add durations to a millisecond clock; a year is far beyond any
 /// sensible setting and far from overflow.
@@ -70,7 +92,7 @@ impl Kind for Dur {
             return Err("finer than a millisecond".to_string());
         }
         match ms / divisor {
-            ms if ms > MAX_DURATION_MS => Err("longer than a year".to_string()),
+            ms if ms > MAX_DURATION_MS => Err(TOO_LARGE.to_string()),
             ms => Ok(Duration::from_millis(ms as u64)),
         }
     }
@@ -128,7 +150,7 @@ impl Kind for Size {
             _ => return Err(WHY.to_string()),
         };
         let n: usize = Count::<usize>::parse(number).map_err(|_| WHY.to_string())?;
-        n.checked_mul(scale).ok_or_else(|| "too large".to_string())
+        n.checked_mul(scale).ok_or_else(|| TOO_LARGE.to_string())
     }
     fn show(value: &usize) -> String {
         match *value {
@@ -150,31 +172,92 @@ impl<N: FromStr + ToString> Kind for Count<N> {
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
             return Err("not an unsigned integer".to_string());
         }
-        value.parse().map_err(|_| "too large".to_string())
+        value.parse().map_err(|_| TOO_LARGE.to_string())
     }
     fn show(value: &N) -> String {
         value.to_string()
     }
 }
 
-/// Kind `K` with zero refused, for limits and timeouts where zero would
-/// make the server useless rather than switch something off.
-pub(super) struct Positive<K>(PhantomData<K>);
+/// A kind whose values are measured by one number (a count, bytes, or
+/// milliseconds), so a range can bound it.
+pub(super) trait Measured: Kind {
+    /// The value as that number.
+    fn measure(value: &Self::T) -> u64;
+    /// The value of that number.
+    fn of_measure(n: u64) -> Self::T;
+}
 
-impl<K: Kind> Kind for Positive<K>
-where
-    K::T: Default + PartialEq,
-{
+impl Measured for Dur {
+    fn measure(value: &Duration) -> u64 {
+        u64::try_from(value.as_millis()).unwrap_or(u64::MAX)
+    }
+    fn of_measure(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+}
+
+impl Measured for Size {
+    fn measure(value: &usize) -> u64 {
+        *value as u64
+    }
+    fn of_measure(n: u64) -> usize {
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+}
+
+impl Measured for Count<usize> {
+    fn measure(value: &usize) -> u64 {
+        *value as u64
+    }
+    fn of_measure(n: u64) -> usize {
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+}
+
+impl Measured for Count<u32> {
+    fn measure(value: &u32) -> u64 {
+        u64::from(*value)
+    }
+    fn of_measure(n: u64) -> u32 {
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+}
+
+/// Kind `K` limited to `MIN..=MAX` in its measure (a count, bytes, or
+/// milliseconds). Every numeric setting has one: a value the type can
+/// hold is not necessarily one the server survives (`--max-headers` at
+/// `u64::MAX` made the first request allocate without end; `--resume-max`
+/// there wrapped an addition).
+pub(super) struct Within<K, const MIN: u64, const MAX: u64>(PhantomData<K>);
+
+impl<K: Measured, const MIN: u64, const MAX: u64> Within<K, MIN, MAX> {
+    fn out_of_range() -> String {
+        format!("must be from {}", Self::range_text())
+    }
+
+    fn range_text() -> String {
+        let show = |n| K::show(&K::of_measure(n));
+        format!("{} to {}", show(MIN), show(MAX))
+    }
+}
+
+impl<K: Measured, const MIN: u64, const MAX: u64> Kind for Within<K, MIN, MAX> {
     type T = K::T;
     const METAVAR: &'static str = K::METAVAR;
     fn parse(value: &str) -> Result<K::T, String> {
-        match K::parse(value)? {
-            v if v == K::T::default() => Err("must be greater than 0".to_string()),
-            v => Ok(v),
+        match K::parse(value) {
+            Ok(v) if (MIN..=MAX).contains(&K::measure(&v)) => Ok(v),
+            Ok(_) => Err(Self::out_of_range()),
+            Err(why) if why == TOO_LARGE => Err(Self::out_of_range()),
+            Err(why) => Err(why),
         }
     }
     fn show(value: &K::T) -> String {
         K::show(value)
+    }
+    fn range() -> Option<String> {
+        Some(Self::range_text())
     }
 }
 

@@ -173,6 +173,10 @@ pub struct Config {
     pub db: PathBuf,
     /// A session ends after this long without activity. Default 3600 s.
     pub session_ttl: Duration,
+    /// Live sessions one user may hold; a login past it ends that user's
+    /// least recently used session (one without an open WebSocket first).
+    /// Default 32.
+    pub sessions_per_user: usize,
     /// Longest chat message in Unicode scalar values. Default 300.
     pub max_message_chars: usize,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` / `X-Forwarded-Proto` are
@@ -257,6 +261,7 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 7777)),
             db: PathBuf::from("piratchat.db"),
             session_ttl: Duration::from_secs(3600),
+            sessions_per_user: 32,
             max_message_chars: 300,
             trusted_proxies: vec![
                 IpNet {
@@ -398,6 +403,8 @@ struct Setting {
     set: fn(&mut Config, &str) -> Result<(), String>,
     /// Prints the current value in a form `set` accepts back.
     show: fn(&Config) -> String,
+    /// The values allowed, for `--help`.
+    range: fn() -> Option<String>,
 }
 
 /// How one kind of value is parsed and printed. The kinds are type-level
@@ -413,6 +420,11 @@ trait Kind {
     fn parse(value: &str) -> Result<Self::T, String>;
     /// Prints a value so that `parse` gives it back.
     fn show(value: &Self::T) -> String;
+    /// The values allowed, for `--help` (`1 to 1024`); `None` when the
+    /// syntax alone decides.
+    fn range() -> Option<String> {
+        None
+    }
 }
 
 /// Declares `SETTINGS`: one row per setting, `"flag" field: Kind, "help"`.
@@ -428,59 +440,85 @@ macro_rules! settings {
                 Ok(())
             },
             show: |config| <$kind as Kind>::show(&config.$field),
+            range: <$kind as Kind>::range,
         },)*];
     };
 }
 
+/// Units for the ranges below: durations are bounded in milliseconds,
+/// sizes in bytes.
+const SEC: u64 = 1000;
+const MINUTE: u64 = 60 * SEC;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+// Every numeric setting has a range, chosen so that no value in it can
+// overflow the millisecond clock or a counter, or let one request or
+// connection claim unbounded memory: the upper ends are far above any
+// deployment's need, the lower ends at what still works (tests run with
+// sub-second timeouts).
 settings! {
-    "listen" listen: Addr, "Address to listen on";
+    "listen" listen: Addr,
+        "Address to listen on: HOST:PORT, localhost:PORT, or PORT (all IPv4 addresses)";
     "db" db: FilePath, "SQLite database file, created on first start";
-    "session-ttl" session_ttl: Positive<Dur>, "A session ends after this long without activity";
-    "max-message-chars" max_message_chars: Positive<Count<usize>>,
+    "session-ttl" session_ttl: Within<Dur, 100, { 365 * DAY }>,
+        "A session ends after this long without activity";
+    "sessions-per-user" sessions_per_user: Within<Count<usize>, 1, 1024>,
+        "Live sessions per user; a new login past it ends the least recently used";
+    "max-message-chars" max_message_chars: Within<Count<usize>, 1, 10_000>,
         "Longest chat message, in Unicode scalar values";
     "trusted-proxies" trusted_proxies: Proxies,
         "Peers whose X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are believed";
     "allowed-origins" allowed_origins: Origins,
         "Origins allowed to open /ws besides the request's own Host";
-    "max-connections" max_connections: Positive<Count<usize>>,
+    "max-connections" max_connections: Within<Count<usize>, 1, 1_000_000>,
         "Open connections at most; past it new ones get 503";
-    "max-head-bytes" max_head_bytes: Positive<Size>, "Largest request line plus headers";
-    "max-headers" max_headers: Positive<Count<usize>>, "Most header lines per request";
-    "max-body-bytes" max_body_bytes: Positive<Size>, "Largest request body";
-    "head-timeout" head_timeout: Positive<Dur>, "A request head must arrive within this";
-    "body-timeout" body_timeout: Positive<Dur>, "A request body must arrive within this";
-    "idle-timeout" idle_timeout: Positive<Dur>, "Close an idle keep-alive connection after this";
-    "ws-max-message-bytes" ws_max_message_bytes: Positive<Size>,
+    "max-head-bytes" max_head_bytes: Within<Size, 256, MIB>, "Largest request line plus headers";
+    "max-headers" max_headers: Within<Count<usize>, 1, 1024>, "Most header lines per request";
+    "max-body-bytes" max_body_bytes: Within<Size, 1, { 16 * MIB }>, "Largest request body";
+    "head-timeout" head_timeout: Within<Dur, 100, HOUR>, "A request head must arrive within this";
+    "body-timeout" body_timeout: Within<Dur, 100, HOUR>,
+        "A request body must arrive within this";
+    "idle-timeout" idle_timeout: Within<Dur, 100, DAY>,
+        "Close an idle keep-alive connection after this";
+    "ws-max-message-bytes" ws_max_message_bytes: Within<Size, 256, { 16 * MIB }>,
         "Largest WebSocket message or frame payload";
-    "max-output-bytes" max_output_bytes: Positive<Size>,
+    "max-output-bytes" max_output_bytes: Within<Size, { 4 * KIB }, { 256 * MIB }>,
         "Outgoing bytes queued for one connection before it is dropped";
-    "chat-burst" chat_burst: Count<u32>, "Chat messages a connection may send in a burst; 0 = off";
-    "chat-rate" chat_rate_per_sec: Count<u32>, "Chat messages per second a connection may sustain";
-    "register-limit" register_limit: Count<u32>,
+    "chat-burst" chat_burst: Within<Count<u32>, 0, 10_000>,
+        "Chat messages a connection may send in a burst; 0 = off";
+    "chat-rate" chat_rate_per_sec: Within<Count<u32>, 0, 10_000>,
+        "Chat messages per second a connection may sustain";
+    "register-limit" register_limit: Within<Count<u32>, 0, 1000>,
         "Registrations per client address per window; 0 = off";
-    "register-window" register_window: Positive<Dur>, "Window of the registration limit";
-    "login-fail-limit" login_fail_limit: Count<u32>,
+    "register-window" register_window: Within<Dur, SEC, { 7 * DAY }>,
+        "Window of the registration limit";
+    "login-fail-limit" login_fail_limit: Within<Count<u32>, 0, 1000>,
         "Failed logins per client address per window; 0 = off";
-    "login-window" login_window: Positive<Dur>, "Window of the failed-login limit";
-    "ping-interval" ping_interval: Positive<Dur>,
+    "login-window" login_window: Within<Dur, SEC, { 7 * DAY }>,
+        "Window of the failed-login limit";
+    "ping-interval" ping_interval: Within<Dur, 100, HOUR>,
         "Ping a WebSocket that has sent nothing this long";
-    "ping-timeout" ping_timeout: Positive<Dur>,
+    "ping-timeout" ping_timeout: Within<Dur, 100, HOUR>,
         "Close a pinged WebSocket when nothing arrives within this";
-    "shutdown-grace" shutdown_grace: Dur,
+    "shutdown-grace" shutdown_grace: Within<Dur, 0, { 10 * MINUTE }>,
         "On SIGTERM/SIGINT, wait this long for close replies and writes";
     "echo-endpoint" echo_endpoint: Switch, "Serve the unauthenticated /echo WebSocket (tests)";
     "store-messages" store_messages: Switch,
         "Store chat messages for history and resume; off = live delivery only";
-    "history-max-age" history_max_age: Dur, "Delete stored messages older than this; 0 = keep";
-    "history-max-messages" history_max_messages: Count<usize>,
+    "history-max-age" history_max_age: Within<Dur, 0, { 365 * DAY }>,
+        "Delete stored messages older than this; 0 = keep";
+    "history-max-messages" history_max_messages: Within<Count<usize>, 0, 1_000_000_000>,
         "Keep at most this many stored messages; 0 = no limit";
-    "resume-max" resume_max: Positive<Count<usize>>,
+    "resume-max" resume_max: Within<Count<usize>, 1, 100_000>,
         "Most messages replayed to a reconnecting socket before it is told to resync";
-    "dedupe-window" dedupe_window: Positive<Dur>,
+    "dedupe-window" dedupe_window: Within<Dur, SEC, DAY>,
         "A repeated client_id within this is acknowledged again, not sent again";
-    "session-flush" session_flush: Positive<Dur>,
+    "session-flush" session_flush: Within<Dur, 100, HOUR>,
         "How often session activity is written to the database";
-    "prune-interval" prune_interval: Positive<Dur>,
+    "prune-interval" prune_interval: Within<Dur, 100, DAY>,
         "How often messages past the retention limits are deleted";
     "log-level" log_level: Level, "Log verbosity: error, warn, info or debug";
 }
@@ -578,8 +616,9 @@ fn help_text() -> String {
             v => v,
         };
         let var = env_var(s.name);
+        let range = (s.range)().map(|r| format!(", {r}")).unwrap_or_default();
         out.push_str(&format!(
-            "  --{}{value}  [env {var}, default {shown}]\n",
+            "  --{}{value}  [env {var}, default {shown}{range}]\n",
             s.name
         ));
         out.push_str(&format!("        {}\n", s.help));
@@ -652,8 +691,10 @@ mod tests {
             ("2.", ms(2000)),
             (".25", ms(250)),
         ];
+        // A setting whose range holds every case: the syntax is the test.
         for &(text, want) in cases {
-            assert_eq!(parsed(&["--session-ttl", text]).session_ttl, want, "{text}");
+            let got = parsed(&["--history-max-age", text]).history_max_age;
+            assert_eq!(got, want, "{text}");
         }
         assert_eq!(
             parsed(&["--shutdown-grace", "0"]).shutdown_grace,
@@ -707,6 +748,40 @@ mod tests {
         assert_eq!((c.register_limit, c.login_fail_limit), (0, 0));
         assert_eq!(c.log_level, LogLevel::Debug);
         assert!(c.echo_endpoint);
+    }
+
+    /// A bare port and `localhost:PORT` were refused; a newcomer types them.
+    #[test]
+    fn listen_forms() {
+        let ok = [
+            ("7778", "0.0.0.0:7778"),
+            (":7778", "0.0.0.0:7778"),
+            ("localhost:7778", "127.0.0.1:7778"),
+            ("LocalHost:0", "127.0.0.1:0"),
+            ("127.0.0.1:80", "127.0.0.1:80"),
+            ("[::]:7777", "[::]:7777"),
+            ("[::1]:1", "[::1]:1"),
+        ];
+        for (text, want) in ok {
+            assert_eq!(
+                parsed(&["--listen", text]).listen.to_string(),
+                want,
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            ":",
+            "+80",
+            ":+80",
+            "65536",
+            "localhost",
+            "localhost:",
+            "host:80",
+            "::1",
+        ] {
+            assert!(run(&["--listen", bad], &[]).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -836,6 +911,8 @@ mod tests {
             };
             let value = match s.name {
                 "echo-endpoint" => "1",
+                // Sizes are bounded below by a few hundred bytes.
+                _ if s.metavar == "SIZE" => "7KiB",
                 // On by default, so off is the value that changes it.
                 "store-messages" => "0",
                 _ => value,
@@ -861,7 +938,9 @@ mod tests {
     fn errors_are_one_line_naming_the_flag() {
         const DUR: &str = "not a duration like 500ms, 10s, 5m, 1h or 0.5";
         const SIZE: &str = "not a size like 16384, 16KiB or 1MiB";
-        const ZERO: &str = "must be greater than 0";
+        const TTL: &str = "must be from 100ms to 8760h";
+        const LISTEN: &str =
+            "not a listen address like 0.0.0.0:7777, [::]:7777, localhost:7777 or 7777";
         let cases: &[(Args, &str)] = &[
             (&["--bogus"], "--bogus: unknown flag (see --help)"),
             (&["--bogus=1"], "--bogus: unknown flag (see --help)"),
@@ -875,20 +954,20 @@ mod tests {
                 &["--db", "--listen", "1.2.3.4:5"],
                 "--db: missing value (PATH)",
             ),
-            (
-                &["--listen", "nope"],
-                "--listen: not a socket address like 0.0.0.0:7777 (got 'nope')",
-            ),
+            (&["--listen", "nope"], "--listen: LISTEN (got 'nope')"),
             (&["--db="], "--db: empty path (got '')"),
-            (&["--session-ttl", "0"], "--session-ttl: ZERO (got '0')"),
+            (&["--session-ttl", "0"], "--session-ttl: TTL (got '0')"),
             (
                 &["--head-timeout", "0ms"],
-                "--head-timeout: ZERO (got '0ms')",
+                "--head-timeout: must be from 100ms to 1h (got '0ms')",
             ),
-            (&["--body-timeout", "0s"], "--body-timeout: ZERO (got '0s')"),
+            (
+                &["--body-timeout", "0s"],
+                "--body-timeout: must be from 100ms to 1h (got '0s')",
+            ),
             (
                 &["--ping-interval", "0.0"],
-                "--ping-interval: ZERO (got '0.0')",
+                "--ping-interval: must be from 100ms to 1h (got '0.0')",
             ),
             (&["--idle-timeout", "5d"], "--idle-timeout: DUR (got '5d')"),
             (
@@ -906,11 +985,11 @@ mod tests {
             ),
             (
                 &["--idle-timeout", "9999h"],
-                "--idle-timeout: longer than a year (got '9999h')",
+                "--idle-timeout: must be from 100ms to 24h (got '9999h')",
             ),
             (
                 &["--max-connections", "0"],
-                "--max-connections: ZERO (got '0')",
+                "--max-connections: must be from 1 to 1000000 (got '0')",
             ),
             (
                 &["--max-connections", "-1"],
@@ -922,11 +1001,11 @@ mod tests {
             ),
             (
                 &["--chat-burst", "99999999999"],
-                "--chat-burst: too large (got '99999999999')",
+                "--chat-burst: must be from 0 to 10000 (got '99999999999')",
             ),
             (
                 &["--max-head-bytes", "0KiB"],
-                "--max-head-bytes: ZERO (got '0KiB')",
+                "--max-head-bytes: must be from 256 to 1MiB (got '0KiB')",
             ),
             (
                 &["--max-body-bytes", "16KB"],
@@ -934,11 +1013,11 @@ mod tests {
             ),
             (
                 &["--ws-max-message-bytes", "0"],
-                "--ws-max-message-bytes: ZERO (got '0')",
+                "--ws-max-message-bytes: must be from 256 to 16MiB (got '0')",
             ),
             (
                 &["--max-output-bytes", "0"],
-                "--max-output-bytes: ZERO (got '0')",
+                "--max-output-bytes: must be from 4KiB to 256MiB (got '0')",
             ),
             (
                 &["--max-output-bytes", "1.5MiB"],
@@ -956,6 +1035,33 @@ mod tests {
                 &["--allowed-origins", "ftp://x"],
                 "--allowed-origins: scheme must be http or https: 'ftp://x' (got 'ftp://x')",
             ),
+            // Issue 11 #9: values the type holds but the server does not
+            // survive (a panic on the first request, 3 GB per request, a
+            // wrapped addition) are refused at start.
+            (
+                &["--max-headers", "18446744073709551615"],
+                "--max-headers: must be from 1 to 1024 (got '18446744073709551615')",
+            ),
+            (
+                &["--max-headers", "100000000"],
+                "--max-headers: must be from 1 to 1024 (got '100000000')",
+            ),
+            (
+                &["--max-headers", "99999999999999999999999"],
+                "--max-headers: must be from 1 to 1024 (got '99999999999999999999999')",
+            ),
+            (
+                &["--resume-max", "18446744073709551615"],
+                "--resume-max: must be from 1 to 100000 (got '18446744073709551615')",
+            ),
+            (
+                &["--max-body-bytes", "17MiB"],
+                "--max-body-bytes: must be from 1 to 16MiB (got '17MiB')",
+            ),
+            (
+                &["--sessions-per-user", "0"],
+                "--sessions-per-user: must be from 1 to 1024 (got '0')",
+            ),
             (
                 &["--log-level", "trace"],
                 "--log-level: not one of error, warn, info, debug (got 'trace')",
@@ -969,7 +1075,8 @@ mod tests {
             let want = want
                 .replace("DUR", DUR)
                 .replace("SIZE", SIZE)
-                .replace("ZERO", ZERO);
+                .replace("TTL", TTL)
+                .replace("LISTEN", LISTEN);
             assert_eq!(error(args, &[]), want);
         }
     }
@@ -992,7 +1099,7 @@ mod tests {
             // Control characters and quotes in the value cannot break the line.
             (
                 &[("PIRATCHAT_LISTEN", "a\n'b\u{1b}")],
-                "PIRATCHAT_LISTEN (--listen): not a socket address like 0.0.0.0:7777 (got 'a\\n\\'b\\u{1b}')",
+                "PIRATCHAT_LISTEN (--listen): not a listen address like 0.0.0.0:7777, [::]:7777, localhost:7777 or 7777 (got 'a\\n\\'b\\u{1b}')",
             ),
         ];
         for &(env, want) in cases {
@@ -1028,7 +1135,7 @@ mod tests {
             }) else {
                 panic!("{flag} gave no help");
             };
-            assert_eq!(SETTINGS.len(), 33);
+            assert_eq!(SETTINGS.len(), 34);
             let rows = text.lines().filter(|l| l.starts_with("  --")).count();
             assert_eq!(rows, SETTINGS.len());
             for s in SETTINGS {
@@ -1041,11 +1148,20 @@ mod tests {
                     "{row}"
                 );
                 assert!(text.contains(s.help), "{}", s.name);
+                // Every number has its range in the help.
+                if ["COUNT", "SIZE", "DURATION"].contains(&s.metavar) {
+                    assert!(
+                        row.ends_with(&format!(", {}]", (s.range)().unwrap())),
+                        "{row}"
+                    );
+                }
             }
             for want in [
                 "--listen <ADDR>  [env PIRATCHAT_LISTEN, default 0.0.0.0:7777]",
-                "--session-ttl <DURATION>  [env PIRATCHAT_SESSION_TTL, default 1h]",
-                "--max-body-bytes <SIZE>  [env PIRATCHAT_MAX_BODY_BYTES, default 16KiB]",
+                "--session-ttl <DURATION>  [env PIRATCHAT_SESSION_TTL, default 1h, 100ms to 8760h]",
+                "--max-body-bytes <SIZE>  [env PIRATCHAT_MAX_BODY_BYTES, default 16KiB, 1 to 16MiB]",
+                "--max-headers <COUNT>  [env PIRATCHAT_MAX_HEADERS, default 64, 1 to 1024]",
+                "--chat-burst <COUNT>  [env PIRATCHAT_CHAT_BURST, default 20, 0 to 10000]",
                 "--trusted-proxies <LIST>  [env PIRATCHAT_TRUSTED_PROXIES, default 127.0.0.0/8,::1]",
                 "--allowed-origins <LIST>  [env PIRATCHAT_ALLOWED_ORIGINS, default \"\"]",
                 "--echo-endpoint  [env PIRATCHAT_ECHO_ENDPOINT, default false]",

@@ -50,6 +50,16 @@ impl Response {
         Response::json(status, &serde_json::json!({ "error": code }))
     }
 
+    /// An error response that also says what was wrong, for people:
+    /// `{"error": code, "detail": "limit must be an integer from 1 to
+    /// 200"}`. Programs keep branching on `error` and the status.
+    pub fn error_detail(status: u16, code: &str, detail: &str) -> Response {
+        Response::json(
+            status,
+            &serde_json::json!({ "error": code, "detail": detail }),
+        )
+    }
+
     /// Adds a header (builder style).
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
         self.headers.push((name, value.into()));

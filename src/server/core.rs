@@ -38,11 +38,15 @@ pub struct Core {
     pub scratch: Vec<u8>,
     /// A database write failed this turn.
     pub store_failed: bool,
+    /// The time the core was made at: uptime counts from here, not from
+    /// `Millis(0)` (the loop's clock starts past zero, see `start_core`).
+    pub started: Millis,
 }
 
 impl Core {
     /// Shared state with no connections yet.
     pub fn new(cfg: Config, chat: Chat, store: Store, wheel: Wheel<Timer>, log: Logger) -> Core {
+        let wheel_now = wheel.now();
         Core {
             cfg,
             log,
@@ -55,6 +59,7 @@ impl Core {
             dirty: Vec::new(),
             scratch: vec![0; conn::READ_BUDGET.min(16 * 1024)],
             store_failed: false,
+            started: wheel_now,
         }
     }
 
@@ -73,7 +78,7 @@ impl Core {
             },
             log: &self.log,
             now,
-            uptime_secs: now.0 / 1000,
+            uptime_secs: now.0.saturating_sub(self.started.0) / 1000,
             scratch: &mut self.scratch,
             note: None,
             store_failed: &mut self.store_failed,

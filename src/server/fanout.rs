@@ -20,6 +20,16 @@ pub fn conn_id(slot: usize, generation: u32) -> ConnId {
     ConnId((u64::from(generation) << 32) | slot as u64)
 }
 
+/// A connection id as log lines show it: `slot.generation` (`conn=0.15`),
+/// the two numbers the packed `u64` (`64424509440`) hides.
+pub struct ConnLabel(pub ConnId);
+
+impl std::fmt::Display for ConnLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", slot_of(self.0), generation_of(self.0))
+    }
+}
+
 /// Mutable access to every connection's outlet, and the list of outlets to
 /// flush before the loop sleeps.
 pub struct Fanout<'a> {

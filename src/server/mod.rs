@@ -358,7 +358,11 @@ impl Server {
         }
         self.core.log.log(
             LogLevel::Info,
-            format_args!("shutting down: {} connections open", self.open),
+            format_args!(
+                "shutting down: {} connection{} open",
+                self.open,
+                if self.open == 1 { "" } else { "s" }
+            ),
         );
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);

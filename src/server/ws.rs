@@ -4,7 +4,10 @@
 
 use super::conn::{AfterFlush, Conn, Step, Transport, ms};
 use super::outlet::{Accepts, OP_BINARY, OP_TEXT, Outlet, ws_frame};
-use super::{Env, fanout::slot_of};
+use super::{
+    Env,
+    fanout::{ConnLabel, slot_of},
+};
 use crate::chat::{Accepted, Authed, ConnId};
 use crate::config::LogLevel;
 use crate::log::escape;
@@ -149,7 +152,7 @@ pub fn upgrade<S: Transport>(
         let name = &authed.name;
         env.log.log(
             LogLevel::Info,
-            format_args!("ws open user={name} conn={}", conn.id.0),
+            format_args!("ws open user={} conn={}", escape(name), ConnLabel(conn.id)),
         );
     }
     conn.arm(env, Millis(env.now.0 + ms(env.cfg.ping_interval)));
@@ -413,8 +416,11 @@ fn leave_chat<S>(conn: &mut Conn<S>, env: &mut Env<'_>, announce: bool) {
     env.log.log(
         LogLevel::Info,
         format_args!(
-            "ws close user={user} conn={} code={code} reason={}",
-            conn.id.0,
+            "ws close user={} conn={} code={code} reason={}",
+            // Imported names may hold any text (SPEC §7): spaces would
+            // forge fields, bidi controls would reorder the line.
+            escape(user),
+            ConnLabel(conn.id),
             escape(&reason)
         ),
     );

@@ -23,6 +23,7 @@ mod upgrades;
 mod ws;
 mod wsframe;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use args::{Args, ArgsError, Scenario};
@@ -38,7 +39,8 @@ fn main() -> ExitCode {
     let args = match args::parse(&argv) {
         Ok(a) => a,
         Err(ArgsError::Help) => {
-            print!("{}", args::USAGE);
+            // `print!` panics on a closed pipe (`--help | head -1`).
+            let _ = write!(std::io::stdout().lock(), "{}", args::USAGE);
             return ExitCode::SUCCESS;
         }
         Err(ArgsError::Bad(msg)) => {
@@ -130,11 +132,14 @@ fn server_exit(stopped: spawn::Stopped, r: &mut Report) {
 
 /// Prints the report and turns its verdict into the exit code.
 fn finish(args: &Args, report: &Report) -> ExitCode {
-    if args.json {
-        println!("{}", report.json());
+    // A closed stdout must not turn into a panic; the verdict is the exit
+    // code either way.
+    let mut stdout = std::io::stdout().lock();
+    let _ = if args.json {
+        writeln!(stdout, "{}", report.json())
     } else {
-        print!("{}", report.table());
-    }
+        write!(stdout, "{}", report.table())
+    };
     if report.problems.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -4,7 +4,7 @@
 //! goes out after the commit, like every answer of the turn).
 
 use super::{Ctx, authenticate};
-use crate::chat::{Membership, Outbox, RoomError};
+use crate::chat::{MemberInfo, Membership, Outbox, RoomError};
 use crate::http::{Request, Response, percent_decode};
 use crate::protocol::{
     CreateRoomBody, InviteBody, MemberLine, MemberList, RoomLine, RoomList, decode_body,
@@ -107,22 +107,7 @@ pub fn action<O: Outbox>(
     };
     let (chat, now) = (&mut *ctx.chat, ctx.now);
     let changed = match action {
-        Action::Members => {
-            return Ok(match chat.room_members(me.user, &name) {
-                Ok(list) => {
-                    let members: Vec<MemberLine<'_>> = list
-                        .iter()
-                        .map(|m| MemberLine {
-                            username: &m.username,
-                            role: m.role.as_str(),
-                            online: m.online,
-                        })
-                        .collect();
-                    Response::json(200, &MemberList { members })
-                }
-                Err(e) => room_error(e),
-            });
-        }
+        Action::Members => return Ok(members(chat.room_members(me.user, &name))),
         Action::Join => chat.join_room(me.user, &name, now, ctx.out),
         Action::Leave => chat.leave_room(me.user, &name, now, ctx.out),
         Action::Invite => {
@@ -140,6 +125,23 @@ pub fn action<O: Outbox>(
         Err(e) => return Ok(room_error(e)),
     }
     Ok(Response::json(200, &json!({})))
+}
+
+/// `GET /api/rooms/{name}/members`.
+fn members(list: Result<Vec<MemberInfo>, RoomError>) -> Response {
+    let list = match list {
+        Ok(list) => list,
+        Err(e) => return room_error(e),
+    };
+    let members: Vec<MemberLine<'_>> = list
+        .iter()
+        .map(|m| MemberLine {
+            username: &m.username,
+            role: m.role.as_str(),
+            online: m.online,
+        })
+        .collect();
+    Response::json(200, &MemberList { members })
 }
 
 /// The member row and its event, in the turn's batch.

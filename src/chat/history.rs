@@ -60,22 +60,14 @@ impl Chat {
     /// messages they sent or received.
     pub fn replay_json(&self, user: UserId, e: &StoredEvent) -> Option<Vec<u8>> {
         let kind = e.kind?;
-        let room = match e.room {
-            None => None,
-            Some(id) => Some(self.rooms.get(RoomId(id))?),
-        };
-        let mine = e.user == user;
-        let visible = match (&room, &e.to) {
-            (Some(_), _) if kind != EventKind::Message && mine => true,
-            (Some(_), _) => self.rooms.role(RoomId(e.room?), user).is_some(),
-            (None, Some((to, _))) => mine || *to == user,
-            (None, None) => true,
-        };
-        if !visible {
+        if !self.may_see(user, e, kind) {
             return None;
         }
-        let room_name = room.map(|r| &*r.name);
-        Some(match kind {
+        let room_name = match e.room {
+            None => None,
+            Some(id) => Some(&*self.rooms.get(RoomId(id))?.name),
+        };
+        let json = match kind {
             EventKind::Message => ServerFrame::Message(&ChatMessage {
                 message: &e.text,
                 author: &e.name,
@@ -97,6 +89,18 @@ impl Chat {
                 ts: e.ts,
             })
             .to_json(),
-        })
+        };
+        Some(json)
+    }
+
+    /// Whether `user` may see event `e`: see [`Chat::replay_json`].
+    fn may_see(&self, user: UserId, e: &StoredEvent, kind: EventKind) -> bool {
+        let mine = e.user == user;
+        match (e.room, &e.to) {
+            (Some(_), _) if kind != EventKind::Message && mine => true,
+            (Some(room), _) => self.rooms.role(RoomId(room), user).is_some(),
+            (None, Some((to, _))) => mine || *to == user,
+            (None, None) => true,
+        }
     }
 }

@@ -242,6 +242,12 @@ pub struct CreateRoomBody {
     pub private: bool,
 }
 
+/// Body of `POST /api/rooms/{name}/join` and `.../leave` when one is
+/// sent: `{}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyBody {}
+
 /// Body of `POST /api/rooms/{name}/invite`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -178,6 +178,20 @@ fn room_endpoints_answer_with_the_spec_shapes_and_codes() {
             "invalid_request",
         ),
         ("POST", "/api/rooms/nope/join", "", 404, "room_not_found"),
+        (
+            "POST",
+            "/api/rooms/rust/join",
+            r#"{"x":1}"#,
+            422,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/api/rooms/rust/leave",
+            "nope",
+            422,
+            "invalid_request",
+        ),
         ("POST", "/api/rooms/nope/leave", "", 404, "room_not_found"),
         ("POST", "/api/rooms/general/leave", "", 400, "cannot_leave"),
         (
@@ -224,6 +238,15 @@ fn room_endpoints_answer_with_the_spec_shapes_and_codes() {
     }
     let r = s.request("GET", "/api/rooms/rust/join", &[("Cookie", &cookie)], "");
     assert_eq!(r.header("allow"), Some("POST"));
+    let r = post(&s, &ben, "/api/rooms", r#"{"name":""}"#);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"name\""),
+        "{}",
+        r.body
+    );
     // A plain member of a public room may not invite.
     act(&s, &ben, "rust", "join", "");
     let r = post(&s, &ben, "/api/rooms/rust/invite", r#"{"username":"ann"}"#);
@@ -245,7 +268,7 @@ fn room_endpoints_answer_with_the_spec_shapes_and_codes() {
         (401, "invalid_session".into())
     );
     // Joining twice, inviting a member, joining general: 200 and no change.
-    act(&s, &ben, "rust", "join", "");
+    act(&s, &ben, "rust", "join", "{}");
     act(&s, &ben, "general", "join", "");
     act(&s, &ann, "rust", "invite", r#"{"username":"cy"}"#);
     act(&s, &cy, "rust", "leave", "");

@@ -166,7 +166,7 @@ pub fn valid_username(name: &str) -> bool {
 }
 
 /// 422 `invalid_request` for a body that is not `{"<field>": "<text>"}`.
-fn invalid_body(field: &str) -> Response {
+pub(crate) fn invalid_body(field: &str) -> Response {
     let detail = format!(
         "the body must be a JSON object with exactly one field, \"{field}\", a non-empty string"
     );

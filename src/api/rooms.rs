@@ -7,7 +7,7 @@ use super::{Ctx, authenticate};
 use crate::chat::{MemberInfo, Membership, Outbox, RoomError};
 use crate::http::{Request, Response, percent_decode};
 use crate::protocol::{
-    CreateRoomBody, InviteBody, MemberLine, MemberList, RoomLine, RoomList, decode_body,
+    CreateRoomBody, EmptyBody, InviteBody, MemberLine, MemberList, RoomLine, RoomList, decode_body,
 };
 use crate::store::StoreError;
 use serde_json::json;
@@ -73,8 +73,11 @@ pub fn create<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response
         Ok(me) => me,
         Err(r) => return Ok(r),
     };
-    let Some(body) = decode_body::<CreateRoomBody>(&req.body).filter(|b| !b.name.is_empty()) else {
-        return Ok(Response::error(422, "invalid_request"));
+    let body = decode_body::<CreateRoomBody>(&req.body).filter(|b| !b.name.is_empty());
+    let Some(body) = body else {
+        let detail = "the body must be a JSON object with \"name\", a non-empty string, \
+                      and optionally \"private\", true or false";
+        return Ok(Response::error_detail(422, "invalid_request", detail));
     };
     let created = ctx
         .chat
@@ -105,6 +108,11 @@ pub fn action<O: Outbox>(
     let Some(name) = percent_decode(raw) else {
         return Ok(room_error(RoomError::NotFound));
     };
+    let empty = req.body.is_empty() || decode_body::<EmptyBody>(&req.body).is_some();
+    if matches!(action, Action::Join | Action::Leave) && !empty {
+        let detail = "join and leave take no body (or {})";
+        return Ok(Response::error_detail(422, "invalid_request", detail));
+    }
     let (chat, now) = (&mut *ctx.chat, ctx.now);
     let changed = match action {
         Action::Members => return Ok(members(chat.room_members(me.user, &name))),
@@ -114,7 +122,7 @@ pub fn action<O: Outbox>(
             let Some(body) =
                 decode_body::<InviteBody>(&req.body).filter(|b| !b.username.is_empty())
             else {
-                return Ok(Response::error(422, "invalid_request"));
+                return Ok(super::invalid_body("username"));
             };
             chat.invite(me.user, &name, &body.username, now, ctx.out)
         }

@@ -45,7 +45,7 @@ fn room_error(e: RoomError) -> Response {
 }
 
 /// `GET /api/rooms`: general, the public rooms and the user's private
-/// ones. `unread` is 0 until read markers (§10) exist.
+/// ones. `unread` comes from the chat's counters (no query).
 pub fn list<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
     let me = match authenticate(req, ctx) {
         Ok(me) => me,
@@ -60,7 +60,7 @@ pub fn list<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
             members: r.members,
             joined: r.role.is_some(),
             role: r.role.map(|r| r.as_str()),
-            unread: 0,
+            unread: r.unread,
             last_id: r.last_id,
         })
         .collect();

@@ -101,6 +101,8 @@ pub(super) struct Room {
     pub(super) online: BTreeSet<ConnId>,
     /// The newest event's id.
     pub(super) last_id: i64,
+    /// How many messages it holds (for unread counts).
+    pub(super) count: u64,
 }
 
 /// Every room and who is in which.
@@ -138,6 +140,7 @@ impl Rooms {
             members: HashMap::new(),
             online: BTreeSet::new(),
             last_id: 0,
+            count: 0,
         };
         self.rooms.insert(id, room);
     }
@@ -212,6 +215,7 @@ impl Membership {
             ts: self.ts,
             text: "",
             client_id: None,
+            target: None,
         }
     }
 }
@@ -229,6 +233,8 @@ pub struct RoomInfo {
     pub role: Option<Role>,
     /// The newest event's id (0: none yet).
     pub last_id: i64,
+    /// Messages after the user's read marker.
+    pub unread: u64,
 }
 
 /// A line of `GET /api/rooms/{name}/members`.
@@ -365,7 +371,7 @@ impl Chat {
         let room = self.rooms.rooms.get_mut(&id).expect("visible");
         room.members.remove(&user);
         room.last_id = eid;
-        if let Some(conn) = self.user_socket.get(&user) {
+        for conn in self.user_sockets.get(&user).into_iter().flatten() {
             room.online.remove(conn);
         }
         if let Some(set) = self.rooms.of_user.get_mut(&user) {
@@ -391,9 +397,8 @@ impl Chat {
         let room = self.rooms.rooms.get_mut(&id).expect("a known room");
         room.members.insert(user, role);
         room.last_id = eid;
-        if let Some(&conn) = self.user_socket.get(&user) {
-            room.online.insert(conn);
-        }
+        room.online
+            .extend(self.user_sockets.get(&user).into_iter().flatten());
         self.rooms.of_user.entry(user).or_default().insert(id);
         self.announce_member("room_join", id, user, (eid, ts), out);
         Membership {
@@ -449,6 +454,11 @@ impl Chat {
                         self.general_last_id
                     } else {
                         room.last_id
+                    },
+                    unread: if role.is_some() {
+                        self.unread(user, id)
+                    } else {
+                        0
                     },
                 })
             })
@@ -510,7 +520,7 @@ impl Chat {
             let want: BTreeSet<ConnId> = room
                 .members
                 .keys()
-                .filter_map(|u| self.user_socket.get(u).copied())
+                .flat_map(|u| self.sockets_of(*u).iter().copied())
                 .collect();
             assert_eq!(room.online, want, "online members of {}", room.name);
             for user in room.members.keys() {

@@ -69,6 +69,29 @@ fn restore_rooms(core: &mut Core) -> Result<(), crate::store::StoreError> {
         let room = room.map_or(crate::chat::GENERAL, RoomId);
         core.chat.restore_room_last_id(room, id);
     }
+    restore_conversations(core)
+}
+
+/// Start-up: message counts per room, read markers (each with the count
+/// of messages after it, so unread needs no query later) and last-seen
+/// times.
+fn restore_conversations(core: &mut Core) -> Result<(), crate::store::StoreError> {
+    use crate::chat::RoomId;
+    use crate::store::Conversation;
+    for (room, count) in core.store.message_counts()? {
+        core.chat.restore_message_count(RoomId(room), count);
+    }
+    for (user, conv, id) in core.store.load_reads()? {
+        let after = match conv {
+            1 => core.store.count_after(Conversation::General, id)?,
+            c if c > 0 => core.store.count_after(Conversation::Room(c), id)?,
+            _ => 0,
+        };
+        core.chat.restore_read(user, conv, id, after);
+    }
+    for (user, ts) in core.store.load_last_seen()? {
+        core.chat.restore_last_seen(user, ts);
+    }
     Ok(())
 }
 
@@ -100,6 +123,9 @@ pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId>
             let at = core.chat.unix_ms(at);
             result = result.and_then(|()| core.store.touch_session(&key.to_hex(), at));
         }
+    }
+    for (user, ts) in core.chat.take_last_seen() {
+        result = result.and_then(|()| core.store.set_last_seen(user, ts));
     }
     let result = result.and_then(|()| core.store.commit());
     if let Err(e) = &result {

@@ -301,7 +301,9 @@ fn classify<'a>(f: ClientFrame<'a>, max_chars: usize) -> Result<ClientOp<'a>, Ac
     };
     let no_extras = client_id.is_none() && room.is_none() && to.is_none() && with.is_none();
     if let Some(target) = edit {
-        let text = message.filter(|_| no_extras && emoji.is_none()).ok_or(Bad)?;
+        let text = message
+            .filter(|_| no_extras && emoji.is_none())
+            .ok_or(Bad)?;
         check_text(&text, max_chars)?;
         return Ok(ClientOp::Edit { target, text });
     }
@@ -310,7 +312,9 @@ fn classify<'a>(f: ClientFrame<'a>, max_chars: usize) -> Result<ClientOp<'a>, Ac
         return alone.then_some(ClientOp::Delete { target }).ok_or(Bad);
     }
     if let Some(target) = react {
-        let emoji = emoji.filter(|_| no_extras && message.is_none()).ok_or(Bad)?;
+        let emoji = emoji
+            .filter(|_| no_extras && message.is_none())
+            .ok_or(Bad)?;
         if !valid_emoji(&emoji) {
             return Err(AckError::InvalidEmoji);
         }
@@ -321,10 +325,18 @@ fn classify<'a>(f: ClientFrame<'a>, max_chars: usize) -> Result<ClientOp<'a>, Ac
             return Err(Bad);
         }
     } else if let Some(on) = typing {
-        let target = if with.is_none() { target(room, to)? } else { return Err(Bad) };
+        let target = if with.is_none() {
+            target(room, to)?
+        } else {
+            return Err(Bad);
+        };
         return Ok(ClientOp::Typing { on, target });
     } else if let Some(id) = read {
-        let target = if to.is_none() && id >= 0 { target(room, with)? } else { return Err(Bad) };
+        let target = if to.is_none() && id >= 0 {
+            target(room, with)?
+        } else {
+            return Err(Bad);
+        };
         return Ok(ClientOp::Read { id, target });
     }
     let (Some(text), None, None) = (message, with, emoji) else {

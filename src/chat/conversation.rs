@@ -194,7 +194,10 @@ impl Chat {
     ) -> Option<Write> {
         let (info, conv) = self.target_conv(conn, user, target, look, out)?;
         let moderates = match conv {
-            Conv::Room(r) => matches!(self.rooms.role(r, user), Some(Role::Owner | Role::Moderator)),
+            Conv::Room(r) => matches!(
+                self.rooms.role(r, user),
+                Some(Role::Owner | Role::Moderator)
+            ),
             _ => false,
         };
         if info.author != user && !moderates {
@@ -379,7 +382,9 @@ impl Chat {
                 (Place::default(), others.collect())
             }
             Dest::Room(r) => {
-                let Some(room) = self.rooms.get(r) else { return };
+                let Some(room) = self.rooms.get(r) else {
+                    return;
+                };
                 let others = room.online.iter().filter(|c| !mine.contains(c));
                 let place = Place {
                     room: Some(&room.name),
@@ -426,8 +431,8 @@ impl Chat {
         let conv = conv_key(&dest);
         let id = id.min(self.last_id);
         let old = self.reads.get(&(user, conv)).map_or(0, |m| m.id);
-        self.ack_done(conn, out);
         if id <= old {
+            self.ack_done(conn, out);
             return None;
         }
         let ordinal = self.ordinal(&dest, id, look);
@@ -446,6 +451,7 @@ impl Chat {
         .to_json();
         let others = self.sockets_of(user).iter().copied();
         out.deliver(others.filter(|&c| c != conn), &json);
+        self.ack_done(conn, out);
         Some(Write::Read(ReadMarker { user, conv, id }))
     }
 
@@ -454,7 +460,11 @@ impl Chat {
     /// of the messages after it.
     fn ordinal(&self, dest: &Dest, id: i64, look: &mut impl Lookup) -> u64 {
         let (count, last, conv) = match *dest {
-            Dest::General => (self.general_count, self.general_last_id, Conversation::General),
+            Dest::General => (
+                self.general_count,
+                self.general_last_id,
+                Conversation::General,
+            ),
             Dest::Room(r) => match self.rooms.get(r) {
                 Some(room) => (room.count, room.last_id, Conversation::Room(r.0)),
                 None => return 0,

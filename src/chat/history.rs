@@ -85,7 +85,7 @@ impl Chat {
                 id: e.id,
                 ts: e.ts,
                 room: room_name,
-                    to,
+                to,
             })
             .to_json(),
             EventKind::RoomJoin | EventKind::RoomLeave => ServerFrame::Member(&MemberEvent {

@@ -1,10 +1,12 @@
 //! Chat messages: ids and timestamps, broadcast to the others, duplicate
 //! suppression by `client_id`, and acks held until the turn's commit.
 
+use super::conversation::{Lookup, NoHistory, Write};
 use super::rooms::{GENERAL, RoomId};
 use super::{Chat, ConnId, Due, Outbox};
-use super::conversation::{Lookup, NoHistory, Write};
-use crate::protocol::{AckError, ChatFrame, ChatMessage, ClientOp, ServerFrame, Target, decode_client_op};
+use crate::protocol::{
+    AckError, ChatFrame, ChatMessage, ClientOp, ServerFrame, Target, decode_client_op,
+};
 use crate::store::{EventKind, NewEvent, UserId};
 use crate::wheel::Millis;
 use std::borrow::Cow;
@@ -201,11 +203,7 @@ impl Chat {
     }
 
     /// The conversation a frame names, as its sender may use it.
-    pub(super) fn destination(
-        &self,
-        user: UserId,
-        target: &Target<'_>,
-    ) -> Result<Dest, AckError> {
+    pub(super) fn destination(&self, user: UserId, target: &Target<'_>) -> Result<Dest, AckError> {
         match target {
             Target::General => Ok(Dest::General),
             Target::Room(name) => match self.rooms.visible(name, user) {

@@ -701,3 +701,5 @@ fn session_cap_never_ends_a_session_with_an_open_socket() {
     assert_eq!(chat.session_count(), 3);
     assert!(!live(&mut chat, 8, 40));
 }
+
+mod conversation;

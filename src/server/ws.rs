@@ -9,13 +9,13 @@ use super::{
     fanout::{ConnLabel, slot_of},
 };
 use crate::chat::{Authed, Change, ConnId, Lookup, Write as Stored};
-use crate::log::Logger;
-use crate::store::{Conversation, EventKind, MessageInfo, Store, StoreError};
 use crate::config::LogLevel;
+use crate::log::Logger;
 use crate::log::escape;
 use crate::metrics::CloseCause;
 use crate::protocol::ServerFrame;
 use crate::store::UserId;
+use crate::store::{Conversation, EventKind, MessageInfo, Store, StoreError};
 use crate::wheel::Millis;
 use std::io::{self, Read, Write};
 use std::rc::Rc;

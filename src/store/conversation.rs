@@ -201,7 +201,11 @@ impl Store {
 
     /// Moves a read marker (in the turn's batch).
     pub fn put_read(&mut self, user: UserId, conv: i64, id: i64) -> Result<(), StoreError> {
-        self.write(SQL_PUT_READ, params![user.0, conv, id], "storing a read marker")
+        self.write(
+            SQL_PUT_READ,
+            params![user.0, conv, id],
+            "storing a read marker",
+        )
     }
 
     /// Every read marker, for the restart.
@@ -229,7 +233,12 @@ impl Store {
         run().map_err(|e| fail(&self.label, "loading last seen", e))
     }
 
-    fn write(&mut self, sql: &str, p: impl rusqlite::Params, doing: &str) -> Result<(), StoreError> {
+    fn write(
+        &mut self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        doing: &str,
+    ) -> Result<(), StoreError> {
         self.begin_batch()?;
         self.conn
             .prepare_cached(sql)

@@ -136,7 +136,6 @@ fn metric_line(s: &Server, prefix: &str) -> u64 {
 /// and drained queues kept their capacity. 3,000 sockets took the server
 /// from 52 to 166 MB, and most of it stayed.
 #[test]
-#[ignore = "defect 4 not fixed yet"]
 fn mass_disconnect_memory_stays_bounded() {
     const N: usize = 2_500;
     let s = Server::start(&["--register-limit", "0", "--login-fail-limit", "0"]);

@@ -35,6 +35,9 @@ pub const READ_BUDGET: usize = 64 * 1024;
 /// until the client has read some.
 const HTTP_PAUSE_OUTPUT: usize = 256 * 1024;
 
+/// Request buffer capacity an idle keep-alive connection keeps.
+const KEEP_REQUEST_BUFFER: usize = 4 * 1024;
+
 /// How long a closing connection waits for the peer's EOF after our FIN.
 const LINGER: Millis = Millis(2_000);
 
@@ -449,6 +452,11 @@ impl<S: Transport> Conn<S> {
             return;
         };
         http.continue_sent = false;
+        if http.buf.is_empty() && http.buf.capacity() > KEEP_REQUEST_BUFFER {
+            // A large request is answered: an idle keep-alive connection
+            // does not hold on to its buffer.
+            http.buf = Vec::new();
+        }
         // The next request's deadline starts now: as a head deadline if
         // its bytes are already here, else as the idle deadline.
         let (stage, timeout) = if http.buf.is_empty() {

@@ -1,7 +1,7 @@
 //! The chat's [`Outbox`] over the server's outlets: a broadcast is framed
 //! once and every recipient's queue takes a reference to the same bytes.
 
-use super::outlet::{Accepts, OP_TEXT, Outlet, ws_frame};
+use super::outlet::{Accepts, OP_TEXT, Outlet, ws_frame, ws_frame_into};
 use crate::chat::{ConnId, Outbox};
 use std::rc::Rc;
 
@@ -54,6 +54,22 @@ impl Outbox for Fanout<'_> {
         for id in to {
             if let Some(outlet) = self.outlet(id) {
                 outlet.push_frame(&frame);
+            }
+        }
+    }
+
+    /// The batch is framed once into one buffer, and each recipient's
+    /// queue takes one reference to it: a mass disconnect costs every
+    /// survivor one chunk per turn, not one per `leave`.
+    fn deliver_batch(&mut self, to: impl Iterator<Item = ConnId>, jsons: &[Vec<u8>]) {
+        let mut bytes = Vec::with_capacity(jsons.iter().map(|j| j.len() + 10).sum());
+        for json in jsons {
+            ws_frame_into(OP_TEXT, json, &mut bytes);
+        }
+        let batch: Rc<[u8]> = bytes.into();
+        for id in to {
+            if let Some(outlet) = self.outlet(id) {
+                outlet.push_frame(&batch);
             }
         }
     }

@@ -13,6 +13,12 @@ const MAX_IOVECS: usize = 64;
 /// so a burst of small frames does not become a burst of tiny chunks.
 const COALESCE_LIMIT: usize = 16 * 1024;
 
+/// Queue slots an empty outlet keeps. A burst (a mass disconnect, a join
+/// storm, a slow reader catching up) grows the queue; once drained, a
+/// larger one is given back, so that the memory of a burst does not stay
+/// with every socket that saw it.
+const KEEP_CHUNKS: usize = 64;
+
 /// What the connection behind an outlet accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepts {
@@ -150,6 +156,14 @@ impl Outlet {
         self.chunks.clear();
         self.front_written = 0;
         self.queued = 0;
+        self.release();
+    }
+
+    /// Gives back the memory of a drained queue that a burst grew.
+    fn release(&mut self) {
+        if self.chunks.is_empty() && self.chunks.capacity() > KEEP_CHUNKS {
+            self.chunks = VecDeque::new();
+        }
     }
 
     /// Writes as much as `w` takes in vectored writes until the queue is
@@ -195,8 +209,9 @@ impl Outlet {
             self.front_written = 0;
             self.chunks.pop_front();
         }
-        if self.front_written > 0 && self.chunks.is_empty() {
+        if self.chunks.is_empty() {
             self.front_written = 0;
+            self.release();
         }
     }
 }
@@ -204,8 +219,14 @@ impl Outlet {
 /// A WebSocket frame as the server sends it (FIN set, never masked): the
 /// header for a payload of `len` bytes with `opcode`, then the payload.
 pub fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(payload.len() + 10);
+    ws_frame_into(opcode, payload, &mut f);
+    f
+}
+
+/// Appends the frame [`ws_frame`] makes to `f`.
+pub fn ws_frame_into(opcode: u8, payload: &[u8], f: &mut Vec<u8>) {
     let len = payload.len();
-    let mut f = Vec::with_capacity(len + 10);
     f.push(0x80 | opcode);
     if len < 126 {
         f.push(len as u8);
@@ -217,7 +238,6 @@ pub fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
         f.extend_from_slice(&(len as u64).to_be_bytes());
     }
     f.extend_from_slice(payload);
-    f
 }
 
 /// Opcode of a text frame.

@@ -90,6 +90,12 @@ impl Outlet {
         self.queued
     }
 
+    /// Chunks waiting: a shared frame or batch is one, however many
+    /// frames it holds.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.queued == 0
@@ -321,6 +327,34 @@ mod tests {
             o.push_frame(&frame);
             assert_eq!(o.queued(), queued, "{accepts:?}");
         }
+    }
+
+    /// Issue 11, defect 4: a queue a burst grew kept its capacity after it
+    /// was written or dropped, on every socket that saw the burst.
+    #[test]
+    fn a_drained_queue_gives_its_memory_back() {
+        let frame: Rc<[u8]> = Rc::from(&b"leave"[..]);
+        let mut o = Outlet::new(1 << 20, Accepts::Frames);
+        for _ in 0..10_000 {
+            o.push_frame(&frame);
+        }
+        assert!(o.chunks.capacity() >= 10_000);
+        let mut sink = Vec::new();
+        o.write_to(&mut sink).unwrap();
+        assert_eq!(sink.len(), 50_000);
+        assert!(o.chunks.capacity() <= KEEP_CHUNKS, "written");
+        for _ in 0..10_000 {
+            o.push_frame(&frame);
+        }
+        o.clear();
+        assert!(o.chunks.capacity() <= KEEP_CHUNKS, "dropped");
+        // A small queue keeps its slots: no allocation per turn.
+        for _ in 0..KEEP_CHUNKS {
+            o.push_frame(&frame);
+        }
+        let kept = o.chunks.capacity();
+        o.write_to(&mut sink).unwrap();
+        assert_eq!(o.chunks.capacity(), kept);
     }
 
     #[test]

@@ -384,9 +384,10 @@ impl Server {
     }
 
     /// Before sleeping: apply what the turn asked for (close requests, slow
-    /// consumers, closes), then write every outlet with new output. Closing
-    /// a chat socket queues `leave` for the others, which may push another
-    /// over its limit, so this settles in rounds until nothing is left.
+    /// consumers, closes), then write every outlet with new output. The
+    /// `leave`s of the sockets closed go out after the closes, as one batch
+    /// to the sockets still open; they may push another over its limit, so
+    /// this settles in rounds until nothing is left.
     fn before_sleep(&mut self, now: Millis) {
         let flush_sessions = std::mem::take(&mut self.flush_sessions);
         for id in persist::persist_turn(&mut self.core, flush_sessions) {

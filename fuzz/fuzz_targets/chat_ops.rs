@@ -4,8 +4,9 @@
 //! Invariants, after every operation: at most one open socket per user;
 //! the online list equals the model's open sockets in connection order;
 //! every `join` (to the sockets open at the time) is matched by exactly one
-//! `leave` (to the sockets open when it goes); nothing is ever sent to a
-//! closed connection; a frame is answered with exactly one ack (and a
+//! `leave` (to the sockets open when it goes: at the end of the turn, or
+//! before the next join or broadcast, never to a socket closed before
+//! then); nothing is ever sent to a closed connection; a frame is answered with exactly one ack (and a
 //! broadcast to the others when accepted); sessions end exactly when the
 //! sliding TTL says; the address limits agree with a window model; and
 //! `chat.check()` holds.
@@ -40,6 +41,8 @@ enum Op {
     Timeouts,
     Record(bool, u8),
     Check(bool, u8),
+    /// The server's turn ends: the pending `leave`s go out.
+    EndTurn,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -99,6 +102,8 @@ struct Model {
     /// Open sockets in connection order.
     online: Vec<ConnId>,
     attempts: HashMap<(bool, u8), Vec<u64>>,
+    /// Names of the sockets closed since the last flush of `leave`s.
+    leaving: Vec<&'static str>,
 }
 
 impl Model {
@@ -117,6 +122,15 @@ impl Model {
 
     fn is_open(&self, conn: ConnId) -> bool {
         self.online.contains(&conn)
+    }
+
+    /// The pending `leave`s, to the sockets open now.
+    fn flush_leaves(&mut self) -> Vec<Event> {
+        let online = self.online.clone();
+        self.leaving
+            .drain(..)
+            .map(|name| Event::Deliver(online.clone(), presence("leave", name)))
+            .collect()
     }
 
     /// The socket leaves the model; returns its user's name.
@@ -215,12 +229,14 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                 return vec![];
             }
             let conn = ConnId(m.conns.len() as u64);
+            let mut want = m.flush_leaves();
             let others = m.online.clone();
             chat.ws_open(conn, &SessionKey::of(&m.sessions[s].token), now, out);
             m.conns.push((s, user));
             m.online.push(conn);
             m.sessions[s].socket = Some(conn);
-            vec![Event::Deliver(others, presence("join", USERS[user]))]
+            want.push(Event::Deliver(others, presence("join", USERS[user])));
+            want
         }
         Op::Text(c, ref text) => {
             let Some(conn) = m.conn(c) else { return vec![] };
@@ -230,14 +246,22 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             }
             // Accepted or refused is the decoder's and the bucket's call
             // (fuzzed on their own); the shape of the output is checked.
-            match out.0.first() {
+            // Pending `leave`s go out before an accepted message.
+            let answer = out.0.iter().find(|e| match e {
+                Event::Deliver(_, v) => v.get("event").is_none(),
+                Event::Close(..) => true,
+            });
+            match answer {
                 Some(Event::Deliver(_, v)) if v.get("message").is_some() => {
                     let author = USERS[m.conns[conn.0 as usize].1];
                     assert_eq!(v["author"], author);
-                    vec![
-                        Event::Deliver(m.others(conn), v.clone()),
-                        Event::Deliver(vec![conn], json!({ "status": true, "id": v["id"] })),
-                    ]
+                    let mut want = m.flush_leaves();
+                    want.push(Event::Deliver(m.others(conn), v.clone()));
+                    want.push(Event::Deliver(
+                        vec![conn],
+                        json!({ "status": true, "id": v["id"] }),
+                    ));
+                    want
                 }
                 Some(Event::Deliver(_, v)) => {
                     assert_eq!(v["status"], false);
@@ -263,12 +287,13 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
         }
         Op::Close(c) => {
             let Some(conn) = m.conn(c) else { return vec![] };
-            chat.ws_closed(conn, now, out);
+            chat.ws_closed(conn, now);
             if !m.is_open(conn) {
                 return vec![];
             }
             let name = m.drop_socket(conn);
-            vec![Event::Deliver(m.online.clone(), presence("leave", name))]
+            m.leaving.push(name);
+            vec![]
         }
         Op::GoingAway(c) => {
             let Some(conn) = m.conn(c) else { return vec![] };
@@ -289,13 +314,15 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             match m.sessions[s].socket {
                 Some(conn) => {
                     let name = m.drop_socket(conn);
-                    vec![
-                        Event::Close(conn, 1000),
-                        Event::Deliver(m.online.clone(), presence("leave", name)),
-                    ]
+                    m.leaving.push(name);
+                    vec![Event::Close(conn, 1000)]
                 }
                 None => vec![],
             }
+        }
+        Op::EndTurn => {
+            chat.flush_leaves(out);
+            m.flush_leaves()
         }
         Op::Advance(ms) => {
             m.now += u64::from(ms);

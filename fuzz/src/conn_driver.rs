@@ -376,6 +376,8 @@ impl Driver {
             if let Some(cause) = self.closing.take() {
                 self.close(cause);
             }
+            let mut env = self.core.env(self.now);
+            env.chat.flush_leaves(&mut env.fan);
             for &slot in &dirty {
                 self.flush(slot);
             }

@@ -109,6 +109,7 @@ impl Chat {
     /// Queues `json` for every open socket but `from`'s: serialized once,
     /// the same bytes for all.
     fn broadcast(&mut self, from: ConnId, json: &[u8], out: &mut impl Outbox) {
+        self.flush_leaves(out);
         let delivered = &mut self.stats.messages_delivered;
         let others = self
             .online

@@ -41,6 +41,16 @@ pub trait Outbox {
     fn reply(&mut self, conn: ConnId, json: &[u8]) {
         self.deliver(std::iter::once(conn), json);
     }
+    /// Queue every one of `jsons`, in order, as text frames for each
+    /// connection of `to`: the same as one [`Outbox::deliver`] per json,
+    /// except that the server may queue the whole batch as one shared
+    /// chunk per recipient (the `leave`s of a mass disconnect).
+    fn deliver_batch(&mut self, to: impl Iterator<Item = ConnId>, jsons: &[Vec<u8>]) {
+        let to: Vec<ConnId> = to.collect();
+        for json in jsons {
+            self.deliver(to.iter().copied(), json);
+        }
+    }
     /// Close the WebSocket of `conn` with this close code and reason.
     fn close(&mut self, conn: ConnId, code: u16, reason: &'static str);
 }
@@ -192,6 +202,9 @@ pub struct Chat {
     last_ts: i64,
     /// Recent `client_id`s of each user and the id they were stored under.
     recent: HashMap<(UserId, Box<str>), i64>,
+    /// Names of the sockets closed since the last [`Chat::flush_leaves`],
+    /// whose `leave` is still to be delivered.
+    leaving: Vec<Rc<str>>,
     /// Sockets sent a success ack this turn. The acks are queued at once,
     /// in frame order, but reach the socket only after the turn's commit;
     /// if the commit fails, these sockets are dropped with their output.
@@ -226,6 +239,7 @@ impl Chat {
             last_id: 0,
             last_ts: i64::MIN,
             recent: HashMap::new(),
+            leaving: Vec::new(),
             unconfirmed: Vec::new(),
             stats: ChatStats::default(),
         }
@@ -260,6 +274,10 @@ impl Chat {
         );
         session.socket = Some(conn);
         let (user, name) = (session.user, session.name.clone());
+        // Before this socket counts as online: a `leave` of this turn is
+        // not news to it, and must reach the others before this `join`
+        // (the same user may be reconnecting).
+        self.flush_leaves(out);
         let sockets = &mut self.sockets;
         let pos = self.online.push(conn, |c, p| {
             if let Some(s) = sockets.get_mut(&c) {
@@ -301,11 +319,11 @@ impl Chat {
     }
 
     /// Chat socket `conn` is gone (for any reason): the others get `leave`
-    /// once. Calling it again, or for a socket logout already removed, does
-    /// nothing.
-    pub fn ws_closed(&mut self, conn: ConnId, now: Millis, out: &mut impl Outbox) {
+    /// once, at the next [`Chat::flush_leaves`]. Calling it again, or for a
+    /// socket logout already removed, does nothing.
+    pub fn ws_closed(&mut self, conn: ConnId, now: Millis) {
         if self.end_socket_activity(conn, now) {
-            self.remove_socket(conn, out);
+            self.remove_socket(conn);
         }
     }
 
@@ -345,16 +363,37 @@ impl Chat {
         Some(sock)
     }
 
-    fn remove_socket(&mut self, conn: ConnId, out: &mut impl Outbox) {
-        let Some(sock) = self.forget_socket(conn) else {
-            return;
-        };
-        let json = ServerFrame::Presence {
-            event: "leave",
-            username: &sock.name,
+    /// Takes `conn` off every table and remembers its `leave` for the
+    /// next [`Chat::flush_leaves`]. Not delivered at once: when many
+    /// sockets close in one turn (a proxy restart drops them all), each
+    /// `leave` would go to every socket still listed, including the ones
+    /// about to close in the same turn: n²/2 frames, nearly all wasted.
+    fn remove_socket(&mut self, conn: ConnId) {
+        if let Some(sock) = self.forget_socket(conn) {
+            self.leaving.push(sock.name);
         }
-        .to_json();
-        out.deliver(self.online.iter(), &json);
+    }
+
+    /// Delivers the `leave` of every socket closed since the last call to
+    /// the sockets open now, as one batch. The server calls it before
+    /// sleeping, after the turn's closes; every other delivery calls it
+    /// first, so no frame overtakes a `leave` that happened before it.
+    pub fn flush_leaves(&mut self, out: &mut impl Outbox) {
+        if self.leaving.is_empty() {
+            return;
+        }
+        let jsons: Vec<Vec<u8>> = self
+            .leaving
+            .drain(..)
+            .map(|name| {
+                ServerFrame::Presence {
+                    event: "leave",
+                    username: &name,
+                }
+                .to_json()
+            })
+            .collect();
+        out.deliver_batch(self.online.iter(), &jsons);
     }
 
     fn ack_error(&mut self, conn: ConnId, err: AckError, out: &mut impl Outbox) {

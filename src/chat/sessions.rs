@@ -151,7 +151,7 @@ impl Chat {
         };
         if let Some(conn) = session.socket {
             out.close(conn, 1000, "logged out");
-            self.remove_socket(conn, out);
+            self.remove_socket(conn);
         }
     }
 

@@ -156,13 +156,71 @@ fn rate_limit_acks_and_recovers() {
 #[test]
 fn leave_once_whatever_ends_the_socket() {
     let (mut chat, mut out) = ws_open(3);
-    chat.ws_closed(ConnId(2), Millis(5), &mut out);
+    chat.ws_closed(ConnId(2), Millis(5));
+    chat.flush_leaves(&mut out);
     let leave = r#"{"event":"leave","username":"u2"}"#.to_string();
     assert_eq!(out.take(), [(1, leave.clone()), (3, leave)]);
-    chat.ws_closed(ConnId(2), Millis(6), &mut out);
+    chat.ws_closed(ConnId(2), Millis(6));
+    chat.flush_leaves(&mut out);
     assert_eq!(out.take(), []);
     chat.check();
     assert_eq!(chat.online_names().collect::<Vec<_>>(), ["u1", "u3"]);
+}
+
+/// Issue 11, defect 4: sockets closing in one turn each told every other
+/// socket still listed, also the ones closing in the same turn (n²/2
+/// frames). Now a socket closed in the turn is never sent a `leave`, and
+/// each survivor gets the turn's leaves once each, as one batch.
+#[test]
+fn mass_disconnect_leaves_only_reach_the_survivors() {
+    let (mut chat, mut out) = ws_open(100);
+    for c in 1..=90 {
+        chat.ws_closed(ConnId(c), Millis(5));
+    }
+    chat.check();
+    assert_eq!(out.take(), [], "nothing before the turn ends");
+    chat.flush_leaves(&mut out);
+    let sent = out.take();
+    assert!(sent.iter().all(|&(to, _)| to > 90), "only survivors hear");
+    assert_eq!(sent.len(), 10 * 90, "each survivor hears each leave once");
+    let to_91: Vec<String> = sent
+        .iter()
+        .filter(|(to, _)| *to == 91)
+        .map(|(_, json)| json.clone())
+        .collect();
+    let want: Vec<String> = (1..=90)
+        .map(|c| format!(r#"{{"event":"leave","username":"u{c}"}}"#))
+        .collect();
+    assert_eq!(to_91, want, "in the order they closed");
+    chat.flush_leaves(&mut out);
+    assert_eq!(out.take(), [], "delivered once");
+}
+
+/// A `leave` of this turn reaches the others before anything that happens
+/// after it: the same user's `join` when they reconnect, a message. The
+/// new socket itself hears nothing of it.
+#[test]
+fn a_pending_leave_goes_out_before_later_frames() {
+    let (mut chat, mut out) = ws_open(3);
+    chat.ws_closed(ConnId(1), Millis(5));
+    chat.ws_open(ConnId(4), &SessionKey::of(&token(1)), Millis(5), &mut out);
+    let leave = r#"{"event":"leave","username":"u1"}"#.to_string();
+    let join = r#"{"event":"join","username":"u1"}"#.to_string();
+    assert_eq!(
+        out.take(),
+        [
+            (2, leave.clone()),
+            (3, leave.clone()),
+            (2, join.clone()),
+            (3, join)
+        ]
+    );
+    chat.ws_closed(ConnId(2), Millis(6));
+    chat.ws_text(ConnId(3), r#"{"message":"hi"}"#, Millis(6), &mut out);
+    let sent = out.take();
+    let leave = r#"{"event":"leave","username":"u2"}"#.to_string();
+    assert_eq!(sent[..2], [(3, leave.clone()), (4, leave)]);
+    assert!(sent[2].1.contains(r#""message":"hi""#), "{sent:?}");
 }
 
 #[test]
@@ -178,7 +236,8 @@ fn going_away_at_shutdown_tells_nobody() {
     let me = chat.authenticate(Some(&token(2)), Millis(5)).unwrap();
     assert!(!chat.is_online(me.user));
     // Whatever else ends the socket afterwards sends nothing either.
-    chat.ws_closed(ConnId(1), Millis(6), &mut out);
+    chat.ws_closed(ConnId(1), Millis(6));
+    chat.flush_leaves(&mut out);
     assert_eq!(out.take(), []);
 }
 
@@ -187,11 +246,13 @@ fn logout_closes_the_socket_and_sends_leave_once() {
     let (mut chat, mut out) = ws_open(2);
     chat.logout(&token(1), &mut out);
     assert_eq!(out.closed, [(1, 1000, "logged out")]);
+    chat.flush_leaves(&mut out);
     assert_eq!(
         out.take(),
         [(2, r#"{"event":"leave","username":"u1"}"#.into())]
     );
-    chat.ws_closed(ConnId(1), Millis(1), &mut out);
+    chat.ws_closed(ConnId(1), Millis(1));
+    chat.flush_leaves(&mut out);
     assert_eq!(out.take(), []);
     assert_eq!(
         chat.authenticate(Some(&token(1)), Millis(1)),
@@ -249,12 +310,12 @@ fn an_idle_session_is_invalid_even_before_its_timer_runs() {
 
 #[test]
 fn an_open_socket_keeps_its_session() {
-    let (mut chat, mut out) = ws_open(1);
+    let (mut chat, _) = ws_open(1);
     for t in (1000..20_000).step_by(1000) {
         chat.handle_timeouts(Millis(t));
     }
     assert_eq!(chat.session_count(), 1);
-    chat.ws_closed(ConnId(1), Millis(20_000), &mut out);
+    chat.ws_closed(ConnId(1), Millis(20_000));
     chat.handle_timeouts(Millis(20_999));
     assert!(chat.authenticate(Some(&token(1)), Millis(20_500)).is_ok());
     chat.handle_timeouts(Millis(21_500));

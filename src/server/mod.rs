@@ -388,9 +388,10 @@ impl Server {
     }
 
     /// Before sleeping: apply what the turn asked for (close requests, slow
-    /// consumers, closes), then write every outlet with new output. Closing
-    /// a chat socket queues `leave` for the others, which may push another
-    /// over its limit, so this settles in rounds until nothing is left.
+    /// consumers, closes), then write every outlet with new output. The
+    /// `leave`s of the sockets closed go out after the closes, as one batch
+    /// to the sockets still open; they may push another over its limit, so
+    /// this settles in rounds until nothing is left.
     fn before_sleep(&mut self, now: Millis) {
         let flush_sessions = std::mem::take(&mut self.flush_sessions);
         for id in persist::persist_turn(&mut self.core, flush_sessions) {
@@ -408,6 +409,10 @@ impl Server {
             while let Some((id, cause)) = self.closing.pop() {
                 self.close_conn(id, cause, now);
             }
+            // The `leave`s of every socket closed so far, to the ones
+            // still open, once: not to those closed in this same turn.
+            let mut env = self.core.env(now);
+            env.chat.flush_leaves(&mut env.fan);
             // Replies first (HTTP responses, the 101, acks, control
             // frames), then the outlets holding only broadcasts: a reply is
             // a round trip its client waits on, and writing the turn's

@@ -13,6 +13,12 @@ const MAX_IOVECS: usize = 64;
 /// so a burst of small frames does not become a burst of tiny chunks.
 const COALESCE_LIMIT: usize = 16 * 1024;
 
+/// Queue slots an empty outlet keeps. A burst (a mass disconnect, a join
+/// storm, a slow reader catching up) grows the queue; once drained, a
+/// larger one is given back, so that the memory of a burst does not stay
+/// with every socket that saw it.
+const KEEP_CHUNKS: usize = 64;
+
 /// What the connection behind an outlet accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepts {
@@ -84,6 +90,12 @@ impl Outlet {
         self.queued
     }
 
+    /// Chunks waiting: a shared frame or batch is one, however many
+    /// frames it holds.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.queued == 0
@@ -150,6 +162,14 @@ impl Outlet {
         self.chunks.clear();
         self.front_written = 0;
         self.queued = 0;
+        self.release();
+    }
+
+    /// Gives back the memory of a drained queue that a burst grew.
+    fn release(&mut self) {
+        if self.chunks.is_empty() && self.chunks.capacity() > KEEP_CHUNKS {
+            self.chunks = VecDeque::new();
+        }
     }
 
     /// Writes as much as `w` takes in vectored writes until the queue is
@@ -195,8 +215,9 @@ impl Outlet {
             self.front_written = 0;
             self.chunks.pop_front();
         }
-        if self.front_written > 0 && self.chunks.is_empty() {
+        if self.chunks.is_empty() {
             self.front_written = 0;
+            self.release();
         }
     }
 }
@@ -204,8 +225,14 @@ impl Outlet {
 /// A WebSocket frame as the server sends it (FIN set, never masked): the
 /// header for a payload of `len` bytes with `opcode`, then the payload.
 pub fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(payload.len() + 10);
+    ws_frame_into(opcode, payload, &mut f);
+    f
+}
+
+/// Appends the frame [`ws_frame`] makes to `f`.
+pub fn ws_frame_into(opcode: u8, payload: &[u8], f: &mut Vec<u8>) {
     let len = payload.len();
-    let mut f = Vec::with_capacity(len + 10);
     f.push(0x80 | opcode);
     if len < 126 {
         f.push(len as u8);
@@ -217,7 +244,6 @@ pub fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
         f.extend_from_slice(&(len as u64).to_be_bytes());
     }
     f.extend_from_slice(payload);
-    f
 }
 
 /// Opcode of a text frame.
@@ -301,6 +327,34 @@ mod tests {
             o.push_frame(&frame);
             assert_eq!(o.queued(), queued, "{accepts:?}");
         }
+    }
+
+    /// Issue 11, defect 4: a queue a burst grew kept its capacity after it
+    /// was written or dropped, on every socket that saw the burst.
+    #[test]
+    fn a_drained_queue_gives_its_memory_back() {
+        let frame: Rc<[u8]> = Rc::from(&b"leave"[..]);
+        let mut o = Outlet::new(1 << 20, Accepts::Frames);
+        for _ in 0..10_000 {
+            o.push_frame(&frame);
+        }
+        assert!(o.chunks.capacity() >= 10_000);
+        let mut sink = Vec::new();
+        o.write_to(&mut sink).unwrap();
+        assert_eq!(sink.len(), 50_000);
+        assert!(o.chunks.capacity() <= KEEP_CHUNKS, "written");
+        for _ in 0..10_000 {
+            o.push_frame(&frame);
+        }
+        o.clear();
+        assert!(o.chunks.capacity() <= KEEP_CHUNKS, "dropped");
+        // A small queue keeps its slots: no allocation per turn.
+        for _ in 0..KEEP_CHUNKS {
+            o.push_frame(&frame);
+        }
+        let kept = o.chunks.capacity();
+        o.write_to(&mut sink).unwrap();
+        assert_eq!(o.chunks.capacity(), kept);
     }
 
     #[test]

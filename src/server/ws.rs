@@ -394,7 +394,7 @@ fn leave_chat<S>(conn: &mut Conn<S>, env: &mut Env<'_>, announce: bool) {
     }
     let Some(user) = &ws.user else { return };
     if announce {
-        env.chat.ws_closed(conn.id, env.now, &mut env.fan);
+        env.chat.ws_closed(conn.id, env.now);
     } else {
         env.chat.ws_going_away(conn.id, env.now);
     }

@@ -535,7 +535,8 @@ fn session_cap_never_ends_a_session_with_an_open_socket() {
     }
     // Once the socket closes, its session is idle like any other and the
     // next login ends the least recently used.
-    chat.ws_closed(ConnId(1), Millis(30), &mut out);
+    chat.ws_closed(ConnId(1), Millis(30));
+    chat.flush_leaves(&mut out);
     login_as_1(&mut chat, 11, 31);
     assert_eq!(chat.session_count(), 3);
     assert!(!live(&mut chat, 8, 40));

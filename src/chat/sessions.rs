@@ -121,6 +121,20 @@ impl Chat {
         Some(session)
     }
 
+    /// Forgets sessions whose rows a failed commit did not store. Their
+    /// tokens never left the server (the login was answered 503), so no
+    /// request can carry them and no socket can be open on them.
+    pub fn forget_unstored_sessions(&mut self, keys: impl Iterator<Item = SessionKey>) {
+        for key in keys {
+            debug_assert!(
+                self.sessions.get(&key).is_none_or(|s| s.socket.is_none()),
+                "a socket on an unstored session"
+            );
+            self.sessions.remove(&key);
+            self.journal.touched.remove(&key);
+        }
+    }
+
     /// Live sessions (including idle ones whose expiry timer is pending).
     pub fn session_count(&self) -> usize {
         self.sessions.len()

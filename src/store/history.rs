@@ -105,6 +105,15 @@ pub type RecentClientId = (UserId, String, i64, i64);
 impl Store {
     /// Opens the turn's write transaction if none is open.
     pub(super) fn begin_batch(&mut self) -> Result<(), StoreError> {
+        if self.in_batch && self.conn.is_autocommit() {
+            // SQLite rolled the batch back on its own (it does so after
+            // some I/O and full-disk errors): a write now would be
+            // committed by itself, outside the turn's all-or-nothing.
+            return Err(StoreError::new(
+                &self.label,
+                "the write batch was rolled back after an error",
+            ));
+        }
         if !self.in_batch {
             self.conn
                 .execute_batch("BEGIN IMMEDIATE")
@@ -120,11 +129,35 @@ impl Store {
         if !std::mem::replace(&mut self.in_batch, false) {
             return Ok(());
         }
+        if std::mem::take(&mut self.refuse_commit) {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(StoreError::new(
+                &self.label,
+                "committing: refused (test hook)",
+            ));
+        }
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(fail(&self.label, "committing", e));
         }
         Ok(())
+    }
+
+    /// Drops the turn's writes, if any (a write of the turn failed, so
+    /// none of them may be stored: the turn is all or nothing).
+    pub fn rollback(&mut self) {
+        if std::mem::replace(&mut self.in_batch, false) && !self.conn.is_autocommit() {
+            // Nothing to do when it fails: the connection is then in
+            // autocommit mode already, i.e. rolled back.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// Makes the next commit that has writes fail as a full disk would:
+    /// the batch is rolled back and `commit` returns an error. For tests
+    /// and the fuzzer, which cannot fill a disk on every run.
+    pub fn refuse_next_commit(&mut self) {
+        self.refuse_commit = true;
     }
 
     /// Whether the turn has uncommitted writes.

@@ -76,13 +76,14 @@ fn ws_frames_seeds_agree_with_the_model() {
     }
 }
 
-/// Issue 11, defect 1, through the connection code itself: a commit the
+/// Issue 11, defect 1 (see also `tests/storage.rs`), through the
+/// connection code itself: a commit the
 /// store refuses (once, or from a turn on for good) in a chat socket's
 /// life. `run` checks that nothing carrying an unstored message's id was
 /// written to alice or bob and that none is in the database; here, that
 /// the refusals did hit messages.
 #[test]
-fn failed_commit_leaks_no_broadcast_ack_or_dedupe() {
+fn refused_commit_in_the_connection_code_leaks_nothing() {
     let frames: Vec<Vec<u8>> = [
         r#"{"message":"one","client_id":"c-1"}"#,
         r#"{"message":"one","client_id":"c-1"}"#,

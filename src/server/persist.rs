@@ -116,6 +116,7 @@ pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId>
     if stored {
         return Vec::new();
     }
+    let answered_503 = held.responses.len();
     take_back(core, &events, held.responses);
     core.chat
         .forget_unstored_sessions(created.into_iter().map(|(key, _, _)| key));
@@ -127,7 +128,8 @@ pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId>
     core.log.log(
         LogLevel::Error,
         format_args!(
-            "commit failed: {} broadcasts taken back, {} sockets dropped",
+            "commit failed: {} broadcasts taken back, {answered_503} responses \
+             answered 503 instead, {} sockets dropped",
             events.len(),
             dropped.len()
         ),

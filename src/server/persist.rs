@@ -4,8 +4,9 @@
 use super::conn::ms;
 use super::fanout::{generation_of, slot_of};
 use super::{Core, Timer};
-use crate::chat::ConnId;
+use crate::chat::{ConnId, SessionKey};
 use crate::config::LogLevel;
+use crate::store::{StoreError, UserId};
 use crate::wheel::Millis;
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -73,30 +74,19 @@ pub struct Held {
 /// failure the batch is rolled back and [`take_back`] undoes the rest.
 pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId> {
     let journal = core.chat.journal();
-    let created = std::mem::take(&mut journal.created);
-    let ended = std::mem::take(&mut journal.ended);
-    let touched = if flush_sessions {
-        std::mem::take(&mut journal.touched)
-    } else {
-        Default::default()
+    let changes = SessionChanges {
+        created: std::mem::take(&mut journal.created),
+        ended: std::mem::take(&mut journal.ended),
+        touched: if flush_sessions {
+            std::mem::take(&mut journal.touched)
+        } else {
+            Default::default()
+        },
     };
-    let mut result = Ok(());
-    for (key, user, at) in &created {
-        let at = core.chat.unix_ms(*at);
-        result = result.and_then(|()| core.store.insert_session(&key.to_hex(), *user, at));
-    }
-    for key in &ended {
-        result = result.and_then(|()| core.store.delete_session(&key.to_hex()));
-    }
-    for key in &touched {
-        if let Some(at) = core.chat.last_active(key) {
-            let at = core.chat.unix_ms(at);
-            result = result.and_then(|()| core.store.touch_session(&key.to_hex(), at));
-        }
-    }
+    let written = write_sessions(core, &changes);
     // A message insert that failed was logged when it failed.
     let wrote_all = !std::mem::take(&mut core.held.failed);
-    let result = match result {
+    let result = match written {
         Ok(()) if wrote_all => core.store.commit(),
         other => {
             core.store.rollback();
@@ -110,31 +100,69 @@ pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId>
         core.log.log(LogLevel::Error, format_args!("{e}"));
     }
     let stored = result.is_ok() && wrote_all;
-    let mut dropped = core.chat.end_turn(stored);
-    let events = std::mem::take(&mut core.events);
-    let held = std::mem::take(&mut core.held);
+    let acked = core.chat.end_turn(stored);
     if stored {
+        // Cleared, not taken: the vectors keep their room for the next turn.
+        core.events.clear();
+        core.held.readers.clear();
+        core.held.responses.clear();
         return Vec::new();
     }
+    undo_turn(core, acked, changes)
+}
+
+/// The session changes of one turn, taken from the chat's journal.
+struct SessionChanges {
+    created: Vec<(SessionKey, UserId, Millis)>,
+    ended: Vec<SessionKey>,
+    touched: HashSet<SessionKey>,
+}
+
+/// Writes the turn's session changes into its batch.
+fn write_sessions(core: &mut Core, changes: &SessionChanges) -> Result<(), StoreError> {
+    for (key, user, at) in &changes.created {
+        let at = core.chat.unix_ms(*at);
+        core.store.insert_session(&key.to_hex(), *user, at)?;
+    }
+    for key in &changes.ended {
+        core.store.delete_session(&key.to_hex())?;
+    }
+    for key in &changes.touched {
+        if let Some(at) = core.chat.last_active(key) {
+            let at = core.chat.unix_ms(at);
+            core.store.touch_session(&key.to_hex(), at)?;
+        }
+    }
+    Ok(())
+}
+
+/// The turn's commit failed (its batch is rolled back, and the chat has
+/// forgotten its `client_id`s): takes back its output, forgets the
+/// sessions it created (their logins are answered 503), and keeps its
+/// other session changes for the next turn's batch (a logout must not
+/// come back after a restart). Returns the sockets to drop: `acked` and
+/// those sent a replay of the turn's rows.
+fn undo_turn(core: &mut Core, mut acked: Vec<ConnId>, changes: SessionChanges) -> Vec<ConnId> {
+    let events = std::mem::take(&mut core.events);
+    let held = std::mem::take(&mut core.held);
     let answered_503 = held.responses.len();
     take_back(core, &events, held.responses);
-    core.chat
-        .forget_unstored_sessions(created.into_iter().map(|(key, _, _)| key));
-    // Try again next turn: a logout must not come back after a restart.
+    let created = changes.created.into_iter().map(|(key, _, _)| key);
+    core.chat.forget_unstored_sessions(created);
     let journal = core.chat.journal();
-    journal.ended.extend(ended);
-    journal.touched.extend(touched);
-    dropped.extend(held.readers);
+    journal.ended.extend(changes.ended);
+    journal.touched.extend(changes.touched);
+    acked.extend(held.readers);
     core.log.log(
         LogLevel::Error,
         format_args!(
             "commit failed: {} broadcasts taken back, {answered_503} responses \
              answered 503 instead, {} sockets dropped",
             events.len(),
-            dropped.len()
+            acked.len()
         ),
     );
-    dropped
+    acked
 }
 
 /// After a failed commit, before anything of the turn is written: takes

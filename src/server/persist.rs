@@ -100,7 +100,14 @@ pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId>
         core.log.log(LogLevel::Error, format_args!("{e}"));
     }
     let stored = result.is_ok() && wrote_all;
-    let acked = core.chat.end_turn(stored);
+    // With `--store-messages=off` messages are live only: no commit holds
+    // them back, whatever happens to the session rows.
+    let live_only = !core.cfg.store_messages;
+    let mut acked = core.chat.end_turn(stored || live_only);
+    if live_only {
+        core.events.clear();
+        acked.clear();
+    }
     if stored {
         // Cleared, not taken: the vectors keep their room for the next turn.
         core.events.clear();

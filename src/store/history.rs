@@ -43,14 +43,19 @@ const SQL_MESSAGES_AFTER: &str = "SELECT m.id, u.name, m.text, m.ts FROM message
      JOIN users u ON u.id = m.user_id WHERE m.id > ?1 ORDER BY m.id LIMIT ?2";
 /// Newest first; the caller stops at the first row older than its window.
 const SQL_NEWEST_FIRST: &str = "SELECT user_id, client_id, id, ts FROM messages ORDER BY id DESC";
+/// Both prunes keep the newest message whatever the limits say: ids
+/// continue after the newest stored one on restart, so deleting it would
+/// hand out acknowledged ids again.
 const SQL_PRUNE_BEFORE_ID: &str = "DELETE FROM messages WHERE id IN \
-     (SELECT id FROM messages WHERE id <= ?1 ORDER BY id LIMIT ?2)";
+     (SELECT id FROM messages WHERE id <= ?1 AND id < (SELECT max(id) FROM messages) \
+     ORDER BY id LIMIT ?2)";
 /// Looks only at the `?2` oldest rows, so a prune step reads a bounded
 /// number of rows even when nothing is old enough. Should the wall clock
 /// have gone back between runs, an old row behind a newer-stamped one
 /// waits until that one is old too.
 const SQL_PRUNE_BEFORE_TS: &str = "DELETE FROM messages WHERE id IN \
-     (SELECT id FROM (SELECT id, ts FROM messages ORDER BY id LIMIT ?2) WHERE ts < ?1)";
+     (SELECT id FROM (SELECT id, ts FROM messages ORDER BY id LIMIT ?2) WHERE ts < ?1 \
+     AND id < (SELECT max(id) FROM messages))";
 const SQL_INSERT_SESSION: &str =
     "INSERT OR REPLACE INTO sessions (token_hash, user_id, last_active) VALUES (?1, ?2, ?3)";
 const SQL_TOUCH_SESSION: &str = "UPDATE sessions SET last_active = ?2 WHERE token_hash = ?1";
@@ -468,6 +473,18 @@ mod tests {
         assert_eq!(store.prune_messages(None, Some(1009), 100).unwrap(), 0);
         let left = store.messages_after(0, 100).unwrap();
         assert_eq!(left.iter().map(|m| m.id).collect::<Vec<_>>(), [9, 10]);
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_message_so_ids_never_restart() {
+        let (mut store, user) = store_with_user();
+        for id in 1..=5 {
+            put(&mut store, user, id, None);
+        }
+        assert_eq!(store.prune_messages(None, Some(i64::MAX), 100).unwrap(), 4);
+        assert_eq!(store.prune_messages(Some(i64::MAX), None, 100).unwrap(), 0);
+        store.commit().unwrap();
+        assert_eq!(store.newest_message().unwrap().0, 5);
     }
 
     #[test]

@@ -511,6 +511,28 @@ impl Driver {
                 }
             }
         }
+        if let Some((at, true)) = self.setup.refuse_commit
+            && at <= 1
+        {
+            // The disk was full from the first turn on: no key and no
+            // session was stored, so none may have been handed out.
+            let written = self.written();
+            let found = |needle: &[u8]| written.windows(needle.len()).any(|w| w == needle);
+            assert!(!found(b"HTTP/1.1 201 "), "201 on a full disk");
+            for cookie in [&b"Set-Cookie: session="[..], b"set-cookie: session="] {
+                let after = written
+                    .windows(cookie.len())
+                    .enumerate()
+                    .filter(|(_, w)| *w == cookie);
+                for (i, _) in after {
+                    let next = written.get(i + cookie.len()).copied();
+                    assert!(
+                        !next.is_some_and(|b| b.is_ascii_alphanumeric()),
+                        "a session on a full disk"
+                    );
+                }
+            }
+        }
         let Some(&first) = self.unstored.first() else {
             return;
         };

@@ -18,7 +18,8 @@
 //! has ended and its timers have run, and then nobody is online for it;
 //! bob sees alice `join` at most once and `leave` exactly as often; nothing
 //! of a message whose commit failed is ever written to any socket (checked
-//! by `run`), nor stored. With
+//! by `run`), nor stored, and with the disk full from the first turn no
+//! 201 and no session cookie goes out. With
 //! "upgrade first", the server's answers match the reference reading of
 //! the stream: one ack per chat message (the echo for `/echo`), and a
 //! violation answered with a close frame with the right code.

@@ -154,8 +154,8 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| fail(&label, &format!("cannot open{}", missing_dir_hint(path)), e))?;
-        // SQLite opens the file lazily: lock it before the first statement
-        // (pragmas, migrations) touches it.
+        // SQLite has created the file but reads it only at the first
+        // statement: lock it before the pragmas and migrations touch it.
         let lock = lock_file(path, &label)?;
         let mut store = Store::init(conn, label, true)?;
         store._lock = Some(lock);

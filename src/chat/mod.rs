@@ -35,6 +35,12 @@ pub trait Outbox {
     /// bytes are the same for every recipient, so serialize and frame them
     /// once.
     fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]);
+    /// Like [`Outbox::deliver`], for an event that is stored in the turn's
+    /// batch (a chat message): should the turn's commit fail, the server
+    /// takes these frames back out of every queue before any is written.
+    fn deliver_event(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+        self.deliver(to, json);
+    }
     /// Queue `json` as a text frame for `conn` alone, in answer to a frame
     /// it sent (an ack). The same as a delivery to one connection, except
     /// that the server may write it before the turn's broadcasts.
@@ -170,7 +176,10 @@ struct Socket {
 #[derive(Debug)]
 enum Due {
     Session(SessionKey),
-    Dedupe(UserId, Box<str>),
+    /// A `client_id` and the message id it was remembered with: a newer
+    /// entry for the same `client_id` (after a failed commit took back the
+    /// first) is not forgotten by the older entry's timer.
+    Dedupe(UserId, Box<str>, i64),
 }
 
 /// The chat state. See the module doc.
@@ -196,6 +205,9 @@ pub struct Chat {
     /// Add to a `Millis` to get Unix milliseconds.
     unix_offset: i64,
     last_id: i64,
+    /// The largest message id known to be stored: ids above it were handed
+    /// out in the current turn and wait for its commit.
+    stored_id: i64,
     /// The newest message's time: times never go back, even when the wall
     /// clock does between runs, so ids and times rise together (the store
     /// relies on it to find messages by time along the ids).
@@ -205,9 +217,10 @@ pub struct Chat {
     /// Names of the sockets closed since the last [`Chat::flush_leaves`],
     /// whose `leave` is still to be delivered.
     leaving: Vec<Rc<str>>,
-    /// Sockets sent a success ack this turn. The acks are queued at once,
-    /// in frame order, but reach the socket only after the turn's commit;
-    /// if the commit fails, these sockets are dropped with their output.
+    /// Sockets sent a success ack for a message of this turn. The acks are
+    /// queued at once, in frame order, but reach the socket only after the
+    /// turn's commit; if the commit fails, these sockets are dropped with
+    /// their output.
     unconfirmed: Vec<ConnId>,
     /// Counters for `/metrics`.
     pub stats: ChatStats,
@@ -237,6 +250,7 @@ impl Chat {
             uses: 0..,
             unix_offset,
             last_id: 0,
+            stored_id: 0,
             last_ts: i64::MIN,
             recent: HashMap::new(),
             leaving: Vec::new(),
@@ -449,8 +463,11 @@ impl Chat {
         for due in fired.drain(..) {
             let again = match &due {
                 Due::Session(key) => self.session_due(key, now),
-                Due::Dedupe(user, client_id) => {
-                    self.recent.remove(&(*user, client_id.clone()));
+                Due::Dedupe(user, client_id, id) => {
+                    let key = (*user, client_id.clone());
+                    if self.recent.get(&key) == Some(id) {
+                        self.recent.remove(&key);
+                    }
                     None
                 }
             };

@@ -102,8 +102,56 @@ fn message_is_broadcast_then_acked() {
     assert_eq!(out.take(), [(1, msg.clone()), (3, msg), (2, ack)]);
     assert_eq!(chat.stats.messages_delivered, 2);
     // The turn's end names the sockets acked in it (for a failed commit).
-    assert_eq!(chat.end_turn(), [ConnId(2)]);
-    assert_eq!(chat.end_turn(), []);
+    assert_eq!(chat.end_turn(true), [ConnId(2)]);
+    assert_eq!(chat.end_turn(true), []);
+    assert_eq!(chat.stored_id(), 1);
+}
+
+#[test]
+fn failed_commit_forgets_the_turns_client_ids_but_not_its_ids() {
+    let (mut chat, mut out) = ws_open(2);
+    let frame = r#"{"message":"x","client_id":"c-1"}"#;
+    let first = chat
+        .ws_text(ConnId(1), frame, Millis(1_000), &mut out)
+        .unwrap();
+    assert_eq!(chat.end_turn(true), [ConnId(1)]);
+    let lost = r#"{"message":"y","client_id":"c-2"}"#;
+    let unstored = chat
+        .ws_text(ConnId(1), lost, Millis(2_000), &mut out)
+        .unwrap();
+    // A resend of a stored message in the failed turn: its ack stands.
+    assert!(
+        chat.ws_text(ConnId(2), frame, Millis(2_000), &mut out)
+            .is_some()
+    );
+    assert!(
+        chat.ws_text(ConnId(1), frame, Millis(2_000), &mut out)
+            .is_none()
+    );
+    out.take();
+    assert_eq!(chat.end_turn(false), [ConnId(1), ConnId(2)]);
+    assert_eq!(chat.stored_id(), first.id);
+    // The resend of the unstored one is a new message with a new id; the
+    // stored one is still recognized.
+    let again = chat
+        .ws_text(ConnId(1), lost, Millis(3_000), &mut out)
+        .unwrap();
+    assert!(again.id > unstored.id + 1, "{again:?} after {unstored:?}");
+    assert!(
+        chat.ws_text(ConnId(1), frame, Millis(3_000), &mut out)
+            .is_none()
+    );
+    assert_eq!(chat.end_turn(true), [ConnId(1)]);
+    // The failed entry's timer does not forget the new entry early.
+    let resend =
+        |chat: &mut Chat, out: &mut Rec| chat.ws_text(ConnId(1), lost, Millis(62_000), out);
+    chat.handle_timeouts(Millis(62_000));
+    assert!(resend(&mut chat, &mut out).is_none(), "still remembered");
+    chat.handle_timeouts(Millis(63_000));
+    assert!(
+        resend(&mut chat, &mut out).is_some(),
+        "forgotten after its window"
+    );
 }
 
 #[test]

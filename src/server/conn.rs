@@ -406,6 +406,31 @@ impl<S: Transport> Conn<S> {
         }
     }
 
+    /// Queues `resp` held until the turn's commit, and the 503 that takes
+    /// its place should the commit fail (same framing, so a pipelined
+    /// client reads the next response where it expects it).
+    fn send_held(
+        &mut self,
+        resp: &Response,
+        v: http::Version,
+        head: bool,
+        keep: bool,
+        env: &mut Env<'_>,
+    ) {
+        let render = |r: &Response| {
+            let mut bytes = Vec::with_capacity(r.body.len() + 256);
+            r.write_to(v, head, keep, &mut bytes);
+            bytes
+        };
+        let held: std::rc::Rc<[u8]> = render(resp).into();
+        let fallback = render(&api::storage_unavailable());
+        env.metrics.response(resp.status);
+        if let Some(o) = env.fan.outlet(self.id) {
+            o.push_held(&held);
+            env.held.responses.push((self.id, held, fallback));
+        }
+    }
+
     fn respond(&mut self, req: Request, env: &mut Env<'_>) {
         let peer = Peer::of(&req, self.peer.ip(), &env.cfg.trusted_proxies);
         let mut ctx = Ctx {
@@ -425,6 +450,13 @@ impl<S: Transport> Conn<S> {
             Routed::Respond(resp) => {
                 let keep = req.keep_alive && !resp.close;
                 self.send(&resp, req.version, req.method == Method::Head, keep, env);
+                self.log_access(&client, &request_line(&req), resp.status, env);
+                self.after_request(keep, env);
+            }
+            Routed::AfterCommit(resp) => {
+                let keep = req.keep_alive && !resp.close;
+                let head = req.method == Method::Head;
+                self.send_held(&resp, req.version, head, keep, env);
                 self.log_access(&client, &request_line(&req), resp.status, env);
                 self.after_request(keep, env);
             }

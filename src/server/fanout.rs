@@ -40,6 +40,9 @@ pub struct Fanout<'a> {
     pub generations: &'a [u32],
     /// Slots whose outlet has something new to flush.
     pub dirty: &'a mut Vec<usize>,
+    /// The frames of this turn's events (one reference per event, not per
+    /// recipient), for taking them back should the turn's commit fail.
+    pub events: &'a mut Vec<Rc<[u8]>>,
 }
 
 impl Fanout<'_> {
@@ -58,14 +61,26 @@ impl Fanout<'_> {
     }
 }
 
-impl Outbox for Fanout<'_> {
-    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
-        let frame: Rc<[u8]> = ws_frame(OP_TEXT, json).into();
+impl Fanout<'_> {
+    /// Queues one shared frame for every live connection of `to`.
+    fn push_all(&mut self, to: impl Iterator<Item = ConnId>, frame: &Rc<[u8]>) {
         for id in to {
             if let Some(outlet) = self.outlet(id) {
-                outlet.push_frame(&frame);
+                outlet.push_frame(frame);
             }
         }
+    }
+}
+
+impl Outbox for Fanout<'_> {
+    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+        self.push_all(to, &ws_frame(OP_TEXT, json).into());
+    }
+
+    fn deliver_event(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+        let frame: Rc<[u8]> = ws_frame(OP_TEXT, json).into();
+        self.push_all(to, &frame);
+        self.events.push(frame);
     }
 
     /// The batch is framed once into one buffer, and each recipient's
@@ -117,10 +132,12 @@ mod tests {
         let mut outlets = chat_outlets(3);
         let generations = [0, 0, 0];
         let mut dirty = Vec::new();
+        let mut events = Vec::new();
         let mut fan = Fanout {
             outlets: &mut outlets,
             generations: &generations,
             dirty: &mut dirty,
+            events: &mut events,
         };
         fan.deliver([conn_id(1, 0), conn_id(2, 0)].into_iter(), b"{}");
         fan.reply(conn_id(0, 0), br#"{"status":true}"#);
@@ -146,10 +163,12 @@ mod tests {
         let mut outlets = chat_outlets(100);
         let generations = [0; 100];
         let mut dirty = Vec::new();
+        let mut events = Vec::new();
         let mut fan = Fanout {
             outlets: &mut outlets,
             generations: &generations,
             dirty: &mut dirty,
+            events: &mut events,
         };
         for slot in 0..100 {
             let key = SessionKey::of(&format!("{slot:032}"));

@@ -27,6 +27,7 @@ use fanout::{Fanout, conn_id, generation_of, slot_of};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use outlet::Accepts;
+pub use persist::Held;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::io;
@@ -98,9 +99,9 @@ pub struct Env<'a> {
     pub scratch: &'a mut [u8],
     /// A note for the next access-log line.
     pub note: Option<String>,
-    /// A write to the database failed this turn: its acks must not say
-    /// stored.
-    pub store_failed: &'a mut bool,
+    /// What of this turn stands only if its commit succeeds (a write that
+    /// failed, replays, held responses).
+    pub held: &'a mut Held,
 }
 
 /// A start-up failure: one line, and exit code 2.
@@ -394,7 +395,7 @@ impl Server {
     /// this settles in rounds until nothing is left.
     fn before_sleep(&mut self, now: Millis) {
         let flush_sessions = std::mem::take(&mut self.flush_sessions);
-        for id in persist::persist_turn(&mut self.core, flush_sessions) {
+        for id in self.core.end_turn(flush_sessions) {
             // Acked but not stored: nothing it has queued may be written.
             if self.is_live(id) {
                 self.core.outlets[slot_of(id)].clear();
@@ -515,7 +516,7 @@ impl Server {
         for id in ids {
             self.close_conn(id, CloseCause::Shutdown, now);
         }
-        persist::persist_turn(&mut self.core, true);
+        self.core.end_turn(true);
         let Core { store, log, .. } = self.core;
         match store.close() {
             Ok(()) => log.log(LogLevel::Info, format_args!("stopped")),

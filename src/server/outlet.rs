@@ -147,6 +147,52 @@ impl Outlet {
         self.grew(frame.len());
     }
 
+    /// Queues a response that stands only if the turn's commit succeeds
+    /// (a 201 with a key, a login's cookie): shared, so that the loop can
+    /// find it again and swap it for its 503 should the commit fail.
+    pub fn push_held(&mut self, response: &Rc<[u8]>) {
+        if response.is_empty() || self.accepts == Accepts::Nothing {
+            return;
+        }
+        self.chunks.push_back(Chunk::Shared(response.clone()));
+        self.urgent = true;
+        self.grew(response.len());
+    }
+
+    /// Takes back every queued shared chunk `unstored` picks (the
+    /// broadcasts of a turn whose commit failed). Nothing of the turn has
+    /// been written yet, since output is written after the commit; a
+    /// partly written front chunk is an older turn's and stays.
+    pub fn retract(&mut self, unstored: impl Fn(&Rc<[u8]>) -> bool) {
+        let keep_front = usize::from(self.front_written > 0);
+        let (mut index, mut removed) = (0, 0);
+        self.chunks.retain(|chunk| {
+            let take = index >= keep_front && matches!(chunk, Chunk::Shared(r) if unstored(r));
+            index += 1;
+            if take {
+                removed += chunk.bytes().len();
+            }
+            !take
+        });
+        self.queued -= removed;
+    }
+
+    /// Swaps the queued shared chunk `held` (see [`Outlet::push_held`])
+    /// for `bytes`; false when it is not queued (the connection was
+    /// dropped, or overflowed).
+    pub fn replace(&mut self, held: &Rc<[u8]>, bytes: Vec<u8>) -> bool {
+        let found = self
+            .chunks
+            .iter_mut()
+            .find(|c| matches!(c, Chunk::Shared(r) if Rc::ptr_eq(r, held)));
+        let Some(chunk) = found else {
+            return false;
+        };
+        self.queued = self.queued - held.len() + bytes.len();
+        *chunk = Chunk::Owned(bytes);
+        true
+    }
+
     fn grew(&mut self, n: usize) {
         self.queued += n;
         if self.queued > self.limit {
@@ -355,6 +401,47 @@ mod tests {
         let kept = o.chunks.capacity();
         o.write_to(&mut sink).unwrap();
         assert_eq!(o.chunks.capacity(), kept);
+    }
+
+    #[test]
+    fn retract_takes_only_the_picked_unwritten_frames() {
+        let mut o = Outlet::new(1 << 20, Accepts::Frames);
+        let frame = |b: &[u8]| -> Rc<[u8]> { Rc::from(b) };
+        let (old, new, other) = (frame(b"OLD"), frame(b"NEW"), frame(b"KEEP"));
+        o.push_frame(&new);
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: 1,
+            block_next: false,
+        };
+        o.write_to(&mut w).unwrap();
+        assert_eq!(w.got, b"N", "the front chunk is partly written");
+        o.push_frame(&old);
+        o.push_frame(&other);
+        o.push_frame(&new);
+        o.push_copy(b"ack");
+        o.retract(|r| Rc::ptr_eq(r, &new) || Rc::ptr_eq(r, &old));
+        assert_eq!(o.queued(), 2 + 4 + 3);
+        while !o.is_empty() {
+            o.write_to(&mut w).unwrap();
+        }
+        assert_eq!(w.got, b"NEWKEEPack");
+    }
+
+    #[test]
+    fn a_held_response_can_be_swapped() {
+        let mut o = Outlet::new(1 << 20, Accepts::Http);
+        let held: Rc<[u8]> = Rc::from(&b"201"[..]);
+        o.push_copy(b"first ");
+        o.push_held(&held);
+        o.push_copy(b" next");
+        assert!(o.urgent);
+        assert!(o.replace(&held, b"503 sorry".to_vec()));
+        assert!(!o.replace(&Rc::from(&b"201"[..]), Vec::new()), "another Rc");
+        let mut got = Vec::new();
+        o.write_to(&mut got).unwrap();
+        assert_eq!(got, b"first 503 sorry next");
+        assert!(o.is_empty());
     }
 
     #[test]

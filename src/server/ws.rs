@@ -245,7 +245,8 @@ fn store_message(accepted: &Accepted, env: &mut Env<'_>) {
     }
     if let Err(e) = env.store.insert_message(&accepted.row()) {
         env.log.log(LogLevel::Error, format_args!("{e}"));
-        *env.store_failed = true;
+        // The turn is stored all or nothing: it will be rolled back.
+        env.held.failed = true;
     }
 }
 
@@ -281,6 +282,10 @@ fn replay(id: ConnId, since: i64, env: &mut Env<'_>) {
     }
     if page.len() > max || frames.len() > budget {
         frames = ws_frame(OP_TEXT, &ServerFrame::Event { event: "resync" }.to_json());
+    } else if page.last().is_some_and(|m| m.id > env.chat.stored_id()) {
+        // Rows of this turn's batch, which the loop's own connection sees
+        // before they are committed: they stand only if the commit does.
+        env.held.readers.push(id);
     }
     if let Some(out) = env.fan.outlet(id) {
         out.push_owned(frames);

@@ -49,7 +49,7 @@ struct ClientFrame<'a> {
     /// does not copy.
     #[serde(borrow, default, deserialize_with = "present")]
     message: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     client_id: Option<Cow<'a, str>>,
     /// A room other than general.
     #[serde(borrow, default, deserialize_with = "present")]
@@ -719,6 +719,7 @@ mod tests {
             (r#"{"message":"hi","to":null}"#, Err(InvalidMessage)),
             (r#"{"message":"hi","client_id":""}"#, Err(InvalidMessage)),
             (r#"{"message":"hi","client_id":5}"#, Err(InvalidMessage)),
+            (r#"{"message":"hi","client_id":null}"#, Err(InvalidMessage)),
             (&long_id, Err(InvalidMessage)),
             (r#"{"message":"hi"}"#, Ok("hi")),
             (r#"{"message":"a\"b"}"#, Ok("a\"b")),

@@ -35,12 +35,12 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn connection_seeds_replay_cleanly() {
     for (name, data) in seeds("connection") {
-        let setup = conn_driver::Setup::from_bytes(data[0], data[1]);
+        let setup = conn_driver::Setup::from_bytes(data[0], data[1]).with_refusal(data[2]);
         let mut input = Vec::new();
         if data[0] & 4 != 0 {
             input = conn_driver::upgrade_request(setup.echo);
         }
-        input.extend_from_slice(&data[2..]);
+        input.extend_from_slice(&data[3..]);
         let d = conn_driver::run(input, setup);
         assert!(!d.is_open(), "{name}");
     }
@@ -74,4 +74,49 @@ fn ws_frames_seeds_agree_with_the_model() {
         }
         assert_eq!(got, want, "{name}");
     }
+}
+
+/// Issue 11, defect 1 (see also `tests/storage.rs`), through the
+/// connection code itself: a commit the
+/// store refuses (once, or from a turn on for good) in a chat socket's
+/// life. `run` checks that nothing carrying an unstored message's id was
+/// written to alice or bob and that none is in the database; here, that
+/// the refusals did hit messages.
+#[test]
+fn refused_commit_in_the_connection_code_leaks_nothing() {
+    let frames: Vec<Vec<u8>> = [
+        r#"{"message":"one","client_id":"c-1"}"#,
+        r#"{"message":"one","client_id":"c-1"}"#,
+        r#"{"message":"two!!!!!!!!!!!!!!!!!!!"}"#,
+    ]
+    .iter()
+    .map(|t| masked_text(t))
+    .collect();
+    let mut input = conn_driver::upgrade_request(false);
+    for f in &frames {
+        input.extend_from_slice(f);
+    }
+    let mut hits = 0;
+    for turn in 1..=16u8 {
+        for always in [0, 0x80] {
+            // One frame's worth of input per turn, 1 ms apart.
+            let mut setup = conn_driver::Setup::from_bytes(0x20, 0).with_refusal(turn | always);
+            setup.chunk = frames[0].len();
+            let d = conn_driver::run(input.clone(), setup);
+            hits += usize::from(!d.unstored.is_empty());
+        }
+    }
+    assert!(
+        hits >= 3,
+        "only {hits} runs refused a commit holding a message"
+    );
+}
+
+/// A masked client text frame (payload under 126 bytes).
+fn masked_text(text: &str) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut f = vec![0x81, 0x80 | text.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
 }

@@ -596,3 +596,38 @@ fn resume_skips_what_the_user_may_not_see_and_resyncs_past_the_scan() {
     let mut b = try_open(&s, &path, &[("Cookie", &cookie)]).unwrap();
     assert_eq!(next(&mut b), json!({"event": "resync"}));
 }
+
+/// A room made in a turn whose commit failed (a full disk) does not
+/// exist: the creator got 503, nobody got its `room_join`, and the
+/// chat's memory follows the rolled-back store.
+#[test]
+fn a_room_change_on_a_failing_disk_is_503_and_leaves_no_trace() {
+    let s = Server::start_on_small_disk(Arc::new(TempDir::new()), 256 * 1024, &[]);
+    let ann = s.user("ann");
+    let mut a = open(&s, &ann);
+    let refused = (0..5000)
+        .map(|i| format!("room-{i:05}-{}", "x".repeat(20)))
+        .find(|name| {
+            let body = json!({ "name": name }).to_string();
+            let r = post(&s, &ann, "/api/rooms", &body);
+            if r.status == 201 {
+                return false;
+            }
+            assert_eq!(err(r), (503, "storage_unavailable".into()));
+            true
+        })
+        .expect("the disk fills up");
+    let made = room_names(&s, &ann).len() - 1;
+    assert!(made > 0, "no room made before the disk filled");
+    assert!(!room_names(&s, &ann).contains(&refused));
+    // Every room_join that reached the socket is of a room that exists.
+    a.send_text(&json!({"message": "x", "room": refused}).to_string());
+    loop {
+        let v = a.raw_json();
+        if v.get("status").is_some() {
+            assert_eq!(v, json!({"status": false, "code": "room_not_found"}));
+            break;
+        }
+        assert_ne!(v["room"], json!(refused), "{v}");
+    }
+}

@@ -4,8 +4,9 @@
 //! Invariants, after every operation: at most one open socket per user;
 //! the online list equals the model's open sockets in connection order;
 //! every `join` (to the sockets open at the time) is matched by exactly one
-//! `leave` (to the sockets open when it goes); nothing is ever sent to a
-//! closed connection; a frame is answered with exactly one ack (and a
+//! `leave` (to the sockets open when it goes: at the end of the turn, or
+//! before the next join or broadcast, never to a socket closed before
+//! then); nothing is ever sent to a closed connection; a frame is answered with exactly one ack (and a
 //! broadcast to the others when accepted); sessions end exactly when the
 //! sliding TTL says; the address limits agree with a window model; and
 //! `chat.check()` holds.
@@ -59,6 +60,8 @@ enum Op {
     RoomText(u8, u8),
     /// A direct message to `USERS[n]`, or to nobody past the end.
     Direct(u8, u8),
+    /// The server's turn ends: the pending `leave`s go out.
+    EndTurn,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -118,6 +121,8 @@ struct Model {
     /// Open sockets in connection order.
     online: Vec<ConnId>,
     attempts: HashMap<(bool, u8), Vec<u64>>,
+    /// Names of the sockets closed since the last flush of `leave`s.
+    leaving: Vec<&'static str>,
     /// Rooms by index into `ROOMS` (general is not modelled: everyone).
     rooms: HashMap<usize, MRoom>,
     /// The last event id handed out.
@@ -145,6 +150,15 @@ impl Model {
 
     fn is_open(&self, conn: ConnId) -> bool {
         self.online.contains(&conn)
+    }
+
+    /// The pending `leave`s, to the sockets open now.
+    fn flush_leaves(&mut self) -> Vec<Event> {
+        let online = self.online.clone();
+        self.leaving
+            .drain(..)
+            .map(|name| Event::Deliver(online.clone(), presence("leave", name)))
+            .collect()
     }
 
     /// The open socket of `user`.
@@ -287,12 +301,14 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                 return vec![];
             }
             let conn = ConnId(m.conns.len() as u64);
+            let mut want = m.flush_leaves();
             let others = m.online.clone();
             chat.ws_open(conn, &SessionKey::of(&m.sessions[s].token), now, out);
             m.conns.push((s, user));
             m.online.push(conn);
             m.sessions[s].socket = Some(conn);
-            vec![Event::Deliver(others, presence("join", USERS[user]))]
+            want.push(Event::Deliver(others, presence("join", USERS[user])));
+            want
         }
         Op::Text(c, ref text) => {
             let Some(conn) = m.conn(c) else { return vec![] };
@@ -302,16 +318,24 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             }
             // Accepted or refused is the decoder's and the bucket's call
             // (fuzzed on their own); the shape of the output is checked.
-            match out.0.first() {
+            // Pending `leave`s go out before an accepted message.
+            let answer = out.0.iter().find(|e| match e {
+                Event::Deliver(_, v) => v.get("event").is_none(),
+                Event::Close(..) => true,
+            });
+            match answer {
                 Some(Event::Deliver(_, v)) if v.get("message").is_some() => {
                     let author = USERS[m.conns[conn.0 as usize].1];
                     assert_eq!(v["author"], author);
                     m.last_id += 1;
                     assert_eq!(v["id"], m.last_id);
-                    vec![
-                        Event::Deliver(recipients(m, conn, v), v.clone()),
-                        Event::Deliver(vec![conn], json!({ "status": true, "id": v["id"] })),
-                    ]
+                    let mut want = m.flush_leaves();
+                    want.push(Event::Deliver(recipients(m, conn, v), v.clone()));
+                    want.push(Event::Deliver(
+                        vec![conn],
+                        json!({ "status": true, "id": v["id"] }),
+                    ));
+                    want
                 }
                 Some(Event::Deliver(_, v)) => {
                     assert_eq!(v["status"], false);
@@ -337,12 +361,13 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
         }
         Op::Close(c) => {
             let Some(conn) = m.conn(c) else { return vec![] };
-            chat.ws_closed(conn, now, out);
+            chat.ws_closed(conn, now);
             if !m.is_open(conn) {
                 return vec![];
             }
             let name = m.drop_socket(conn);
-            vec![Event::Deliver(m.online.clone(), presence("leave", name))]
+            m.leaving.push(name);
+            vec![]
         }
         Op::GoingAway(c) => {
             let Some(conn) = m.conn(c) else { return vec![] };
@@ -363,13 +388,15 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             match m.sessions[s].socket {
                 Some(conn) => {
                     let name = m.drop_socket(conn);
-                    vec![
-                        Event::Close(conn, 1000),
-                        Event::Deliver(m.online.clone(), presence("leave", name)),
-                    ]
+                    m.leaving.push(name);
+                    vec![Event::Close(conn, 1000)]
                 }
                 None => vec![],
             }
+        }
+        Op::EndTurn => {
+            chat.flush_leaves(out);
+            m.flush_leaves()
         }
         Op::Advance(ms) => {
             m.now += u64::from(ms);
@@ -406,7 +433,10 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             assert_eq!(owner.id, m.last_id);
             let members = HashMap::from([(user, Role::Owner)]);
             m.rooms.insert(r, MRoom { private, members });
-            vec![member_event(m, "room_join", r, user)]
+            {
+                let e = member_event(m, "room_join", r, user);
+                with_leaves(m, e)
+            }
         }
         Op::JoinRoom(u, r) => {
             let (user, r) = (usize::from(u) % USERS.len(), usize::from(r) % ROOMS.len());
@@ -420,7 +450,10 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                     assert_eq!(got.unwrap().unwrap().id, m.last_id);
                     let room = m.rooms.get_mut(&r).unwrap();
                     room.members.insert(user, Role::Member);
-                    return vec![member_event(m, "room_join", r, user)];
+                    return {
+                        let e = member_event(m, "room_join", r, user);
+                        with_leaves(m, e)
+                    };
                 }
             }
             vec![]
@@ -436,9 +469,12 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                     m.last_id += 1;
                     assert_eq!(got.unwrap().unwrap().id, m.last_id);
                     // Told to the members, the leaver included, then gone.
-                    let event = member_event(m, "room_leave", r, user);
+                    let event = {
+                        let e = member_event(m, "room_leave", r, user);
+                        with_leaves(m, e)
+                    };
                     m.rooms.get_mut(&r).unwrap().members.remove(&user);
-                    return vec![event];
+                    return event;
                 }
             }
             vec![]
@@ -479,7 +515,10 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                 .unwrap()
                 .members
                 .insert(who, Role::Member);
-            vec![member_event(m, "room_join", r, who)]
+            {
+                let e = member_event(m, "room_join", r, who);
+                with_leaves(m, e)
+            }
         }
         Op::RoomText(c, r) => {
             let Some(conn) = m.conn(c) else { return vec![] };
@@ -594,20 +633,36 @@ fn recipients(m: &Model, conn: ConnId, v: &Value) -> Vec<ConnId> {
 /// ack with the next id.
 fn answer(m: &mut Model, conn: ConnId, refused: Option<&str>, out: &Recorder) -> Vec<Event> {
     let nack = |code: &str| Event::Deliver(vec![conn], json!({ "status": false, "code": code }));
-    match out.0.first() {
+    // Pending `leave`s go out before an accepted message.
+    let first = out.0.iter().find(|e| match e {
+        Event::Deliver(_, v) => v.get("event").is_none(),
+        Event::Close(..) => true,
+    });
+    match first {
         Some(Event::Deliver(_, v)) if v["code"] == "rate_limited" => vec![nack("rate_limited")],
         _ if refused.is_some() => vec![nack(refused.unwrap())],
         Some(Event::Deliver(_, v)) if v.get("message").is_some() => {
             m.last_id += 1;
             assert_eq!(v["id"], m.last_id);
             assert_eq!(v["author"], USERS[m.conns[conn.0 as usize].1]);
-            vec![
-                Event::Deliver(recipients(m, conn, v), v.clone()),
-                Event::Deliver(vec![conn], json!({ "status": true, "id": m.last_id })),
-            ]
+            let mut want = m.flush_leaves();
+            want.push(Event::Deliver(recipients(m, conn, v), v.clone()));
+            want.push(Event::Deliver(
+                vec![conn],
+                json!({ "status": true, "id": m.last_id }),
+            ));
+            want
         }
         other => panic!("no delivery for an accepted frame: {other:?}"),
     }
+}
+
+/// The pending `leave`s (the chat flushes them before any delivery), then
+/// `event`.
+fn with_leaves(m: &mut Model, event: Event) -> Vec<Event> {
+    let mut want = m.flush_leaves();
+    want.push(event);
+    want
 }
 
 /// A membership event of room `r` about `user`, as sent to the room's

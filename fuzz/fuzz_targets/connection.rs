@@ -4,7 +4,9 @@
 //! (see `conn_driver`).
 //!
 //! Input: a flags byte (echo endpoint, peer address, slow reader, time per
-//! turn, and "upgrade first"), a chunk-size byte, then the client's bytes.
+//! turn, and "upgrade first"), a chunk-size byte, a failing-commit byte (0:
+//! none; else the turn at which the store refuses a commit, and whether
+//! the disk stays full from then on), then the client's bytes.
 //! With "upgrade first" the harness sends a valid upgrade request ahead of
 //! them, so the rest is a WebSocket stream from the first byte.
 //!
@@ -14,7 +16,10 @@
 //! request carrying a live session (or `/echo` when it is served), and the
 //! socket is then in the online list; the connection ends once the input
 //! has ended and its timers have run, and then nobody is online for it;
-//! bob sees alice `join` at most once and `leave` exactly as often. With
+//! bob sees alice `join` at most once and `leave` exactly as often; nothing
+//! of a message whose commit failed is ever written to any socket (checked
+//! by `run`), nor stored, and with the disk full from the first turn no
+//! 201 and no session cookie goes out. With
 //! "upgrade first", the server's answers match the reference reading of
 //! the stream: one ack per chat message (the echo for `/echo`), and a
 //! violation answered with a close frame with the right code.
@@ -26,10 +31,10 @@ use piratchat_fuzz::conn_driver::{ALICE_TOKEN, Setup, run, upgrade_request};
 use piratchat_fuzz::ws_model::{CHAT_LIMIT, ECHO_LIMIT, End, Msg, expect, server_frames};
 
 fuzz_target!(|data: &[u8]| {
-    let [flags, chunk, rest @ ..] = data else {
+    let [flags, chunk, refuse, rest @ ..] = data else {
         return;
     };
-    let setup = Setup::from_bytes(*flags, *chunk);
+    let setup = Setup::from_bytes(*flags, *chunk).with_refusal(*refuse);
     let upgrade_first = flags & 4 != 0;
     let mut input = Vec::new();
     if upgrade_first {
@@ -76,9 +81,9 @@ fuzz_target!(|data: &[u8]| {
         Some(ConnKind::Echo) => assert!(setup.echo, "/echo upgraded while off"),
         other => panic!("101 but the connection is {other:?}"),
     }
-    if !upgrade_first || setup.step_ms > 1_000 || setup.room != usize::MAX {
-        // Timeouts or a slow reader may end the socket before the stream
-        // does; the reference says nothing about those.
+    if !upgrade_first || setup.step_ms > 1_000 || setup.room != usize::MAX || d.refused > 0 {
+        // Timeouts, a slow reader or a failed commit may end the socket
+        // before the stream does; the reference says nothing about those.
         return;
     }
     let head_end = find(&written[pos..], b"\r\n\r\n").expect("whole 101 head") + pos + 4;

@@ -21,6 +21,7 @@ use piratchat::server::outlet::{Accepts, Outlet};
 use piratchat::server::{ConnKind, Core, Timer, ws};
 use piratchat::store::{Store, UserId};
 use piratchat::wheel::{Millis, Wheel};
+use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
@@ -119,6 +120,9 @@ pub struct Setup {
     pub step_ms: u64,
     /// Bytes of input per turn.
     pub chunk: usize,
+    /// The store refuses the first commit with writes at or after this
+    /// turn (as a full disk would), and with `true` every one after it too.
+    pub refuse_commit: Option<(u32, bool)>,
 }
 
 impl Setup {
@@ -132,7 +136,17 @@ impl Setup {
             room: ROOMS[usize::from(flags >> 3 & 3)],
             step_ms: STEPS[usize::from(flags >> 5)],
             chunk: if chunk == 0 { 4096 } else { usize::from(chunk) },
+            refuse_commit: None,
         }
+    }
+
+    /// The failing-commit operation from one byte (fuzz input): 0 for
+    /// none, else the turn in the low 7 bits, and the high bit for "the
+    /// disk stays full from then on".
+    pub fn with_refusal(mut self, byte: u8) -> Setup {
+        let turn = u32::from(byte & 0x7f);
+        self.refuse_commit = (byte != 0).then_some((turn, byte & 0x80 != 0));
+        self
     }
 }
 
@@ -162,6 +176,13 @@ pub struct Driver {
     pub max_queued: usize,
     /// Alice's user id.
     pub alice: UserId,
+    /// Turns run so far.
+    turns: u32,
+    /// Commits the store was told to refuse.
+    pub refused: u32,
+    /// Message ids handed out in turns whose commit failed: nothing with
+    /// one of them may ever be written to a socket.
+    pub unstored: BTreeSet<i64>,
 }
 
 impl Driver {
@@ -232,6 +253,9 @@ impl Driver {
             upgraded_after: 0,
             max_queued: 0,
             alice: alice.id,
+            turns: 0,
+            refused: 0,
+            unstored: BTreeSet::new(),
         };
         driver.serve();
         driver.before_sleep();
@@ -283,6 +307,7 @@ impl Driver {
     /// none), time moves on by the step, then read, timers, before sleep.
     /// Returns false once there was nothing left to deliver.
     pub fn turn(&mut self) -> bool {
+        self.turns += 1;
         self.now = Millis(self.now.0 + self.setup.step_ms);
         let more = match self.conn.as_mut() {
             Some(c) => {
@@ -358,15 +383,31 @@ impl Driver {
         self.core.chat.handle_timeouts(self.now);
     }
 
-    /// `Server::before_sleep`: the turn's commit (an in-memory database
-    /// does not fail it), then flags, closes, flushes, in rounds.
+    /// `Server::before_sleep`: the turn's commit (refused when the setup
+    /// says so; an in-memory database does not fail it otherwise), then
+    /// flags, closes, flushes, in rounds.
     fn before_sleep(&mut self) {
-        self.core.store.commit().expect("in-memory commit");
-        assert!(
-            !std::mem::take(&mut self.core.store_failed),
-            "a message insert failed"
-        );
-        self.core.chat.end_turn();
+        // Never the set-up's own commit (turn 0): it logs bob in and opens
+        // his socket in one turn, which the server cannot do (a session's
+        // token leaves only after its commit), so it must not be undone.
+        if let Some((at, always)) = self.setup.refuse_commit
+            && self.turns > 0
+            && (self.turns == at || always && self.turns > at)
+        {
+            self.refused += 1;
+            self.core.store.refuse_next_commit();
+        }
+        let last_id = self.core.chat.last_id();
+        let dropped = self.core.end_turn(true);
+        let stored_id = self.core.chat.stored_id();
+        self.unstored.extend(stored_id + 1..=last_id);
+        for id in dropped {
+            // Acked (or replayed to) for an unstored message: like the
+            // server, drop it with everything it has queued.
+            assert_eq!(Some(id), self.conn.as_ref().map(|c| c.id), "dropped {id:?}");
+            self.core.outlets[0].clear();
+            self.closing = Some(CloseCause::Error);
+        }
         for _ in 0..100 {
             let dirty = std::mem::take(&mut self.core.dirty);
             for &slot in &dirty {
@@ -376,6 +417,8 @@ impl Driver {
             if let Some(cause) = self.closing.take() {
                 self.close(cause);
             }
+            let mut env = self.core.env(self.now);
+            env.chat.flush_leaves(&mut env.fan);
             for &slot in &dirty {
                 self.flush(slot);
             }
@@ -456,6 +499,56 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// Nothing of an unstored message was ever written to a socket (no
+    /// broadcast to bob, no ack, replay or history page to alice: each
+    /// would carry its id), and none of them is in the database.
+    pub fn check_unstored(&mut self) {
+        for &id in &self.unstored {
+            for needle in [format!("\"id\":{id},"), format!("\"id\":{id}}}")] {
+                let needle = needle.as_bytes();
+                for (who, bytes) in [("alice", self.written()), ("bob", &self.bob_got[..])] {
+                    let leaked = bytes.windows(needle.len()).any(|w| w == needle);
+                    assert!(!leaked, "unstored message {id} written to {who}");
+                }
+            }
+        }
+        if let Some((at, true)) = self.setup.refuse_commit
+            && at <= 1
+        {
+            // The disk was full from the first turn on: no key and no
+            // session was stored, so none may have been handed out.
+            let written = self.written();
+            let found = |needle: &[u8]| written.windows(needle.len()).any(|w| w == needle);
+            assert!(!found(b"HTTP/1.1 201 "), "201 on a full disk");
+            for cookie in [&b"Set-Cookie: session="[..], b"set-cookie: session="] {
+                let after = written
+                    .windows(cookie.len())
+                    .enumerate()
+                    .filter(|(_, w)| *w == cookie);
+                for (i, _) in after {
+                    let next = written.get(i + cookie.len()).copied();
+                    assert!(
+                        !next.is_some_and(|b| b.is_ascii_alphanumeric()),
+                        "a session on a full disk"
+                    );
+                }
+            }
+        }
+        let Some(&first) = self.unstored.first() else {
+            return;
+        };
+        let stored = self.core.store.events_after(first - 1, usize::MAX >> 1);
+        for m in stored.expect("in-memory database") {
+            assert!(
+                !self.unstored.contains(&m.id),
+                "unstored id {} stored",
+                m.id
+            );
+        }
+    }
+}
+
 /// The upgrade request the harness sends ahead of WebSocket bytes: to
 /// `/ws` with alice's session, or to `/echo`.
 pub fn upgrade_request(echo: bool) -> Vec<u8> {
@@ -501,6 +594,7 @@ pub fn run(input: Vec<u8>, setup: Setup) -> Driver {
         d.check();
     }
     assert!(!d.is_open(), "connection outlives its input and its timers");
+    d.check_unstored();
     assert!(
         !d.chat().is_online(d.alice),
         "alice online without a socket"

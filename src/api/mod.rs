@@ -45,6 +45,11 @@ pub struct Ctx<'a, O: Outbox> {
 pub enum Routed {
     /// Send this response.
     Respond(Response),
+    /// Send this response once the turn's commit has stored what it
+    /// promises or was read from (a new user's key, a login's session, rows
+    /// of the turn's batch); if the commit fails, the client gets 503
+    /// `storage_unavailable` in its place instead.
+    AfterCommit(Response),
     /// Answer 101 with this `Sec-WebSocket-Accept` and switch to
     /// WebSocket; `chat` names the session for `/ws`, `None` is `/echo`.
     Upgrade {
@@ -126,12 +131,34 @@ pub fn handle<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Ro
         Endpoint::RoomAction | Endpoint::RoomMembers => rooms::action(req, path, ctx),
         Endpoint::Asset(asset) => Ok(assets::response(asset)),
     };
-    result
-        .unwrap_or_else(|e| {
-            ctx.note = Some(format!("database: {e}"));
-            Response::error(500, "internal_error")
-        })
-        .into()
+    let resp = result.unwrap_or_else(|e| {
+        ctx.note = Some(format!("database: {e}"));
+        Response::error(500, "internal_error")
+    });
+    // The store's connection sees the turn's uncommitted rows; a login's
+    // session row is written at the end of the turn; a room change is
+    // written in the turn's batch.
+    let reads_store = matches!(
+        endpoint,
+        Endpoint::Register
+            | Endpoint::Login
+            | Endpoint::Messages
+            | Endpoint::User
+            | Endpoint::Rooms
+            | Endpoint::RoomAction
+    );
+    let new_session = endpoint == Endpoint::Login && resp.status == 200;
+    if reads_store && (ctx.store.has_batch() || new_session) {
+        Routed::AfterCommit(resp)
+    } else {
+        Routed::Respond(resp)
+    }
+}
+
+/// What a client gets in place of a held response when the turn's commit
+/// failed (see [`Routed::AfterCommit`]).
+pub fn storage_unavailable() -> Response {
+    Response::error(503, "storage_unavailable")
 }
 
 fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {

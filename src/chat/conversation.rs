@@ -327,8 +327,10 @@ impl Chat {
         (names, change)
     }
 
-    /// Queues an event of `conv` for every socket in it but `conn`.
+    /// Queues an event of `conv` for every socket in it but `conn` (as a
+    /// stored event: taken back should the turn's commit fail).
     fn send_event(&mut self, conn: ConnId, conv: Conv, json: &[u8], out: &mut impl Outbox) {
+        self.flush_leaves(out);
         match conv {
             Conv::General => {
                 self.general_last_id = self.last_id;
@@ -338,13 +340,13 @@ impl Chat {
                 if let Some(room) = self.rooms.rooms.get_mut(&r) {
                     room.last_id = self.last_id;
                     let members = room.online.iter().copied();
-                    out.deliver(members.filter(|&c| c != conn), json);
+                    out.deliver_event(members.filter(|&c| c != conn), json);
                 }
             }
             Conv::Direct(a, b) => {
                 let b = if a == b { &[][..] } else { self.sockets_of(b) };
                 let both = self.sockets_of(a).iter().chain(b);
-                out.deliver(both.copied().filter(|&c| c != conn), json);
+                out.deliver_event(both.copied().filter(|&c| c != conn), json);
             }
         }
     }
@@ -375,6 +377,7 @@ impl Chat {
     }
 
     fn relay_typing(&mut self, user: UserId, name: &str, dest: &Dest, out: &mut impl Outbox) {
+        self.flush_leaves(out);
         let mine = self.sockets_of(user);
         let (place, to): (Place<'_>, Vec<ConnId>) = match *dest {
             Dest::General => {
@@ -449,6 +452,7 @@ impl Chat {
             with: with.as_deref(),
         })
         .to_json();
+        self.flush_leaves(out);
         let others = self.sockets_of(user).iter().copied();
         out.deliver(others.filter(|&c| c != conn), &json);
         self.ack_done(conn, out);

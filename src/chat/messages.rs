@@ -169,6 +169,8 @@ impl Chat {
         message: &ChatMessage<'_>,
         out: &mut impl Outbox,
     ) {
+        // Presence first, as before every delivery (see `flush_leaves`).
+        self.flush_leaves(out);
         let mut message = message.clone();
         let delivered = &mut self.stats.messages_delivered;
         match *dest {
@@ -184,7 +186,7 @@ impl Chat {
                 message.room = Some(&r.name);
                 let json = ServerFrame::Message(&message).to_json();
                 let members = r.online.iter().copied().filter(|&c| c != conn);
-                out.deliver(members.inspect(|_| *delivered += 1), &json);
+                out.deliver_event(members.inspect(|_| *delivered += 1), &json);
             }
             Dest::Direct(to) => {
                 let to_name = self.directory.name(to).cloned().unwrap_or_default();
@@ -197,7 +199,7 @@ impl Chat {
                 let sender = if to == user { &[][..] } else { of(user) };
                 let sockets = of(to).iter().chain(sender);
                 let others = sockets.copied().filter(|&c| c != conn);
-                out.deliver(others.inspect(|_| *delivered += 1), &json);
+                out.deliver_event(others.inspect(|_| *delivered += 1), &json);
             }
         }
     }
@@ -252,19 +254,21 @@ impl Chat {
     /// Queues `json` for every open socket but `from`'s: serialized once,
     /// the same bytes for all.
     pub(super) fn broadcast(&mut self, from: ConnId, json: &[u8], out: &mut impl Outbox) {
+        self.flush_leaves(out);
         let delivered = &mut self.stats.messages_delivered;
         let others = self
             .online
             .iter()
             .filter(|&c| c != from)
             .inspect(|_| *delivered += 1);
-        out.deliver(others, json);
+        out.deliver_event(others, json);
     }
 
     fn remember_client_id(&mut self, user: UserId, client_id: &str, id: i64, at: Millis) {
         let key: Box<str> = client_id.into();
         let expires = Millis(at.0 + self.cfg.dedupe_window.0);
-        self.wheel.insert(expires, Due::Dedupe(user, key.clone()));
+        self.wheel
+            .insert(expires, Due::Dedupe(user, key.clone(), id));
         self.recent.insert((user, key), id);
     }
 
@@ -278,12 +282,19 @@ impl Chat {
     /// (the newest stored event's).
     pub fn continue_after(&mut self, id: i64, ts: i64) {
         self.last_id = self.last_id.max(id);
+        self.stored_id = self.last_id;
         self.last_ts = self.last_ts.max(ts);
     }
 
     /// The largest event id handed out.
     pub fn last_id(&self) -> i64 {
         self.last_id
+    }
+
+    /// The largest message id known to be stored; the ids above it belong
+    /// to the current turn and wait for its commit.
+    pub fn stored_id(&self) -> i64 {
+        self.stored_id
     }
 
     /// Unix milliseconds of `now`.
@@ -299,15 +310,31 @@ impl Chat {
         self.stats.acks_ok += 1;
         let json = ServerFrame::AckOk { status: true, id }.to_json();
         out.reply(conn, &json);
-        self.unconfirmed.push(conn);
+        if id > self.stored_id {
+            // The ack of a stored message (a resend) holds whatever the
+            // commit does.
+            self.unconfirmed.push(conn);
+        }
     }
 
-    /// The turn is over: the sockets sent a success ack in it. The caller
-    /// commits the turn's batch before writing any output; if the commit
-    /// failed, it drops these sockets with their queued output, so no ack
-    /// for an unstored message ever reaches a client (which reconnects and
-    /// resends with its `client_id`).
-    pub fn end_turn(&mut self) -> Vec<ConnId> {
+    /// The turn is over, and its commit `stored` its messages or not.
+    /// Returns the sockets sent a success ack for a message of the turn.
+    ///
+    /// The caller commits the turn's batch before writing any output. If
+    /// the commit failed, it drops these sockets with their queued output
+    /// and takes the turn's broadcasts back out of every queue, so nothing
+    /// of an unstored message ever leaves the server; here its `client_id`s
+    /// are forgotten, so the client's resend (after reconnecting) is a new
+    /// message, not the ack of one that does not exist. Its id is not
+    /// handed out again by this process (`last_id` stays): see the README
+    /// on ids after a failed commit.
+    pub fn end_turn(&mut self, stored: bool) -> Vec<ConnId> {
+        if stored {
+            self.stored_id = self.last_id;
+        } else {
+            let stored_id = self.stored_id;
+            self.recent.retain(|_, id| *id <= stored_id);
+        }
         std::mem::take(&mut self.unconfirmed)
     }
 }

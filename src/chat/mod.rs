@@ -42,11 +42,27 @@ pub trait Outbox {
     /// bytes are the same for every recipient, so serialize and frame them
     /// once.
     fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]);
+    /// Like [`Outbox::deliver`], for an event that is stored in the turn's
+    /// batch (a chat message): should the turn's commit fail, the server
+    /// takes these frames back out of every queue before any is written.
+    fn deliver_event(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+        self.deliver(to, json);
+    }
     /// Queue `json` as a text frame for `conn` alone, in answer to a frame
     /// it sent (an ack). The same as a delivery to one connection, except
     /// that the server may write it before the turn's broadcasts.
     fn reply(&mut self, conn: ConnId, json: &[u8]) {
         self.deliver(std::iter::once(conn), json);
+    }
+    /// Queue every one of `jsons`, in order, as text frames for each
+    /// connection of `to`: the same as one [`Outbox::deliver`] per json,
+    /// except that the server may queue the whole batch as one shared
+    /// chunk per recipient (the `leave`s of a mass disconnect).
+    fn deliver_batch(&mut self, to: impl Iterator<Item = ConnId>, jsons: &[Vec<u8>]) {
+        let to: Vec<ConnId> = to.collect();
+        for json in jsons {
+            self.deliver(to.iter().copied(), json);
+        }
     }
     /// Close the WebSocket of `conn` with this close code and reason.
     fn close(&mut self, conn: ConnId, code: u16, reason: &'static str);
@@ -169,7 +185,10 @@ struct Socket {
 #[derive(Debug)]
 enum Due {
     Session(SessionKey),
-    Dedupe(UserId, Box<str>),
+    /// A `client_id` and the message id it was remembered with: a newer
+    /// entry for the same `client_id` (after a failed commit took back the
+    /// first) is not forgotten by the older entry's timer.
+    Dedupe(UserId, Box<str>, i64),
     /// A user's typing notice in a conversation (see
     /// [`conversation::conv_key`]) may be relayed again.
     Typing(UserId, i64),
@@ -200,15 +219,22 @@ pub struct Chat {
     /// Add to a `Millis` to get Unix milliseconds.
     unix_offset: i64,
     last_id: i64,
+    /// The largest message id known to be stored: ids above it were handed
+    /// out in the current turn and wait for its commit.
+    stored_id: i64,
     /// The newest message's time: times never go back, even when the wall
     /// clock does between runs, so ids and times rise together (the store
     /// relies on it to find messages by time along the ids).
     last_ts: i64,
     /// Recent `client_id`s of each user and the id they were stored under.
     recent: HashMap<(UserId, Box<str>), i64>,
-    /// Sockets sent a success ack this turn. The acks are queued at once,
-    /// in frame order, but reach the socket only after the turn's commit;
-    /// if the commit fails, these sockets are dropped with their output.
+    /// Names of the sockets closed since the last [`Chat::flush_leaves`],
+    /// whose `leave` is still to be delivered.
+    leaving: Vec<Rc<str>>,
+    /// Sockets sent a success ack for a message of this turn. The acks are
+    /// queued at once, in frame order, but reach the socket only after the
+    /// turn's commit; if the commit fails, these sockets are dropped with
+    /// their output.
     unconfirmed: Vec<ConnId>,
     /// Every user's name.
     directory: directory::Directory,
@@ -260,8 +286,10 @@ impl Chat {
             uses: 0..,
             unix_offset,
             last_id: 0,
+            stored_id: 0,
             last_ts: i64::MIN,
             recent: HashMap::new(),
+            leaving: Vec::new(),
             unconfirmed: Vec::new(),
             directory: directory::Directory::default(),
             rooms: rooms::Rooms::new(),
@@ -311,6 +339,10 @@ impl Chat {
         };
         session.sockets.push(conn);
         let (user, name) = (session.user, session.name.clone());
+        // Before this socket counts as online: a `leave` of this turn is
+        // not news to it, and must reach the others before this `join`
+        // (the same user may be reconnecting).
+        self.flush_leaves(out);
         let sockets = &mut self.sockets;
         let pos = self.online.push(conn, |c, p| {
             if let Some(s) = sockets.get_mut(&c) {
@@ -355,11 +387,12 @@ impl Chat {
     }
 
     /// Chat socket `conn` is gone (for any reason): when it was its user's
-    /// last, the others get `leave` once and the user is last seen now. Calling it again, or for a socket logout already removed, does
-    /// nothing.
-    pub fn ws_closed(&mut self, conn: ConnId, now: Millis, out: &mut impl Outbox) {
+    /// last, the others get `leave` once, at the next
+    /// [`Chat::flush_leaves`], and the user is last seen now. Calling it
+    /// again, or for a socket logout already removed, does nothing.
+    pub fn ws_closed(&mut self, conn: ConnId, now: Millis) {
         if self.end_socket_activity(conn, now) {
-            self.remove_socket(conn, out);
+            self.remove_socket(conn);
         }
     }
 
@@ -408,16 +441,37 @@ impl Chat {
         Some(sock)
     }
 
-    fn remove_socket(&mut self, conn: ConnId, out: &mut impl Outbox) {
-        let Some(sock) = self.forget_socket(conn) else {
-            return;
-        };
-        let json = ServerFrame::Presence {
-            event: "leave",
-            username: &sock.name,
+    /// Takes `conn` off every table and remembers its `leave` for the
+    /// next [`Chat::flush_leaves`]. Not delivered at once: when many
+    /// sockets close in one turn (a proxy restart drops them all), each
+    /// `leave` would go to every socket still listed, including the ones
+    /// about to close in the same turn: n²/2 frames, nearly all wasted.
+    fn remove_socket(&mut self, conn: ConnId) {
+        if let Some(sock) = self.forget_socket(conn) {
+            self.leaving.push(sock.name);
         }
-        .to_json();
-        out.deliver(self.online.iter(), &json);
+    }
+
+    /// Delivers the `leave` of every socket closed since the last call to
+    /// the sockets open now, as one batch. The server calls it before
+    /// sleeping, after the turn's closes; every other delivery calls it
+    /// first, so no frame overtakes a `leave` that happened before it.
+    pub fn flush_leaves(&mut self, out: &mut impl Outbox) {
+        if self.leaving.is_empty() {
+            return;
+        }
+        let jsons: Vec<Vec<u8>> = self
+            .leaving
+            .drain(..)
+            .map(|name| {
+                ServerFrame::Presence {
+                    event: "leave",
+                    username: &name,
+                }
+                .to_json()
+            })
+            .collect();
+        out.deliver_batch(self.online.iter(), &jsons);
     }
 
     fn ack_error(&mut self, conn: ConnId, err: AckError, out: &mut impl Outbox) {
@@ -474,8 +528,11 @@ impl Chat {
         for due in fired.drain(..) {
             let again = match &due {
                 Due::Session(key) => self.session_due(key, now),
-                Due::Dedupe(user, client_id) => {
-                    self.recent.remove(&(*user, client_id.clone()));
+                Due::Dedupe(user, client_id, id) => {
+                    let key = (*user, client_id.clone());
+                    if self.recent.get(&key) == Some(id) {
+                        self.recent.remove(&key);
+                    }
                     None
                 }
                 Due::Typing(user, conv) => {

@@ -255,6 +255,29 @@ impl Chat {
         self.directory.add(user, name);
     }
 
+    /// After a failed commit: forgets every user, room and membership, to
+    /// load them again from the store (which rolled the turn's changes
+    /// back), so memory never holds a room or a user the database does
+    /// not. Then [`Chat::reindex_room_sockets`].
+    pub fn forget_rooms_and_users(&mut self) {
+        self.directory = super::directory::Directory::default();
+        self.rooms = Rooms::new();
+        self.general_last_id = 0;
+    }
+
+    /// Puts every open socket back into the online sets of its user's
+    /// rooms (after [`Chat::forget_rooms_and_users`] and the reload).
+    pub fn reindex_room_sockets(&mut self) {
+        let open: Vec<(UserId, ConnId)> = self
+            .user_sockets
+            .iter()
+            .flat_map(|(&u, conns)| conns.iter().map(move |&c| (u, c)))
+            .collect();
+        for (user, conn) in open {
+            self.rooms_socket_open(user, conn);
+        }
+    }
+
     /// Start-up: a stored room (general exists from the start).
     pub fn restore_room(&mut self, id: RoomId, name: &str, private: bool) {
         if !self.rooms.rooms.contains_key(&id) {
@@ -419,6 +442,7 @@ impl Chat {
         (eid, ts): (i64, i64),
         out: &mut impl Outbox,
     ) {
+        self.flush_leaves(out);
         let room = &self.rooms.rooms[&id];
         let username = self.directory.name(user).map_or("", |n| n);
         let json = ServerFrame::Member(&MemberEvent {
@@ -429,7 +453,8 @@ impl Chat {
             ts,
         })
         .to_json();
-        out.deliver(room.online.iter().copied(), &json);
+        // Stored in the turn's batch: taken back if its commit fails.
+        out.deliver_event(room.online.iter().copied(), &json);
     }
 
     /// The rooms `user` sees: general, the public ones and their private

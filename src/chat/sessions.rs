@@ -151,11 +151,19 @@ impl Chat {
         };
         for conn in session.sockets {
             out.close(conn, 1000, "logged out");
-            self.remove_socket(conn, out);
+            self.remove_socket(conn);
         }
     }
 
     fn end_session(&mut self, key: &SessionKey) -> Option<Session> {
+        let session = self.unlist_session(key)?;
+        self.journal.ended.push(key.clone());
+        Some(session)
+    }
+
+    /// Takes `key` off the session table and its user's list; nothing is
+    /// journaled (the caller says whether a row must be deleted).
+    fn unlist_session(&mut self, key: &SessionKey) -> Option<Session> {
         let session = self.sessions.remove(key)?;
         if let Some(keys) = self.user_sessions.get_mut(&session.user) {
             keys.retain(|k| k != key);
@@ -164,8 +172,20 @@ impl Chat {
             }
         }
         self.journal.touched.remove(key);
-        self.journal.ended.push(key.clone());
         Some(session)
+    }
+
+    /// Forgets sessions whose rows a failed commit did not store. Their
+    /// tokens never left the server (the login was answered 503), so no
+    /// request can carry them and no socket can be open on them.
+    pub fn forget_unstored_sessions(&mut self, keys: impl Iterator<Item = SessionKey>) {
+        for key in keys {
+            debug_assert!(
+                self.sessions.get(&key).is_none_or(|s| s.sockets.is_empty()),
+                "a socket on an unstored session"
+            );
+            self.unlist_session(&key);
+        }
     }
 
     /// Live sessions (including idle ones whose expiry timer is pending).

@@ -102,8 +102,56 @@ fn message_is_broadcast_then_acked() {
     assert_eq!(out.take(), [(1, msg.clone()), (3, msg), (2, ack)]);
     assert_eq!(chat.stats.messages_delivered, 2);
     // The turn's end names the sockets acked in it (for a failed commit).
-    assert_eq!(chat.end_turn(), [ConnId(2)]);
-    assert_eq!(chat.end_turn(), []);
+    assert_eq!(chat.end_turn(true), [ConnId(2)]);
+    assert_eq!(chat.end_turn(true), []);
+    assert_eq!(chat.stored_id(), 1);
+}
+
+#[test]
+fn failed_commit_forgets_the_turns_client_ids_but_not_its_ids() {
+    let (mut chat, mut out) = ws_open(2);
+    let frame = r#"{"message":"x","client_id":"c-1"}"#;
+    let first = chat
+        .ws_text(ConnId(1), frame, Millis(1_000), &mut out)
+        .unwrap();
+    assert_eq!(chat.end_turn(true), [ConnId(1)]);
+    let lost = r#"{"message":"y","client_id":"c-2"}"#;
+    let unstored = chat
+        .ws_text(ConnId(1), lost, Millis(2_000), &mut out)
+        .unwrap();
+    // A resend of a stored message in the failed turn: its ack stands.
+    assert!(
+        chat.ws_text(ConnId(2), frame, Millis(2_000), &mut out)
+            .is_some()
+    );
+    assert!(
+        chat.ws_text(ConnId(1), frame, Millis(2_000), &mut out)
+            .is_none()
+    );
+    out.take();
+    assert_eq!(chat.end_turn(false), [ConnId(1), ConnId(2)]);
+    assert_eq!(chat.stored_id(), first.id);
+    // The resend of the unstored one is a new message with a new id; the
+    // stored one is still recognized.
+    let again = chat
+        .ws_text(ConnId(1), lost, Millis(3_000), &mut out)
+        .unwrap();
+    assert!(again.id > unstored.id + 1, "{again:?} after {unstored:?}");
+    assert!(
+        chat.ws_text(ConnId(1), frame, Millis(3_000), &mut out)
+            .is_none()
+    );
+    assert_eq!(chat.end_turn(true), [ConnId(1)]);
+    // The failed entry's timer does not forget the new entry early.
+    let resend =
+        |chat: &mut Chat, out: &mut Rec| chat.ws_text(ConnId(1), lost, Millis(62_000), out);
+    chat.handle_timeouts(Millis(62_000));
+    assert!(resend(&mut chat, &mut out).is_none(), "still remembered");
+    chat.handle_timeouts(Millis(63_000));
+    assert!(
+        resend(&mut chat, &mut out).is_some(),
+        "forgotten after its window"
+    );
 }
 
 #[test]
@@ -156,13 +204,71 @@ fn rate_limit_acks_and_recovers() {
 #[test]
 fn leave_once_whatever_ends_the_socket() {
     let (mut chat, mut out) = ws_open(3);
-    chat.ws_closed(ConnId(2), Millis(5), &mut out);
+    chat.ws_closed(ConnId(2), Millis(5));
+    chat.flush_leaves(&mut out);
     let leave = r#"{"event":"leave","username":"u2"}"#.to_string();
     assert_eq!(out.take(), [(1, leave.clone()), (3, leave)]);
-    chat.ws_closed(ConnId(2), Millis(6), &mut out);
+    chat.ws_closed(ConnId(2), Millis(6));
+    chat.flush_leaves(&mut out);
     assert_eq!(out.take(), []);
     chat.check();
     assert_eq!(chat.online_names().collect::<Vec<_>>(), ["u1", "u3"]);
+}
+
+/// Issue 11, defect 4: sockets closing in one turn each told every other
+/// socket still listed, also the ones closing in the same turn (n²/2
+/// frames). Now a socket closed in the turn is never sent a `leave`, and
+/// each survivor gets the turn's leaves once each, as one batch.
+#[test]
+fn mass_disconnect_leaves_only_reach_the_survivors() {
+    let (mut chat, mut out) = ws_open(100);
+    for c in 1..=90 {
+        chat.ws_closed(ConnId(c), Millis(5));
+    }
+    chat.check();
+    assert_eq!(out.take(), [], "nothing before the turn ends");
+    chat.flush_leaves(&mut out);
+    let sent = out.take();
+    assert!(sent.iter().all(|&(to, _)| to > 90), "only survivors hear");
+    assert_eq!(sent.len(), 10 * 90, "each survivor hears each leave once");
+    let to_91: Vec<String> = sent
+        .iter()
+        .filter(|(to, _)| *to == 91)
+        .map(|(_, json)| json.clone())
+        .collect();
+    let want: Vec<String> = (1..=90)
+        .map(|c| format!(r#"{{"event":"leave","username":"u{c}"}}"#))
+        .collect();
+    assert_eq!(to_91, want, "in the order they closed");
+    chat.flush_leaves(&mut out);
+    assert_eq!(out.take(), [], "delivered once");
+}
+
+/// A `leave` of this turn reaches the others before anything that happens
+/// after it: the same user's `join` when they reconnect, a message. The
+/// new socket itself hears nothing of it.
+#[test]
+fn a_pending_leave_goes_out_before_later_frames() {
+    let (mut chat, mut out) = ws_open(3);
+    chat.ws_closed(ConnId(1), Millis(5));
+    chat.ws_open(ConnId(4), &SessionKey::of(&token(1)), Millis(5), &mut out);
+    let leave = r#"{"event":"leave","username":"u1"}"#.to_string();
+    let join = r#"{"event":"join","username":"u1"}"#.to_string();
+    assert_eq!(
+        out.take(),
+        [
+            (2, leave.clone()),
+            (3, leave.clone()),
+            (2, join.clone()),
+            (3, join)
+        ]
+    );
+    chat.ws_closed(ConnId(2), Millis(6));
+    chat.ws_text(ConnId(3), r#"{"message":"hi"}"#, Millis(6), &mut out);
+    let sent = out.take();
+    let leave = r#"{"event":"leave","username":"u2"}"#.to_string();
+    assert_eq!(sent[..2], [(3, leave.clone()), (4, leave)]);
+    assert!(sent[2].1.contains(r#""message":"hi""#), "{sent:?}");
 }
 
 #[test]
@@ -178,7 +284,8 @@ fn going_away_at_shutdown_tells_nobody() {
     let me = chat.authenticate(Some(&token(2)), Millis(5)).unwrap();
     assert!(!chat.is_online(me.user));
     // Whatever else ends the socket afterwards sends nothing either.
-    chat.ws_closed(ConnId(1), Millis(6), &mut out);
+    chat.ws_closed(ConnId(1), Millis(6));
+    chat.flush_leaves(&mut out);
     assert_eq!(out.take(), []);
 }
 
@@ -187,11 +294,13 @@ fn logout_closes_the_socket_and_sends_leave_once() {
     let (mut chat, mut out) = ws_open(2);
     chat.logout(&token(1), &mut out);
     assert_eq!(out.closed, [(1, 1000, "logged out")]);
+    chat.flush_leaves(&mut out);
     assert_eq!(
         out.take(),
         [(2, r#"{"event":"leave","username":"u1"}"#.into())]
     );
-    chat.ws_closed(ConnId(1), Millis(1), &mut out);
+    chat.ws_closed(ConnId(1), Millis(1));
+    chat.flush_leaves(&mut out);
     assert_eq!(out.take(), []);
     assert_eq!(
         chat.authenticate(Some(&token(1)), Millis(1)),
@@ -249,12 +358,12 @@ fn an_idle_session_is_invalid_even_before_its_timer_runs() {
 
 #[test]
 fn an_open_socket_keeps_its_session() {
-    let (mut chat, mut out) = ws_open(1);
+    let (mut chat, _) = ws_open(1);
     for t in (1000..20_000).step_by(1000) {
         chat.handle_timeouts(Millis(t));
     }
     assert_eq!(chat.session_count(), 1);
-    chat.ws_closed(ConnId(1), Millis(20_000), &mut out);
+    chat.ws_closed(ConnId(1), Millis(20_000));
     chat.handle_timeouts(Millis(20_999));
     assert!(chat.authenticate(Some(&token(1)), Millis(20_500)).is_ok());
     chat.handle_timeouts(Millis(21_500));
@@ -436,8 +545,9 @@ fn a_room_message_reaches_the_online_members_only() {
     assert_eq!(out.take(), [(3, msg), (1, ack)]);
     // A member who is offline gets it by history; a socket closing leaves
     // the room's online set.
-    chat.ws_closed(ConnId(3), Millis(2), &mut out);
+    chat.ws_closed(ConnId(3), Millis(2));
     chat.check();
+    chat.flush_leaves(&mut out);
     out.take();
     chat.ws_text(
         ConnId(1),
@@ -696,7 +806,8 @@ fn session_cap_never_ends_a_session_with_an_open_socket() {
     }
     // Once the socket closes, its session is idle like any other and the
     // next login ends the least recently used.
-    chat.ws_closed(ConnId(1), Millis(30), &mut out);
+    chat.ws_closed(ConnId(1), Millis(30));
+    chat.flush_leaves(&mut out);
     login_as_1(&mut chat, 11, 31);
     assert_eq!(chat.session_count(), 3);
     assert!(!live(&mut chat, 8, 40));

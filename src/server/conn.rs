@@ -35,6 +35,9 @@ pub const READ_BUDGET: usize = 64 * 1024;
 /// until the client has read some.
 const HTTP_PAUSE_OUTPUT: usize = 256 * 1024;
 
+/// Request buffer capacity an idle keep-alive connection keeps.
+const KEEP_REQUEST_BUFFER: usize = 4 * 1024;
+
 /// How long a closing connection waits for the peer's EOF after our FIN.
 const LINGER: Millis = Millis(2_000);
 
@@ -47,6 +50,23 @@ enum Stage {
     Head,
     /// The head is in, the body is arriving (body deadline).
     Body,
+}
+
+/// Why reading a request stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadStop {
+    /// The socket is drained; the next event brings more.
+    WouldBlock,
+    /// The peer is done sending.
+    Eof,
+    /// The socket failed.
+    Error,
+    /// The request buffer is at its cap.
+    Full,
+    /// Parsing is paused until the output drains.
+    Paused,
+    /// This turn's read budget is spent.
+    Budget,
 }
 
 /// State of the HTTP phase.
@@ -203,44 +223,82 @@ impl<S: Transport> Conn<S> {
         }
     }
 
+    /// Reads and answers requests until the socket would block, the
+    /// peer is done, output is paused or the turn's budget is spent.
+    /// Readiness is edge-triggered: a connection that stops for any other
+    /// reason (a full buffer) must not wait for an event, since none comes
+    /// for bytes already in the socket.
     fn http_readable(&mut self, env: &mut Env<'_>) -> Step {
-        let limits = limits(env);
+        let mut budget = READ_BUDGET;
+        loop {
+            let stop = self.http_read(&mut budget, env);
+            if stop == ReadStop::Error {
+                return Step::Close(CloseCause::Peer);
+            }
+            let step = self.process_http(env);
+            if step != Step::Idle {
+                return step;
+            }
+            let Phase::Http(http) = &self.phase else {
+                return Step::Idle;
+            };
+            if self.after_flush != AfterFlush::Stay || http.paused {
+                // Closing ignores further input; a paused connection is put
+                // back on the ready list when its output drains.
+                return Step::Idle;
+            }
+            match stop {
+                ReadStop::WouldBlock => return Step::Idle,
+                // The peer is gone, or at least done sending; what it sent
+                // is answered, then the connection closes.
+                ReadStop::Eof => {
+                    self.after_flush = AfterFlush::Linger(CloseCause::Peer);
+                    return Step::Idle;
+                }
+                ReadStop::Budget => return Step::MoreReady,
+                ReadStop::Error => unreachable!("closed above"),
+                ReadStop::Full if http.buf.len() >= limits(env).max_request_bytes() => {
+                    // The parser answers or refuses a full buffer; never
+                    // spin on one it left as it was.
+                    debug_assert!(false, "a full request buffer was left unparsed");
+                    return Step::Idle;
+                }
+                ReadStop::Full | ReadStop::Paused if budget == 0 => return Step::MoreReady,
+                // Parsing made room (or resumed): read on.
+                ReadStop::Full | ReadStop::Paused => {}
+            }
+        }
+    }
+
+    /// Reads into the request buffer until it is full, the socket would
+    /// block, the peer is done or `budget` is spent.
+    fn http_read(&mut self, budget: &mut usize, env: &mut Env<'_>) -> ReadStop {
+        let cap = limits(env).max_request_bytes();
         let Phase::Http(http) = &mut self.phase else {
             unreachable!("checked by caller")
         };
-        let cap = limits.max_request_bytes();
-        let mut budget = READ_BUDGET;
-        let mut eof = false;
-        while !http.paused && http.buf.len() < cap && budget > 0 {
+        loop {
+            if http.paused {
+                return ReadStop::Paused;
+            }
+            if http.buf.len() >= cap {
+                return ReadStop::Full;
+            }
+            if *budget == 0 {
+                return ReadStop::Budget;
+            }
             let room = (cap - http.buf.len()).min(env.scratch.len());
             match self.sock.read(&mut env.scratch[..room]) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
+                Ok(0) => return ReadStop::Eof,
                 Ok(n) => {
                     env.metrics.bytes_in += n as u64;
                     http.buf.extend_from_slice(&env.scratch[..n]);
-                    budget = budget.saturating_sub(n);
+                    *budget = budget.saturating_sub(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadStop::WouldBlock,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Step::Close(CloseCause::Peer),
+                Err(_) => return ReadStop::Error,
             }
-        }
-        let step = self.process_http(env);
-        if step != Step::Idle {
-            return step;
-        }
-        match &self.phase {
-            // The peer is gone, or at least done sending; what it sent
-            // is answered, then the connection closes.
-            Phase::Http(_) if eof && self.after_flush == AfterFlush::Stay => {
-                self.after_flush = AfterFlush::Linger(CloseCause::Peer);
-                Step::Idle
-            }
-            Phase::Http(h) if budget == 0 && !h.paused => Step::MoreReady,
-            _ => Step::Idle,
         }
     }
 
@@ -348,6 +406,31 @@ impl<S: Transport> Conn<S> {
         }
     }
 
+    /// Queues `resp` held until the turn's commit, and the 503 that takes
+    /// its place should the commit fail (same framing, so a pipelined
+    /// client reads the next response where it expects it).
+    fn send_held(
+        &mut self,
+        resp: &Response,
+        v: http::Version,
+        head: bool,
+        keep: bool,
+        env: &mut Env<'_>,
+    ) {
+        let render = |r: &Response| {
+            let mut bytes = Vec::with_capacity(r.body.len() + 256);
+            r.write_to(v, head, keep, &mut bytes);
+            bytes
+        };
+        let held: std::rc::Rc<[u8]> = render(resp).into();
+        let fallback = render(&api::storage_unavailable());
+        env.metrics.response(resp.status);
+        if let Some(o) = env.fan.outlet(self.id) {
+            o.push_held(&held);
+            env.held.responses.push((self.id, held, fallback));
+        }
+    }
+
     fn respond(&mut self, req: Request, env: &mut Env<'_>) {
         let peer = Peer::of(&req, self.peer.ip(), &env.cfg.trusted_proxies);
         let mut ctx = Ctx {
@@ -367,6 +450,13 @@ impl<S: Transport> Conn<S> {
             Routed::Respond(resp) => {
                 let keep = req.keep_alive && !resp.close;
                 self.send(&resp, req.version, req.method == Method::Head, keep, env);
+                self.log_access(&client, &request_line(&req), resp.status, env);
+                self.after_request(keep, env);
+            }
+            Routed::AfterCommit(resp) => {
+                let keep = req.keep_alive && !resp.close;
+                let head = req.method == Method::Head;
+                self.send_held(&resp, req.version, head, keep, env);
                 self.log_access(&client, &request_line(&req), resp.status, env);
                 self.after_request(keep, env);
             }
@@ -394,6 +484,11 @@ impl<S: Transport> Conn<S> {
             return;
         };
         http.continue_sent = false;
+        if http.buf.is_empty() && http.buf.capacity() > KEEP_REQUEST_BUFFER {
+            // A large request is answered: an idle keep-alive connection
+            // does not hold on to its buffer.
+            http.buf = Vec::new();
+        }
         // The next request's deadline starts now: as a head deadline if
         // its bytes are already here, else as the idle deadline.
         let (stage, timeout) = if http.buf.is_empty() {

@@ -5,13 +5,15 @@
 
 use super::fanout::Fanout;
 use super::outlet::Outlet;
+use super::persist::{self, Held};
 use super::{Env, Timer, conn};
-use crate::chat::Chat;
+use crate::chat::{Chat, ConnId};
 use crate::config::Config;
 use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::wheel::{Millis, Wheel};
+use std::rc::Rc;
 
 /// Shared state: settings, chat, database, counters, timers and every
 /// connection's outlet, by slot.
@@ -36,11 +38,13 @@ pub struct Core {
     pub dirty: Vec<usize>,
     /// A read buffer shared by all connections.
     pub scratch: Vec<u8>,
-    /// A database write failed this turn.
-    pub store_failed: bool,
     /// The time the core was made at: uptime counts from here, not from
     /// `Millis(0)` (the loop's clock starts past zero, see `start_core`).
     pub started: Millis,
+    /// What of this turn stands only if its commit succeeds.
+    pub held: Held,
+    /// The frames of this turn's events, ditto (see [`Fanout::events`]).
+    pub events: Vec<Rc<[u8]>>,
 }
 
 impl Core {
@@ -58,8 +62,9 @@ impl Core {
             generations: Vec::new(),
             dirty: Vec::new(),
             scratch: vec![0; conn::READ_BUDGET.min(16 * 1024)],
-            store_failed: false,
             started: wheel_now,
+            held: Held::default(),
+            events: Vec::new(),
         }
     }
 
@@ -75,14 +80,26 @@ impl Core {
                 outlets: &mut self.outlets,
                 generations: &self.generations,
                 dirty: &mut self.dirty,
+                events: &mut self.events,
             },
             log: &self.log,
             now,
             uptime_secs: now.0.saturating_sub(self.started.0) / 1000,
             scratch: &mut self.scratch,
             note: None,
-            store_failed: &mut self.store_failed,
+            held: &mut self.held,
         }
+    }
+
+    /// Ends the turn's storage: commits its batch (with the session
+    /// changes; their last activity too when `flush_sessions`), or, if a
+    /// write or the commit failed, takes back everything of the turn that
+    /// depended on it. Runs before any of the turn's output is written.
+    /// Returns the sockets to drop with everything they have queued (those
+    /// acked, or sent a replay, for unstored messages); empty after a
+    /// successful commit.
+    pub fn end_turn(&mut self, flush_sessions: bool) -> Vec<ConnId> {
+        persist::persist_turn(self, flush_sessions)
     }
 
     /// Puts `slot` on the list of outlets to flush before sleeping.

@@ -1,7 +1,7 @@
 //! The chat's [`Outbox`] over the server's outlets: a broadcast is framed
 //! once and every recipient's queue takes a reference to the same bytes.
 
-use super::outlet::{Accepts, OP_TEXT, Outlet, ws_frame};
+use super::outlet::{Accepts, OP_TEXT, Outlet, ws_frame, ws_frame_into};
 use crate::chat::{ConnId, Outbox};
 use std::rc::Rc;
 
@@ -40,6 +40,9 @@ pub struct Fanout<'a> {
     pub generations: &'a [u32],
     /// Slots whose outlet has something new to flush.
     pub dirty: &'a mut Vec<usize>,
+    /// The frames of this turn's events (one reference per event, not per
+    /// recipient), for taking them back should the turn's commit fail.
+    pub events: &'a mut Vec<Rc<[u8]>>,
 }
 
 impl Fanout<'_> {
@@ -58,12 +61,40 @@ impl Fanout<'_> {
     }
 }
 
-impl Outbox for Fanout<'_> {
-    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
-        let frame: Rc<[u8]> = ws_frame(OP_TEXT, json).into();
+impl Fanout<'_> {
+    /// Queues one shared frame for every live connection of `to`.
+    fn push_all(&mut self, to: impl Iterator<Item = ConnId>, frame: &Rc<[u8]>) {
         for id in to {
             if let Some(outlet) = self.outlet(id) {
-                outlet.push_frame(&frame);
+                outlet.push_frame(frame);
+            }
+        }
+    }
+}
+
+impl Outbox for Fanout<'_> {
+    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+        self.push_all(to, &ws_frame(OP_TEXT, json).into());
+    }
+
+    fn deliver_event(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+        let frame: Rc<[u8]> = ws_frame(OP_TEXT, json).into();
+        self.push_all(to, &frame);
+        self.events.push(frame);
+    }
+
+    /// The batch is framed once into one buffer, and each recipient's
+    /// queue takes one reference to it: a mass disconnect costs every
+    /// survivor one chunk per turn, not one per `leave`.
+    fn deliver_batch(&mut self, to: impl Iterator<Item = ConnId>, jsons: &[Vec<u8>]) {
+        let mut bytes = Vec::with_capacity(jsons.iter().map(|j| j.len() + 10).sum());
+        for json in jsons {
+            ws_frame_into(OP_TEXT, json, &mut bytes);
+        }
+        let batch: Rc<[u8]> = bytes.into();
+        for id in to {
+            if let Some(outlet) = self.outlet(id) {
+                outlet.push_frame(&batch);
             }
         }
     }
@@ -101,10 +132,12 @@ mod tests {
         let mut outlets = chat_outlets(3);
         let generations = [0, 0, 0];
         let mut dirty = Vec::new();
+        let mut events = Vec::new();
         let mut fan = Fanout {
             outlets: &mut outlets,
             generations: &generations,
             dirty: &mut dirty,
+            events: &mut events,
         };
         fan.deliver([conn_id(1, 0), conn_id(2, 0)].into_iter(), b"{}");
         fan.reply(conn_id(0, 0), br#"{"status":true}"#);
@@ -114,6 +147,60 @@ mod tests {
         let urgent: Vec<bool> = outlets.iter().map(|o| o.urgent).collect();
         assert_eq!(urgent, [true, false, false]);
         assert!(outlets.iter().all(|o| !o.is_empty()));
+    }
+
+    /// Issue 11, defect 4: 90 of 100 chat sockets close in one turn. The
+    /// ones closing get no `leave` at all, and each survivor's queue takes
+    /// the turn's 90 leaves as one chunk (it took 90 chunks, and the
+    /// closing ones up to 89 each: n²/2 in all).
+    #[test]
+    fn a_mass_disconnect_queues_one_chunk_per_survivor() {
+        use crate::chat::{Chat, ChatConfig, SessionKey};
+        use crate::store::UserId;
+        use crate::wheel::Millis;
+        let cfg = ChatConfig::from_config(&crate::config::Config::default());
+        let mut chat = Chat::new(cfg, Millis(0), 0);
+        let mut outlets = chat_outlets(100);
+        let generations = [0; 100];
+        let mut dirty = Vec::new();
+        let mut events = Vec::new();
+        let mut fan = Fanout {
+            outlets: &mut outlets,
+            generations: &generations,
+            dirty: &mut dirty,
+            events: &mut events,
+        };
+        for slot in 0..100 {
+            let key = SessionKey::of(&format!("{slot:032}"));
+            chat.login(
+                key.clone(),
+                UserId(slot as i64),
+                &format!("u{slot}"),
+                Millis(0),
+            );
+            chat.ws_open(conn_id(slot, 0), &key, Millis(0), &mut fan);
+        }
+        for o in fan.outlets.iter_mut() {
+            o.clear();
+        }
+        for slot in 0..90 {
+            chat.ws_closed(conn_id(slot, 0), Millis(1));
+        }
+        chat.flush_leaves(&mut fan);
+        let leave = |c: usize| {
+            ws_frame(
+                OP_TEXT,
+                format!(r#"{{"event":"leave","username":"u{c}"}}"#).as_bytes(),
+            )
+        };
+        let batch: usize = (0..90).map(|c| leave(c).len()).sum();
+        for (slot, o) in outlets.iter().enumerate() {
+            let want = if slot < 90 { (0, 0) } else { (1, batch) };
+            assert_eq!((o.chunk_count(), o.queued()), want, "slot {slot}");
+        }
+        let mut got = Vec::new();
+        outlets[95].write_to(&mut got).unwrap();
+        assert_eq!(got, (0..90).flat_map(leave).collect::<Vec<u8>>());
     }
 
     #[test]

@@ -27,6 +27,7 @@ use fanout::{Fanout, conn_id, generation_of, slot_of};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use outlet::Accepts;
+pub use persist::Held;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::io;
@@ -98,9 +99,9 @@ pub struct Env<'a> {
     pub scratch: &'a mut [u8],
     /// A note for the next access-log line.
     pub note: Option<String>,
-    /// A write to the database failed this turn: its acks must not say
-    /// stored.
-    pub store_failed: &'a mut bool,
+    /// What of this turn stands only if its commit succeeds (a write that
+    /// failed, replays, held responses).
+    pub held: &'a mut Held,
 }
 
 /// A start-up failure: one line, and exit code 2.
@@ -388,12 +389,13 @@ impl Server {
     }
 
     /// Before sleeping: apply what the turn asked for (close requests, slow
-    /// consumers, closes), then write every outlet with new output. Closing
-    /// a chat socket queues `leave` for the others, which may push another
-    /// over its limit, so this settles in rounds until nothing is left.
+    /// consumers, closes), then write every outlet with new output. The
+    /// `leave`s of the sockets closed go out after the closes, as one batch
+    /// to the sockets still open; they may push another over its limit, so
+    /// this settles in rounds until nothing is left.
     fn before_sleep(&mut self, now: Millis) {
         let flush_sessions = std::mem::take(&mut self.flush_sessions);
-        for id in persist::persist_turn(&mut self.core, flush_sessions) {
+        for id in self.core.end_turn(flush_sessions) {
             // Acked but not stored: nothing it has queued may be written.
             if self.is_live(id) {
                 self.core.outlets[slot_of(id)].clear();
@@ -408,6 +410,10 @@ impl Server {
             while let Some((id, cause)) = self.closing.pop() {
                 self.close_conn(id, cause, now);
             }
+            // The `leave`s of every socket closed so far, to the ones
+            // still open, once: not to those closed in this same turn.
+            let mut env = self.core.env(now);
+            env.chat.flush_leaves(&mut env.fan);
             // Replies first (HTTP responses, the 101, acks, control
             // frames), then the outlets holding only broadcasts: a reply is
             // a round trip its client waits on, and writing the turn's
@@ -510,7 +516,7 @@ impl Server {
         for id in ids {
             self.close_conn(id, CloseCause::Shutdown, now);
         }
-        persist::persist_turn(&mut self.core, true);
+        self.core.end_turn(true);
         let Core { store, log, .. } = self.core;
         match store.close() {
             Ok(()) => log.log(LogLevel::Info, format_args!("stopped")),

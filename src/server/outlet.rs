@@ -13,6 +13,12 @@ const MAX_IOVECS: usize = 64;
 /// so a burst of small frames does not become a burst of tiny chunks.
 const COALESCE_LIMIT: usize = 16 * 1024;
 
+/// Queue slots an empty outlet keeps. A burst (a mass disconnect, a join
+/// storm, a slow reader catching up) grows the queue; once drained, a
+/// larger one is given back, so that the memory of a burst does not stay
+/// with every socket that saw it.
+const KEEP_CHUNKS: usize = 64;
+
 /// What the connection behind an outlet accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepts {
@@ -84,6 +90,12 @@ impl Outlet {
         self.queued
     }
 
+    /// Chunks waiting: a shared frame or batch is one, however many
+    /// frames it holds.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.queued == 0
@@ -135,6 +147,52 @@ impl Outlet {
         self.grew(frame.len());
     }
 
+    /// Queues a response that stands only if the turn's commit succeeds
+    /// (a 201 with a key, a login's cookie): shared, so that the loop can
+    /// find it again and swap it for its 503 should the commit fail.
+    pub fn push_held(&mut self, response: &Rc<[u8]>) {
+        if response.is_empty() || self.accepts == Accepts::Nothing {
+            return;
+        }
+        self.chunks.push_back(Chunk::Shared(response.clone()));
+        self.urgent = true;
+        self.grew(response.len());
+    }
+
+    /// Takes back every queued shared chunk `unstored` picks (the
+    /// broadcasts of a turn whose commit failed). Nothing of the turn has
+    /// been written yet, since output is written after the commit; a
+    /// partly written front chunk is an older turn's and stays.
+    pub fn retract(&mut self, unstored: impl Fn(&Rc<[u8]>) -> bool) {
+        let keep_front = usize::from(self.front_written > 0);
+        let (mut index, mut removed) = (0, 0);
+        self.chunks.retain(|chunk| {
+            let take = index >= keep_front && matches!(chunk, Chunk::Shared(r) if unstored(r));
+            index += 1;
+            if take {
+                removed += chunk.bytes().len();
+            }
+            !take
+        });
+        self.queued -= removed;
+    }
+
+    /// Swaps the queued shared chunk `held` (see [`Outlet::push_held`])
+    /// for `bytes`; false when it is not queued (the connection was
+    /// dropped, or overflowed).
+    pub fn replace(&mut self, held: &Rc<[u8]>, bytes: Vec<u8>) -> bool {
+        let found = self
+            .chunks
+            .iter_mut()
+            .find(|c| matches!(c, Chunk::Shared(r) if Rc::ptr_eq(r, held)));
+        let Some(chunk) = found else {
+            return false;
+        };
+        self.queued = self.queued - held.len() + bytes.len();
+        *chunk = Chunk::Owned(bytes);
+        true
+    }
+
     fn grew(&mut self, n: usize) {
         self.queued += n;
         if self.queued > self.limit {
@@ -150,6 +208,14 @@ impl Outlet {
         self.chunks.clear();
         self.front_written = 0;
         self.queued = 0;
+        self.release();
+    }
+
+    /// Gives back the memory of a drained queue that a burst grew.
+    fn release(&mut self) {
+        if self.chunks.is_empty() && self.chunks.capacity() > KEEP_CHUNKS {
+            self.chunks = VecDeque::new();
+        }
     }
 
     /// Writes as much as `w` takes in vectored writes until the queue is
@@ -195,8 +261,9 @@ impl Outlet {
             self.front_written = 0;
             self.chunks.pop_front();
         }
-        if self.front_written > 0 && self.chunks.is_empty() {
+        if self.chunks.is_empty() {
             self.front_written = 0;
+            self.release();
         }
     }
 }
@@ -204,8 +271,14 @@ impl Outlet {
 /// A WebSocket frame as the server sends it (FIN set, never masked): the
 /// header for a payload of `len` bytes with `opcode`, then the payload.
 pub fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(payload.len() + 10);
+    ws_frame_into(opcode, payload, &mut f);
+    f
+}
+
+/// Appends the frame [`ws_frame`] makes to `f`.
+pub fn ws_frame_into(opcode: u8, payload: &[u8], f: &mut Vec<u8>) {
     let len = payload.len();
-    let mut f = Vec::with_capacity(len + 10);
     f.push(0x80 | opcode);
     if len < 126 {
         f.push(len as u8);
@@ -217,7 +290,6 @@ pub fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
         f.extend_from_slice(&(len as u64).to_be_bytes());
     }
     f.extend_from_slice(payload);
-    f
 }
 
 /// Opcode of a text frame.
@@ -301,6 +373,75 @@ mod tests {
             o.push_frame(&frame);
             assert_eq!(o.queued(), queued, "{accepts:?}");
         }
+    }
+
+    /// Issue 11, defect 4: a queue a burst grew kept its capacity after it
+    /// was written or dropped, on every socket that saw the burst.
+    #[test]
+    fn a_drained_queue_gives_its_memory_back() {
+        let frame: Rc<[u8]> = Rc::from(&b"leave"[..]);
+        let mut o = Outlet::new(1 << 20, Accepts::Frames);
+        for _ in 0..10_000 {
+            o.push_frame(&frame);
+        }
+        assert!(o.chunks.capacity() >= 10_000);
+        let mut sink = Vec::new();
+        o.write_to(&mut sink).unwrap();
+        assert_eq!(sink.len(), 50_000);
+        assert!(o.chunks.capacity() <= KEEP_CHUNKS, "written");
+        for _ in 0..10_000 {
+            o.push_frame(&frame);
+        }
+        o.clear();
+        assert!(o.chunks.capacity() <= KEEP_CHUNKS, "dropped");
+        // A small queue keeps its slots: no allocation per turn.
+        for _ in 0..KEEP_CHUNKS {
+            o.push_frame(&frame);
+        }
+        let kept = o.chunks.capacity();
+        o.write_to(&mut sink).unwrap();
+        assert_eq!(o.chunks.capacity(), kept);
+    }
+
+    #[test]
+    fn retract_takes_only_the_picked_unwritten_frames() {
+        let mut o = Outlet::new(1 << 20, Accepts::Frames);
+        let frame = |b: &[u8]| -> Rc<[u8]> { Rc::from(b) };
+        let (old, new, other) = (frame(b"OLD"), frame(b"NEW"), frame(b"KEEP"));
+        o.push_frame(&new);
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: 1,
+            block_next: false,
+        };
+        o.write_to(&mut w).unwrap();
+        assert_eq!(w.got, b"N", "the front chunk is partly written");
+        o.push_frame(&old);
+        o.push_frame(&other);
+        o.push_frame(&new);
+        o.push_copy(b"ack");
+        o.retract(|r| Rc::ptr_eq(r, &new) || Rc::ptr_eq(r, &old));
+        assert_eq!(o.queued(), 2 + 4 + 3);
+        while !o.is_empty() {
+            o.write_to(&mut w).unwrap();
+        }
+        assert_eq!(w.got, b"NEWKEEPack");
+    }
+
+    #[test]
+    fn a_held_response_can_be_swapped() {
+        let mut o = Outlet::new(1 << 20, Accepts::Http);
+        let held: Rc<[u8]> = Rc::from(&b"201"[..]);
+        o.push_copy(b"first ");
+        o.push_held(&held);
+        o.push_copy(b" next");
+        assert!(o.urgent);
+        assert!(o.replace(&held, b"503 sorry".to_vec()));
+        assert!(!o.replace(&Rc::from(&b"201"[..]), Vec::new()), "another Rc");
+        let mut got = Vec::new();
+        o.write_to(&mut got).unwrap();
+        assert_eq!(got, b"first 503 sorry next");
+        assert!(o.is_empty());
     }
 
     #[test]

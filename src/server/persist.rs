@@ -2,10 +2,14 @@
 //! commit that releases acks, and the retention steps.
 
 use super::conn::ms;
+use super::fanout::{generation_of, slot_of};
 use super::{Core, Timer};
-use crate::chat::ConnId;
+use crate::chat::{ConnId, SessionKey};
 use crate::config::LogLevel;
+use crate::store::{StoreError, UserId};
 use crate::wheel::Millis;
+use std::collections::HashSet;
+use std::rc::Rc;
 
 /// Wall-clock Unix milliseconds (only for timestamps and stored times;
 /// every timeout runs on the monotonic clock).
@@ -95,48 +99,157 @@ fn restore_conversations(core: &mut Core) -> Result<(), crate::store::StoreError
     Ok(())
 }
 
-/// Writes the turn's session changes and commits the turn's batch. Runs
-/// before any output of the turn is written, so an ack reaches a client
-/// only once its message is committed. Returns the sockets that were sent
-/// a success ack when the commit (or a message insert) failed: the caller
-/// drops them with everything they have queued. `flush_sessions` also
-/// writes the sessions' last activity (the session-flush timer fired).
+/// What of the current turn stands only if its commit succeeds, besides
+/// its broadcasts (which the fan-out records in `Core::events`) and its
+/// acks (which the chat records).
+#[derive(Debug, Default)]
+pub struct Held {
+    /// A write of the turn failed: the turn is rolled back, not committed,
+    /// so that it is stored all or nothing.
+    pub failed: bool,
+    /// Sockets sent rows read from the turn's uncommitted batch (a replay
+    /// that reached this turn's messages).
+    pub readers: Vec<ConnId>,
+    /// Responses queued with `Outlet::push_held`, each with the 503 that
+    /// replaces it if the commit fails.
+    pub responses: Vec<(ConnId, Rc<[u8]>, Vec<u8>)>,
+}
+
+/// Writes the turn's session changes and commits the turn's batch (see
+/// [`Core::end_turn`]): a message is acknowledged, broadcast or replayed,
+/// a key or a session handed out, only once its row is committed. On
+/// failure the batch is rolled back and [`take_back`] undoes the rest.
 pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId> {
     let journal = core.chat.journal();
-    let created = std::mem::take(&mut journal.created);
-    let ended = std::mem::take(&mut journal.ended);
-    let touched = if flush_sessions {
-        std::mem::take(&mut journal.touched)
-    } else {
-        Default::default()
+    let changes = SessionChanges {
+        created: std::mem::take(&mut journal.created),
+        ended: std::mem::take(&mut journal.ended),
+        touched: if flush_sessions {
+            std::mem::take(&mut journal.touched)
+        } else {
+            Default::default()
+        },
     };
-    let mut result = Ok(());
-    for (key, user, at) in created {
-        let at = core.chat.unix_ms(at);
-        result = result.and_then(|()| core.store.insert_session(&key.to_hex(), user, at));
-    }
-    for key in ended {
-        result = result.and_then(|()| core.store.delete_session(&key.to_hex()));
-    }
-    for key in touched {
-        if let Some(at) = core.chat.last_active(&key) {
-            let at = core.chat.unix_ms(at);
-            result = result.and_then(|()| core.store.touch_session(&key.to_hex(), at));
+    let written = write_last_seen(core).and_then(|()| write_sessions(core, &changes));
+    // A message insert that failed was logged when it failed.
+    let wrote_all = !std::mem::take(&mut core.held.failed);
+    let result = match written {
+        Ok(()) if wrote_all => core.store.commit(),
+        other => {
+            core.store.rollback();
+            other
         }
-    }
-    for (user, ts) in core.chat.take_last_seen() {
-        result = result.and_then(|()| core.store.set_last_seen(user, ts));
-    }
-    let result = result.and_then(|()| core.store.commit());
+    };
     if let Err(e) = &result {
         core.log.log(LogLevel::Error, format_args!("{e}"));
     }
     if let Some(e) = core.store.background_error() {
         core.log.log(LogLevel::Error, format_args!("{e}"));
     }
-    let stored = result.is_ok() && !std::mem::take(&mut core.store_failed);
-    let acked = core.chat.end_turn();
-    if stored { Vec::new() } else { acked }
+    let stored = result.is_ok() && wrote_all;
+    // With `--store-messages=off` messages are live only: no commit holds
+    // them back, whatever happens to the session rows.
+    let live_only = !core.cfg.store_messages;
+    let mut acked = core.chat.end_turn(stored || live_only);
+    if live_only {
+        core.events.clear();
+        acked.clear();
+    }
+    if stored {
+        // Cleared, not taken: the vectors keep their room for the next turn.
+        core.events.clear();
+        core.held.readers.clear();
+        core.held.responses.clear();
+        return Vec::new();
+    }
+    undo_turn(core, acked, changes)
+}
+
+/// The session changes of one turn, taken from the chat's journal.
+struct SessionChanges {
+    created: Vec<(SessionKey, UserId, Millis)>,
+    ended: Vec<SessionKey>,
+    touched: HashSet<SessionKey>,
+}
+
+/// Writes when users went offline this turn into its batch.
+fn write_last_seen(core: &mut Core) -> Result<(), StoreError> {
+    for (user, ts) in core.chat.take_last_seen() {
+        core.store.set_last_seen(user, ts)?;
+    }
+    Ok(())
+}
+
+/// Writes the turn's session changes into its batch.
+fn write_sessions(core: &mut Core, changes: &SessionChanges) -> Result<(), StoreError> {
+    for (key, user, at) in &changes.created {
+        let at = core.chat.unix_ms(*at);
+        core.store.insert_session(&key.to_hex(), *user, at)?;
+    }
+    for key in &changes.ended {
+        core.store.delete_session(&key.to_hex())?;
+    }
+    for key in &changes.touched {
+        if let Some(at) = core.chat.last_active(key) {
+            let at = core.chat.unix_ms(at);
+            core.store.touch_session(&key.to_hex(), at)?;
+        }
+    }
+    Ok(())
+}
+
+/// The turn's commit failed (its batch is rolled back, and the chat has
+/// forgotten its `client_id`s): takes back its output, forgets the
+/// sessions it created (their logins are answered 503), and keeps its
+/// other session changes for the next turn's batch (a logout must not
+/// come back after a restart). Returns the sockets to drop: `acked` and
+/// those sent a replay of the turn's rows.
+fn undo_turn(core: &mut Core, mut acked: Vec<ConnId>, changes: SessionChanges) -> Vec<ConnId> {
+    let events = std::mem::take(&mut core.events);
+    let held = std::mem::take(&mut core.held);
+    let answered_503 = held.responses.len();
+    take_back(core, &events, held.responses);
+    let created = changes.created.into_iter().map(|(key, _, _)| key);
+    core.chat.forget_unstored_sessions(created);
+    let journal = core.chat.journal();
+    journal.ended.extend(changes.ended);
+    journal.touched.extend(changes.touched);
+    acked.extend(held.readers);
+    // Rooms, members and new users of the turn were rolled back in the
+    // store: memory follows (a rare path; a full reload is simplest).
+    core.chat.forget_rooms_and_users();
+    if let Err(e) = restore_rooms(core) {
+        core.log.log(LogLevel::Error, format_args!("{e}"));
+    }
+    core.chat.reindex_room_sockets();
+    core.log.log(
+        LogLevel::Error,
+        format_args!(
+            "commit failed: {} broadcasts taken back, {answered_503} responses \
+             answered 503 instead, {} sockets dropped",
+            events.len(),
+            acked.len()
+        ),
+    );
+    acked
+}
+
+/// After a failed commit, before anything of the turn is written: takes
+/// the turn's event frames out of every outlet (a linear scan, but only
+/// on this rare path; the hot path records one reference per event), and
+/// swaps each held response for its 503.
+fn take_back(core: &mut Core, events: &[Rc<[u8]>], responses: Vec<(ConnId, Rc<[u8]>, Vec<u8>)>) {
+    if !events.is_empty() {
+        let unstored: HashSet<*const u8> = events.iter().map(|f| f.as_ptr()).collect();
+        for outlet in &mut core.outlets {
+            outlet.retract(|frame| unstored.contains(&frame.as_ptr()));
+        }
+    }
+    for (id, response, fallback) in responses {
+        if core.generations.get(slot_of(id)) == Some(&generation_of(id)) {
+            core.outlets[slot_of(id)].replace(&response, fallback);
+        }
+    }
 }
 
 /// Most messages deleted per prune step: a short transaction each.

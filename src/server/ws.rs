@@ -223,7 +223,7 @@ fn handle<S: Transport>(conn: &mut Conn<S>, msg: Message, env: &mut Env<'_>) {
             let mut look = StoreLookup {
                 store: env.store,
                 log: env.log,
-                failed: env.store_failed,
+                failed: &mut env.held.failed,
             };
             let write = env
                 .chat
@@ -262,7 +262,8 @@ fn store_write(write: &Stored, env: &mut Env<'_>) {
     };
     if let Err(e) = done {
         env.log.log(LogLevel::Error, format_args!("{e}"));
-        *env.store_failed = true;
+        // The turn is stored all or nothing: it will be rolled back.
+        env.held.failed = true;
     }
 }
 
@@ -333,6 +334,8 @@ fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
     let budget = env.cfg.max_output_bytes / 2;
     let scan = max.saturating_mul(REPLAY_SCAN_FACTOR);
     let (mut frames, mut count, mut scanned, mut after) = (Vec::new(), 0, 0, since);
+    // The newest event replayed.
+    let mut newest = since;
     let resync = loop {
         let page = env
             .store
@@ -344,6 +347,7 @@ fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
         for e in &page {
             if let Some(json) = env.chat.replay_json(user, e) {
                 count += 1;
+                newest = e.id;
                 frames.extend_from_slice(&ws_frame(OP_TEXT, &json));
             }
         }
@@ -358,6 +362,10 @@ fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
     };
     if resync {
         frames = ws_frame(OP_TEXT, &ServerFrame::Event { event: "resync" }.to_json());
+    } else if newest > env.chat.stored_id() {
+        // Rows of this turn's batch, which the loop's own connection sees
+        // before they are committed: they stand only if the commit does.
+        env.held.readers.push(id);
     }
     if let Some(out) = env.fan.outlet(id) {
         out.push_owned(frames);
@@ -471,7 +479,7 @@ fn leave_chat<S>(conn: &mut Conn<S>, env: &mut Env<'_>, announce: bool) {
     }
     let Some(user) = &ws.user else { return };
     if announce {
-        env.chat.ws_closed(conn.id, env.now, &mut env.fan);
+        env.chat.ws_closed(conn.id, env.now);
     } else {
         env.chat.ws_going_away(conn.id, env.now);
     }

@@ -99,14 +99,19 @@ const SQL_GENERAL_LAST_ID: &str =
     "SELECT id FROM events WHERE room_id IS NULL AND to_id IS NULL ORDER BY id DESC LIMIT 1";
 /// Newest first; the caller stops at the first row older than its window.
 const SQL_NEWEST_FIRST: &str = "SELECT user_id, client_id, id, ts FROM events ORDER BY id DESC";
+/// Both prunes keep the newest event whatever the limits say: ids
+/// continue after the newest stored one on restart, so deleting it would
+/// hand out acknowledged ids again.
 const SQL_PRUNE_BEFORE_ID: &str = "DELETE FROM events WHERE id IN \
-     (SELECT id FROM events WHERE id <= ?1 ORDER BY id LIMIT ?2)";
+     (SELECT id FROM events WHERE id <= ?1 AND id < (SELECT max(id) FROM events) \
+     ORDER BY id LIMIT ?2)";
 /// Looks only at the `?2` oldest rows, so a prune step reads a bounded
 /// number of rows even when nothing is old enough. Should the wall clock
 /// have gone back between runs, an old row behind a newer-stamped one
 /// waits until that one is old too.
 const SQL_PRUNE_BEFORE_TS: &str = "DELETE FROM events WHERE id IN \
-     (SELECT id FROM (SELECT id, ts FROM events ORDER BY id LIMIT ?2) WHERE ts < ?1)";
+     (SELECT id FROM (SELECT id, ts FROM events ORDER BY id LIMIT ?2) WHERE ts < ?1 \
+     AND id < (SELECT max(id) FROM events))";
 const SQL_INSERT_SESSION: &str =
     "INSERT OR REPLACE INTO sessions (token_hash, user_id, last_active) VALUES (?1, ?2, ?3)";
 const SQL_TOUCH_SESSION: &str = "UPDATE sessions SET last_active = ?2 WHERE token_hash = ?1";
@@ -247,6 +252,15 @@ pub type RecentClientId = (UserId, String, i64, i64);
 impl Store {
     /// Opens the turn's write transaction if none is open.
     pub(super) fn begin_batch(&mut self) -> Result<(), StoreError> {
+        if self.in_batch && self.conn.is_autocommit() {
+            // SQLite rolled the batch back on its own (it does so after
+            // some I/O and full-disk errors): a write now would be
+            // committed by itself, outside the turn's all-or-nothing.
+            return Err(StoreError::new(
+                &self.label,
+                "the write batch was rolled back after an error",
+            ));
+        }
         if !self.in_batch {
             self.conn
                 .execute_batch("BEGIN IMMEDIATE")
@@ -262,11 +276,35 @@ impl Store {
         if !std::mem::replace(&mut self.in_batch, false) {
             return Ok(());
         }
+        if std::mem::take(&mut self.refuse_commit) {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(StoreError::new(
+                &self.label,
+                "committing: refused (test hook)",
+            ));
+        }
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(fail(&self.label, "committing", e));
         }
         Ok(())
+    }
+
+    /// Drops the turn's writes, if any (a write of the turn failed, so
+    /// none of them may be stored: the turn is all or nothing).
+    pub fn rollback(&mut self) {
+        if std::mem::replace(&mut self.in_batch, false) && !self.conn.is_autocommit() {
+            // Nothing to do when it fails: the connection is then in
+            // autocommit mode already, i.e. rolled back.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// Makes the next commit that has writes fail as a full disk would:
+    /// the batch is rolled back and `commit` returns an error. For tests
+    /// and the fuzzer, which cannot fill a disk on every run.
+    pub fn refuse_next_commit(&mut self) {
+        self.refuse_commit = true;
     }
 
     /// Whether the turn has uncommitted writes.
@@ -647,6 +685,18 @@ mod tests {
         assert_eq!(store.prune_messages(None, Some(1009), 100).unwrap(), 5);
         assert_eq!(store.prune_messages(None, Some(1009), 100).unwrap(), 0);
         assert_eq!(after(&mut store, 0), [9, 10]);
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_message_so_ids_never_restart() {
+        let (mut store, user) = store_with_user();
+        for id in 1..=5 {
+            put(&mut store, user, id, None);
+        }
+        assert_eq!(store.prune_messages(None, Some(i64::MAX), 100).unwrap(), 4);
+        assert_eq!(store.prune_messages(Some(i64::MAX), None, 100).unwrap(), 0);
+        store.commit().unwrap();
+        assert_eq!(store.newest_message().unwrap().0, 5);
     }
 
     #[test]

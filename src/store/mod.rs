@@ -131,6 +131,14 @@ pub struct Store {
     in_batch: bool,
     /// The thread that checkpoints the WAL (files only).
     checkpointer: Option<checkpoint::Checkpointer>,
+    /// The next commit with writes fails (see [`Store::refuse_next_commit`]).
+    refuse_commit: bool,
+    /// An exclusive `flock` on the database file (files only), held while
+    /// the store is open so a second server on the same file refuses to
+    /// start. Declared last: it must outlive the SQLite connections, since
+    /// closing a descriptor of the file earlier would drop SQLite's own
+    /// (POSIX) locks on it.
+    _lock: Option<std::fs::File>,
 }
 
 impl Store {
@@ -152,7 +160,11 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| fail(&label, &format!("cannot open{}", missing_dir_hint(path)), e))?;
+        // SQLite has created the file but reads it only at the first
+        // statement: lock it before the pragmas and migrations touch it.
+        let lock = lock_file(path, &label)?;
         let mut store = Store::init(conn, label, true)?;
+        store._lock = Some(lock);
         let started = checkpoint::Checkpointer::start(&mut store.conn, path, checkpoint_pages);
         store.checkpointer = Some(started.map_err(|e| StoreError::new(&store.label, e))?);
         Ok(store)
@@ -174,6 +186,8 @@ impl Store {
             imported: 0,
             in_batch: false,
             checkpointer: None,
+            refuse_commit: false,
+            _lock: None,
         };
         store.migrate()?;
         store.imported = store.import_original()?;
@@ -267,6 +281,7 @@ impl Store {
             .prepare_cached(SQL_CHECKPOINT)
             .and_then(|mut s| s.query_row([], |_| Ok(())));
         checkpoint.map_err(|e| fail(&label, "checkpointing the WAL", e))?;
+        // `_lock` goes with `self` only after this: see its doc.
         conn.close().map_err(|(_, e)| fail(&label, "closing", e))
     }
 
@@ -384,6 +399,26 @@ fn enable_wal(conn: &Connection, label: &str) -> Result<(), StoreError> {
         ));
     }
     Ok(())
+}
+
+/// Takes an exclusive `flock` on the database file, so that two servers
+/// never share one file: each would hand out the same message ids from its
+/// own memory, and one's rows would collide with (and fail the commits of)
+/// the other's. SQLite's own locks only serialize transactions, they do
+/// not keep a second writer out. `flock` is independent of the POSIX
+/// locks SQLite takes, and the `sqlite3` shell or a backup tool (which do
+/// not `flock`) can still read the file.
+fn lock_file(path: &Path, label: &str) -> Result<std::fs::File, StoreError> {
+    let file = std::fs::File::open(path).map_err(|e| StoreError::new(label, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError(format!(
+            "database {label} is in use by another process"
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::new(label, format_args!("cannot lock: {e}")))
+        }
+    }
 }
 
 /// SQLite says only "unable to open database file"; name the usual cause.
@@ -697,6 +732,33 @@ pub(super) mod tests {
         assert_eq!(file_len(&path), before, "the loop checkpointed");
         assert_eq!(store.checkpoints(), 0);
         store.close().unwrap();
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_is_refused_until_the_first_closes() {
+        let (_dir, path, store) = fresh();
+        let err = open_err(&path);
+        let want = format!("database {} is in use by another process", path.display());
+        assert_eq!(err, want);
+        store.close().unwrap();
+        Store::open(&path).expect("free again").close().unwrap();
+    }
+
+    #[test]
+    fn a_refused_commit_stores_nothing_of_the_batch() {
+        let (_dir, _path, mut store) = fresh();
+        store.refuse_next_commit();
+        // A commit without writes is not the one refused.
+        store.commit().unwrap();
+        store.create_user("gone", &new_key().1).unwrap().unwrap();
+        assert!(store.commit().is_err());
+        assert!(!store.has_batch());
+        assert_eq!(store.user_by_name("gone").unwrap(), None);
+        store.create_user("kept", &new_key().1).unwrap().unwrap();
+        store.commit().unwrap();
+        store.create_user("dropped", &new_key().1).unwrap().unwrap();
+        store.rollback();
+        assert_eq!(count(&store.conn, "users"), 1);
     }
 
     #[test]

@@ -65,10 +65,38 @@ impl Server {
     /// Starts the server on the database of `dir` (reused across restarts).
     pub fn start_in(dir: Arc<TempDir>, args: &[&str]) -> Server {
         let db = dir.0.join("chat.db");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_piratchat"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_piratchat"));
+        cmd.args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .args(args);
+        Server::spawn(dir, cmd)
+    }
+
+    /// Starts the server on the database of `dir` on a "disk" that takes
+    /// files up to `max_file_bytes`: `prlimit --fsize` (util-linux), with
+    /// SIGXFSZ ignored so a write past it fails with `EFBIG` instead of
+    /// killing the process, as a full disk fails a write with `ENOSPC`.
+    pub fn start_on_small_disk(dir: Arc<TempDir>, max_file_bytes: u64, args: &[&str]) -> Server {
+        let prlimit = Command::new("prlimit").arg("--version").output();
+        assert!(
+            prlimit.is_ok_and(|o| o.status.success()),
+            "these tests need prlimit (util-linux)"
+        );
+        let db = dir.0.join("chat.db");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"trap '' XFSZ; exec prlimit --fsize="$0" "$@""#)
+            .arg(max_file_bytes.to_string())
+            .arg(env!("CARGO_BIN_EXE_piratchat"))
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(&db)
-            .args(args)
+            .args(args);
+        Server::spawn(dir, cmd)
+    }
+
+    /// Runs `cmd` (the server, perhaps wrapped) and waits for it to listen.
+    fn spawn(dir: Arc<TempDir>, mut cmd: Command) -> Server {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -292,7 +292,7 @@ fn typing_is_relayed_once_per_interval_and_stores_nothing() {
         assert_eq!(out.take(), want, "{frame} at {at}");
     }
     assert_eq!(chat.last_id(), last, "no event ids");
-    assert_eq!(chat.end_turn(), [], "nothing waits for a commit");
+    assert_eq!(chat.end_turn(true), [], "nothing waits for a commit");
 }
 
 #[test]
@@ -329,11 +329,13 @@ fn several_sockets_share_presence_and_read_markers() {
     assert_eq!(chat.room_list(UserId(1))[0].unread, 0);
     out.take();
     // Leave after the last socket; last seen then.
-    chat.ws_closed(ConnId(1), Millis(5), &mut out);
+    chat.ws_closed(ConnId(1), Millis(5));
+    chat.flush_leaves(&mut out);
     chat.check();
     assert_eq!(out.take(), []);
     assert_eq!(chat.last_seen(UserId(1)), None);
-    chat.ws_closed(ConnId(3), Millis(7), &mut out);
+    chat.ws_closed(ConnId(3), Millis(7));
+    chat.flush_leaves(&mut out);
     chat.check();
     assert_eq!(
         out.take(),

@@ -630,6 +630,12 @@ pub struct UserInfo<'a> {
     /// online (and for a user never seen online).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<i64>,
+    /// `@me` only: the user's open chat sockets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sockets: Option<usize>,
+    /// `@me` only: how many the server allows (`--sockets-per-user`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sockets_per_user: Option<usize>,
 }
 
 /// Frames the server sends on a chat WebSocket.

@@ -422,6 +422,11 @@ fn two_sockets_of_one_user_share_presence_messages_and_read_markers() {
         (409, "already_connected".into())
     );
     assert_eq!(util::ws::online(&s, &tb), ["bob", "alice"]);
+    let me = s.get("/api/user/@me", Some(&ta)).json();
+    assert_eq!(
+        (me["sockets"].as_u64(), me["sockets_per_user"].as_u64()),
+        (Some(2), Some(2))
+    );
     // One's own messages reach one's other socket; bob heard no second join.
     let m = send_ok(&mut a1, json!({"message": "from a1"}));
     assert_eq!(b.raw_json()["id"], m);

@@ -293,8 +293,10 @@
         showAuth('Your session has ended. Please log in again.');
         return;
       }
-      // The server allows one socket per user.
-      if (r.ok && r.data.online) why = 'This account seems to be open in another tab or device.';
+      // Refused only when the user holds every socket the server allows
+      // (one by default; servers before --sockets-per-user send neither).
+      const full = (r.data?.sockets ?? 1) >= (r.data?.sockets_per_user ?? 1);
+      if (r.ok && r.data.online && full) why = 'This account seems to be open in another tab or device.';
     } catch { /* server unreachable: keep retrying */ }
     if (state.me === me) scheduleReconnect(why);
   }

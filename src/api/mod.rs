@@ -340,12 +340,17 @@ fn user<O: Outbox>(
         }
     };
     let online = ctx.chat.is_online(id);
+    // Only for `@me`: the web client tells "open in another tab" (the
+    // socket limit reached) from a plain disconnect.
+    let mine = (name == "@me").then(|| (ctx.chat.sockets_of(id).len(), ctx.cfg.sockets_per_user));
     Ok(Response::json(
         200,
         &UserInfo {
             username: &shown,
             online,
             last_seen: ctx.chat.last_seen(id),
+            sockets: mine.map(|m| m.0),
+            sockets_per_user: mine.map(|m| m.1),
         },
     ))
 }

@@ -538,7 +538,7 @@ impl Driver {
         let Some(&first) = self.unstored.first() else {
             return;
         };
-        let stored = self.core.store.messages_after(first - 1, usize::MAX >> 1);
+        let stored = self.core.store.events_after(first - 1, usize::MAX >> 1);
         for m in stored.expect("in-memory database") {
             assert!(
                 !self.unstored.contains(&m.id),

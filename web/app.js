@@ -24,13 +24,28 @@
     loading: $('loading'), authView: $('auth-view'), chatView: $('chat-view'),
     authMsg: $('auth-msg'), whoami: $('whoami'), meName: $('me-name'), logout: $('logout'),
     loginForm: $('login-form'), loginKey: $('login-key'), loginMsg: $('login-msg'),
-    regForm: $('register-form'), regName: $('reg-name'), regMsg: $('reg-msg'),
+    regForm: $('register-form'), regName: $('reg-name'), regMsg: $('reg-msg'), regSubmit: $('reg-submit'),
     keyBox: $('key-box'), newKey: $('new-key'), copyKey: $('copy-key'), useKey: $('use-key'),
     copyMsg: $('copy-msg'),
     onlineList: $('online-list'), onlineCount: $('online-count'), status: $('conn-status'),
     log: $('log'), messages: $('messages'), older: $('older'),
     sendForm: $('send-form'), text: $('text'), counter: $('counter'), send: $('send'),
+    composerMsg: $('composer-msg'),
   };
+
+  // Set while this browser holds a session, so a first visit does not ask
+  // api/user/@me just to be told 422 (a red line in the console). The
+  // session cookie itself is HttpOnly, out of the page's reach.
+  const SESSION_FLAG = 'piratchat.session';
+  function flagSession(on) {
+    try {
+      if (on) localStorage.setItem(SESSION_FLAG, '1');
+      else localStorage.removeItem(SESSION_FLAG);
+    } catch { /* storage off: start() asks the server instead */ }
+  }
+  function sessionFlagged() {
+    try { return localStorage.getItem(SESSION_FLAG) !== null; } catch { return true; }
+  }
 
   // Human wording for the server's error codes ({"error": code} bodies).
   const HTTP_ERRORS = {
@@ -89,6 +104,7 @@
 
   function showAuth(message) {
     dropSocket();
+    flagSession(false);
     state.me = null;
     state.pending = [];
     state.lastId = state.oldestId = null;
@@ -107,6 +123,7 @@
 
   async function enterChat(username) {
     state.me = username;
+    flagSession(true);
     el.meName.textContent = username;
     el.loading.hidden = el.authView.hidden = true;
     el.keyBox.hidden = true;
@@ -139,12 +156,22 @@
       }
       el.newKey.value = r.data.key;
       el.copyMsg.textContent = '';
+      // The name is taken now (by us): offer Register again only for a
+      // different name.
+      el.regSubmit.disabled = true;
+      el.regSubmit.textContent = 'Registered';
+      el.regMsg.textContent = '';
       el.keyBox.hidden = false;
       el.newKey.focus();
       el.newKey.select();
     } catch {
       el.regMsg.textContent = 'Cannot reach the server.';
     }
+  });
+
+  el.regName.addEventListener('input', () => {
+    el.regSubmit.disabled = false;
+    el.regSubmit.textContent = 'Register';
   });
 
   el.copyKey.addEventListener('click', async () => {
@@ -321,18 +348,52 @@
       if (state.seen.has(String(f.id))) p.li.remove();
       else noteId(f.id, p.li);
     } else {
-      p.li.classList.add('failed');
-      p.note.textContent = ACK_ERRORS[f.code] || `Not sent (${f.code}).`;
+      // Sending the same text again can only help when the refusal was
+      // about timing; an unknown code might be, so it is offered too.
+      const final = ['message_too_long', 'invalid_json', 'invalid_message', 'binary_not_supported'];
+      markFailed(p, ACK_ERRORS[f.code] || `Not sent (${f.code}).`, !final.includes(f.code));
     }
   }
 
   function failPending(text) {
     for (const p of state.pending) {
       p.li.classList.remove('pending');
-      p.li.classList.add('failed');
-      p.note.textContent = text;
+      markFailed(p, text, true);
     }
     state.pending = [];
+  }
+
+  // Shows why a message failed, with a Retry button when sending it again
+  // could work.
+  function markFailed(p, text, retryable) {
+    p.li.classList.add('failed');
+    p.note.textContent = text;
+    if (!retryable) return;
+    const retry = document.createElement('button');
+    retry.type = 'button';
+    retry.className = 'retry';
+    retry.textContent = 'Retry';
+    retry.addEventListener('click', () => resend(p));
+    p.note.append(' ', retry);
+  }
+
+  // Sends a failed message again as a new one (a new client_id: the server
+  // never stored the old one), moved to the end where its answer will be.
+  function resend(p) {
+    const ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      setComposerMsg('Not connected: retry once the connection is back.');
+      return;
+    }
+    const frame = { message: p.text };
+    if (state.history) frame.client_id = p.cid = nextClientId();
+    ws.send(JSON.stringify(frame));
+    p.li.classList.remove('failed');
+    p.li.classList.add('pending');
+    p.note.textContent = 'Sending…';
+    state.pending.push(p);
+    insert(p.li, 'append');
+    scrollToEnd(true);
   }
 
   // ---- online list ----------------------------------------------------------
@@ -536,6 +597,17 @@
     el.text.setAttribute('aria-invalid', String(over));
     const open = !!state.ws && state.ws.readyState === WebSocket.OPEN;
     el.send.disabled = !open || over || !/\S/u.test(el.text.value);
+    // A red counter alone does not say why Enter does nothing.
+    setComposerMsg(over ? `Too long to send: ${n} characters, the limit is ${MAX_LEN}.` : '');
+  }
+
+  function setComposerMsg(text) {
+    el.composerMsg.textContent = text;
+    el.composerMsg.hidden = !text;
+  }
+
+  function nextClientId() {
+    return `c${Date.now().toString(36)}-${++state.sent}`;
   }
 
   el.text.addEventListener('input', updateComposer);
@@ -553,13 +625,21 @@
     ev.preventDefault();
     const text = el.text.value;
     const ws = state.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    if (!/\S/u.test(text) || codePoints(text) > MAX_LEN) return;
+    if (!/\S/u.test(text)) return;
+    // Say why nothing was sent; the text stays in the box.
+    if (codePoints(text) > MAX_LEN) {
+      updateComposer();
+      return;
+    }
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      setComposerMsg('Not connected yet: the message is kept here; send it once connected.');
+      return;
+    }
     const frame = { message: text };
     let cid;
     // client_id makes a resend after a lost ack safe; a server without
     // history would refuse the extra field.
-    if (state.history) frame.client_id = cid = `c${Date.now().toString(36)}-${++state.sent}`;
+    if (state.history) frame.client_id = cid = nextClientId();
     ws.send(JSON.stringify(frame));
     const { li, note } = messageItem(state.me, text, new Date());
     li.classList.add('own', 'pending');
@@ -574,6 +654,10 @@
   // ---- start ------------------------------------------------------------------
 
   async function start() {
+    if (!sessionFlagged()) {
+      showAuth('');
+      return;
+    }
     try {
       const r = await api('GET', 'api/user/@me');
       if (r.ok && typeof r.data.username === 'string') {

@@ -31,6 +31,7 @@ async function check(name, fn) {
     console.log(`FAIL ${name}: ${String(e && e.message).split('\n')[0]}`);
   }
 }
+const codePointsOf = (s) => [...s].length;
 function assertEq(got, want, what) {
   if (got !== want) throw new Error(`${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
 }
@@ -62,7 +63,8 @@ const people = [];
 async function person(name) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
   const page = await context.newPage();
-  const p = { name, context, page, errors: [], dialogs: 0 };
+  const p = { name, context, page, errors: [], dialogs: 0, failedRequests: [] };
+  page.on('response', (r) => { if (r.status() >= 400) p.failedRequests.push(`${r.status()} ${r.url()}`); });
   page.on('pageerror', (e) => p.errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') p.errors.push(`console: ${m.text()}`); });
   page.on('dialog', (d) => { p.dialogs++; d.dismiss().catch(() => {}); });
@@ -94,6 +96,11 @@ try {
     if (!ctype || !ctype.startsWith('text/css')) throw new Error(`style.css Content-Type ${ctype}`);
   });
 
+  await check('a first visit makes no failing request (no 422 from api/user/@me)', async () => {
+    await ann.page.waitForLoadState('networkidle');
+    if (ann.failedRequests.length) throw new Error(ann.failedRequests.join(', '));
+  });
+
   await check('register shows the key once, with copy button and warning', async () => {
     const { page } = ann;
     await page.fill('#reg-name', ann.name);
@@ -105,6 +112,13 @@ try {
     if (!/only password/.test(warning) || !/cannot be recovered/.test(warning)) throw new Error(`warning: ${warning}`);
     await page.locator('#copy-key').waitFor({ state: 'visible' });
     await page.screenshot({ path: `${SHOTS}/register.png` });
+  });
+
+  await check('after registering, Register is not offered again for the same name', async () => {
+    const { page } = ann;
+    assertEq(await page.isDisabled('#reg-submit'), true, 'Register disabled');
+    await page.fill('#reg-name', `${ann.name}x`);
+    assertEq(await page.isDisabled('#reg-submit'), false, 'enabled for another name');
   });
 
   await check('registering a taken name (other case) shows the error', async () => {
@@ -220,7 +234,13 @@ try {
     assertEq(await page.textContent('#counter'), '301 / 300', 'counter at 301');
     assertEq(await page.isDisabled('#send'), true, 'send disabled at 301');
     assertEq(await page.getAttribute('#text', 'aria-invalid'), 'true', 'aria-invalid');
+    // Enter does not fail silently: the reason is on screen, the text kept.
+    await page.press('#text', 'Enter');
+    await waitText(page, '#composer-msg', 'Too long to send: 301 characters');
+    assertEq(await page.isVisible('#composer-msg'), true, 'reason visible');
+    assertEq(codePointsOf(await page.inputValue('#text')), 301, 'text kept');
     await page.fill('#text', '');
+    assertEq(await page.isVisible('#composer-msg'), false, 'reason gone once fixed');
   });
 
   await check('screenshots (desktop and phone width)', async () => {
@@ -264,6 +284,24 @@ try {
     // FIFO: the accepted ones are the first ones.
     const firstBad = notes.findIndex(([, f]) => f);
     if (notes.slice(0, firstBad).length < 1) throw new Error('first message already refused');
+  });
+
+  await check('a failed message can be sent again with Retry', async () => {
+    const { page } = ann;
+    const text = await page.$eval('#messages li.msg.own.failed .text', (e) => e.textContent);
+    const item = page.locator('#messages li.msg.own', { hasText: text });
+    // The rate limit refills at 10 a second: a retry may be refused again
+    // at first, and offers Retry again.
+    const deadline = Date.now() + WAIT;
+    for (;;) {
+      await item.locator('button.retry').click();
+      await page.waitForFunction(() => document.querySelectorAll('#messages li.pending').length === 0, null, { timeout: WAIT });
+      if (!(await item.evaluate((li) => li.classList.contains('failed')))) break;
+      if (Date.now() > deadline) throw new Error('still refused');
+    }
+    const last = await page.$eval('#messages li.msg.own:last-child .text', (e) => e.textContent);
+    assertEq(last, text, 'moved to the end, confirmed');
+    assertEq(await item.locator('button.retry').count(), 0, 'no Retry once sent');
   });
 
   await check('reload keeps the session (api/user/@me), shows history, reconnects', async () => {

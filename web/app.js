@@ -38,7 +38,7 @@
     sendForm: $('send-form'), text: $('text'), counter: $('counter'), send: $('send'),
     composerMsg: $('composer-msg'),
     side: $('side'), sideToggle: $('side-toggle'), totalUnread: $('total-unread'),
-    roomsNav: $('rooms-nav'), roomList: $('room-list'), publicTitle: $('public-title'),
+    roomsNav: $('rooms-nav'), roomList: $('room-list'), browseRooms: $('browse-rooms'), publicNone: $('public-none'),
     publicList: $('public-list'), dmList: $('dm-list'), dmHint: $('dm-hint'),
     newRoom: $('new-room'), roomForm: $('room-form'), roomName: $('room-name'),
     roomPrivate: $('room-private'), roomMsg: $('room-msg'),
@@ -322,7 +322,7 @@
       el.inviteForm.hidden = !canInvite;
       el.inviteMsg.textContent = '';
     }
-    el.text.placeholder = `Message ${label(c)} (Enter sends, Shift+Enter for a new line)`;
+    el.text.placeholder = `Message ${label(c)} (Enter sends, Shift+Enter: new line)`;
   }
 
   // Rebuilds the room and direct-message lists (a few dozen entries at
@@ -334,7 +334,7 @@
       .sort((a, b) => (isGeneral(b) - isGeneral(a)) || a.name.localeCompare(b.name));
     el.roomList.replaceChildren(...rooms.map(convItem));
     const open = state.roomLines.filter((r) => !r.joined && !r.private);
-    el.publicTitle.hidden = open.length === 0;
+    el.publicNone.hidden = open.length > 0;
     el.publicList.replaceChildren(...open.map(joinItem));
     const dms = dmConvs().sort((a, b) => (b.newestId - a.newestId) || a.name.localeCompare(b.name));
     el.dmList.replaceChildren(...dms.map(convItem));
@@ -463,6 +463,10 @@
     clearTimeout(roomsTimer);
     roomsTimer = setTimeout(() => { if (state.me) refreshRooms(false); }, 150);
   }
+
+  // Nobody is told when a room is made: the list is read again whenever
+  // it is opened.
+  el.browseRooms.addEventListener('toggle', () => { if (el.browseRooms.open) refreshRooms(false); });
 
   async function roomAction(name, action, body) {
     try {

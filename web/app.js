@@ -120,6 +120,7 @@
     history: null,     // null: not known yet; false: server has no history API
     rooms: null,       // null: not known yet; false: server has no rooms API
     roomLines: [],     // GET api/rooms, as last read
+    roomsGen: 0,       // GET api/rooms requests made, see refreshRooms()
     lastId: null,      // newest id received on a socket, for ws?since= on reconnect
     seen: new Set(),   // ids already shown, so a replay never doubles a message
     convs: new Map(),  // conversation key -> conversation (see conv())
@@ -225,6 +226,7 @@
       countFrom: 0,      // ids up to this one are in the server's `unread` already
       joined: true, private: false, role: null, members: null,
       atEnd: true, scrollTop: 0,
+      gen: state.roomsGen, // a room list asked for before this was made may not have it yet
     };
     state.convs.set(key, c);
     if (kind === 'dm') store('dms', dmConvs().map((d) => d.name));
@@ -317,6 +319,7 @@
     else if (c.members !== null) info = `${c.private ? 'private, ' : ''}${c.members} member${c.members === 1 ? '' : 's'}`;
     el.convInfo.textContent = info;
     el.leaveRoom.hidden = c.kind !== 'room' || isGeneral(c) || !state.rooms;
+    el.leaveRoom.setAttribute('aria-label', `Leave room ${c.name}`);
     const canInvite = c.kind === 'room' && c.private && (c.role === 'owner' || c.role === 'moderator');
     if (el.inviteForm.hidden === canInvite) {
       el.inviteForm.hidden = !canInvite;
@@ -420,6 +423,7 @@
 
   async function refreshRooms(initial) {
     if (state.rooms === false) return;
+    const gen = ++state.roomsGen;
     let r;
     try { r = await api('GET', 'api/rooms'); } catch { return; }
     if (!state.me) return;
@@ -450,7 +454,9 @@
         c.countFrom = Number(line.last_id) || 0;
       }
     }
-    for (const c of [...state.convs.values()]) if (c.kind === 'room' && !joined.has(c)) dropConv(c);
+    for (const c of [...state.convs.values()]) {
+      if (c.kind === 'room' && !joined.has(c) && c.gen < gen) dropConv(c);
+    }
     if (fresh) setOnline(state.online); // people become buttons
     updateHeader();
     renderSide();
@@ -1020,8 +1026,15 @@
     if (fromHistory) li.classList.add('old');
     insert(li, c, where, m.id);
     if (fromHistory) return;
-    if (c !== state.current && !own && !(hasId && Number(m.id) <= c.countFrom)) c.unread++;
-    renderSide();
+    // The lists are rebuilt only when they change (a rebuild between a
+    // press and a release would swallow a click): a new unread mark, or a
+    // direct conversation moving up.
+    if (c !== state.current && !own && !(hasId && Number(m.id) <= c.countFrom)) {
+      c.unread++;
+      renderSide();
+    } else if (c.kind === 'dm') {
+      renderSide();
+    }
   }
 
   function addNotice(text, c = general(), id) {

@@ -341,6 +341,7 @@ try {
     const annKey = `d:${ann.name.toLowerCase()}`;
     await badge(ben, annKey).waitFor();
     assertEq((await badge(ben, annKey).textContent()).trim(), '1 unread', 'DM badge');
+    await ben.page.screenshot({ path: `${SHOTS}/dm-unread.png` });
     if ((await texts(ben)).includes('psst, just you')) throw new Error('DM shown in general');
     await openConv(ben, annKey, `@${ann.name}`);
     await waitText(ben.page, '#messages li.msg .text', 'psst, just you');

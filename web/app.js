@@ -368,7 +368,10 @@
     if (c.private) b.append(small(' private'));
     if (c.kind === 'dm' && state.online.some((n) => same(n, c.name))) {
       b.classList.add('on');
-      b.append(small(' online'));
+      const sr = document.createElement('span');
+      sr.className = 'visually-hidden';
+      sr.textContent = ' (online)';
+      b.append(sr);
     }
     if (c.unread) {
       const badge = document.createElement('span');

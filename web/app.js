@@ -191,7 +191,7 @@
     // meanwhile in other conversations arrives (and counts as unread);
     // otherwise from the newest one the page knows of.
     const last = stored('last');
-    const known = Math.max(g.newestId, ...state.roomLines.map((r) => Number(r.last_id) || 0));
+    const known = Math.max(g.newestId, ...state.roomLines.filter((r) => r.joined).map((r) => Number(r.last_id) || 0));
     if (state.history) state.lastId = Number.isSafeInteger(last) && last > 0 ? last : known;
     connect();
   }
@@ -942,7 +942,7 @@
     addNotice('Many messages were missed; showing the latest.', c);
     await refreshRooms(false);
     // The socket is live from here: resume later from the newest id known.
-    for (const line of state.roomLines) received(Number(line.last_id));
+    for (const line of state.roomLines) if (line.joined) received(Number(line.last_id));
     if (state.current) await loadHistory(state.current);
   }
 

@@ -325,7 +325,7 @@
       el.inviteForm.hidden = !canInvite;
       el.inviteMsg.textContent = '';
     }
-    el.text.placeholder = `Message ${label(c)} (Enter sends, Shift+Enter: new line)`;
+    el.text.placeholder = `Message ${label(c)} (Enter sends)`;
   }
 
   // Rebuilds the room and direct-message lists (a few dozen entries at

@@ -44,6 +44,7 @@
     roomPrivate: $('room-private'), roomMsg: $('room-msg'),
     convTitle: $('conv-title'), convInfo: $('conv-info'), leaveRoom: $('leave-room'),
     inviteForm: $('invite-form'), inviteName: $('invite-name'), inviteMsg: $('invite-msg'),
+    newDm: $('new-dm'), dmForm: $('dm-form'), dmName: $('dm-name'), dmMsg: $('dm-msg'),
   };
   // The list in the page is general's until another conversation is opened.
   const generalList = $('messages');
@@ -283,6 +284,7 @@
     if (old && old !== c) {
       old.atEnd = nearEnd();
       old.scrollTop = el.log.scrollTop;
+      el.inviteMsg.textContent = '';
     }
     const shown = el.log.querySelector('ol');
     if (shown !== c.list) {
@@ -549,6 +551,29 @@
     el.inviteMsg.textContent = `Invited ${username}.`;
   });
 
+  // A direct conversation with someone who is not online: the name is
+  // checked (and its case taken) with api/user/NAME.
+  el.dmForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = el.dmName.value.trim();
+    el.dmMsg.textContent = '';
+    if (!/^[A-Za-z0-9]{1,32}$/.test(name)) {
+      el.dmMsg.textContent = HTTP_ERRORS.user_not_found;
+      el.dmName.focus();
+      return;
+    }
+    let r;
+    try { r = await api('GET', `api/user/${encodeURIComponent(name)}`); } catch { r = null; }
+    if (!r || !r.ok || typeof r.data.username !== 'string') {
+      el.dmMsg.textContent = r ? httpError(r) : 'Cannot reach the server.';
+      return;
+    }
+    el.dmName.value = '';
+    el.newDm.open = false;
+    openConv(conv('dm', r.data.username));
+    renderSide();
+  });
+
   // room_join / room_leave: a notice in the room; our own ones change the
   // room list (joined or invited elsewhere, left on another device).
   function onMembership(f) {
@@ -561,7 +586,7 @@
     } else {
       const c = conv('room', f.room);
       const who = mine ? 'You' : f.username;
-      addNotice(`${who} ${f.event === 'room_join' ? 'joined' : 'left'} the room`, c, f.id);
+      addNotice(`${who} ${f.event === 'room_join' ? 'joined' : 'left'} the room`, c, f.id, f.ts);
     }
     scheduleRooms();
     if (mine && f.event === 'room_join') renderSide();
@@ -1040,10 +1065,10 @@
     }
   }
 
-  function addNotice(text, c = general(), id) {
+  function addNotice(text, c = general(), id, ts) {
     const li = document.createElement('li');
     li.className = 'event';
-    li.append(text, ' ', timeElement(new Date()));
+    li.append(text, ' ', timeElement(ts === undefined ? new Date() : toDate(ts)));
     if (id !== undefined && id !== null) noteId(id, li, c, false);
     insert(li, c, 'append', id);
   }

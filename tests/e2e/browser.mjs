@@ -354,6 +354,21 @@ try {
     assertEq(JSON.stringify(hist), JSON.stringify(['psst, just you', 'got it']), 'DM history');
   });
 
+  await check('"Write to…" opens a direct conversation by name, unknown names refused', async () => {
+    const { page } = ann;
+    await openConv(ann, 'r:general', '# general');
+    await page.click('#new-dm summary');
+    await page.fill('#dm-name', `nobody${tag}`);
+    await page.press('#dm-name', 'Enter');
+    await waitText(page, '#dm-msg', 'no user with that name');
+    await page.fill('#dm-name', ben.name.toUpperCase());
+    await page.press('#dm-name', 'Enter');
+    // The conversation already open with him, under the name as registered.
+    await waitText(page, '#conv-title', `@${ben.name}`);
+    await waitText(page, '#messages li.msg .text', 'got it');
+    assertEq(await page.locator('#dm-list button.conv').count(), 1, 'one direct conversation');
+  });
+
   await check('a private room is not listed for others until its owner invites them', async () => {
     await createRoom(ann, secret, true);
     await waitText(ann.page, '#conv-info', 'private');

@@ -423,6 +423,11 @@
   el.sideToggle.addEventListener('click', () => {
     setSide(el.sideToggle.getAttribute('aria-expanded') !== 'true');
   });
+  el.side.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape' || !el.chatView.classList.contains('side-open')) return;
+    setSide(false);
+    el.sideToggle.focus();
+  });
 
   // ---- rooms (servers that have GET api/rooms) ---------------------------------
 

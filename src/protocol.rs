@@ -5,6 +5,11 @@
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
+mod conversation;
+pub use conversation::{
+    DeleteEvent, EditEvent, PageMessage, Place, ReactEvent, Reactions, ReadEvent, TypingEvent,
+};
+
 /// Body of `POST /api/register`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,13 +297,6 @@ fn classify<'a>(f: ClientFrame<'a>, max_chars: usize) -> Result<ClientOp<'a>, Ac
     if kinds.filter(|&k| k).count() > 1 {
         return Err(Bad);
     }
-    // A conversation named by at most one field, never by an empty name.
-    let target = |room: Option<Cow<'a, str>>, other: Option<Cow<'a, str>>| match (room, other) {
-        (None, None) => Ok(Target::General),
-        (Some(r), None) if !r.is_empty() => Ok(Target::Room(r)),
-        (None, Some(t)) if !t.is_empty() => Ok(Target::To(t)),
-        _ => Err(Bad),
-    };
     let no_extras = client_id.is_none() && room.is_none() && to.is_none() && with.is_none();
     if let Some(target) = edit {
         let text = message
@@ -326,14 +324,14 @@ fn classify<'a>(f: ClientFrame<'a>, max_chars: usize) -> Result<ClientOp<'a>, Ac
         }
     } else if let Some(on) = typing {
         let target = if with.is_none() {
-            target(room, to)?
+            conversation(room, to)?
         } else {
             return Err(Bad);
         };
         return Ok(ClientOp::Typing { on, target });
     } else if let Some(id) = read {
         let target = if to.is_none() && id >= 0 {
-            target(room, with)?
+            conversation(room, with)?
         } else {
             return Err(Bad);
         };
@@ -342,12 +340,34 @@ fn classify<'a>(f: ClientFrame<'a>, max_chars: usize) -> Result<ClientOp<'a>, Ac
     let (Some(text), None, None) = (message, with, emoji) else {
         return Err(Bad);
     };
-    let target = target(room, to)?;
+    message_frame(text, client_id, conversation(room, to)?, max_chars)
+}
+
+/// A conversation named by at most one field, never by an empty name.
+fn conversation<'a>(
+    room: Option<Cow<'a, str>>,
+    other: Option<Cow<'a, str>>,
+) -> Result<Target<'a>, AckError> {
+    match (room, other) {
+        (None, None) => Ok(Target::General),
+        (Some(r), None) if !r.is_empty() => Ok(Target::Room(r)),
+        (None, Some(t)) if !t.is_empty() => Ok(Target::To(t)),
+        _ => Err(AckError::InvalidMessage),
+    }
+}
+
+/// A message frame: its `client_id` and text checked.
+fn message_frame<'a>(
+    text: Cow<'a, str>,
+    client_id: Option<Cow<'a, str>>,
+    target: Target<'a>,
+    max_chars: usize,
+) -> Result<ClientOp<'a>, AckError> {
     if client_id
         .as_ref()
         .is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_ID)
     {
-        return Err(Bad);
+        return Err(AckError::InvalidMessage);
     }
     check_text(&text, max_chars)?;
     Ok(ClientOp::Message(ChatFrame {
@@ -404,109 +424,6 @@ pub struct MemberEvent<'a> {
     pub id: i64,
     /// Server time, Unix milliseconds.
     pub ts: i64,
-}
-
-/// Where a conversation event belongs: its `room` (not general) or the
-/// `to` of a direct message; flattened into each event.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-pub struct Place<'a> {
-    /// The room, for every room but general.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub room: Option<&'a str>,
-    /// The recipient of the direct message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<&'a str>,
-}
-
-/// `{"event": "edit", "target", "message", "author", "id", "ts"}` plus the
-/// message's `room`/`to`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct EditEvent<'a> {
-    /// Always `edit`.
-    pub event: &'static str,
-    /// The message edited.
-    pub target: i64,
-    /// Its new text.
-    pub message: &'a str,
-    /// Its author (the only one who may edit it).
-    pub author: &'a str,
-    /// Its place in the event sequence.
-    pub id: i64,
-    /// Server time, Unix milliseconds.
-    pub ts: i64,
-    /// The conversation.
-    #[serde(flatten)]
-    pub place: Place<'a>,
-}
-
-/// `{"event": "delete", "target", "by", "id", "ts"}` plus the message's
-/// `room`/`to`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct DeleteEvent<'a> {
-    /// Always `delete`.
-    pub event: &'static str,
-    /// The message deleted.
-    pub target: i64,
-    /// Who deleted it.
-    pub by: &'a str,
-    /// Its place in the event sequence.
-    pub id: i64,
-    /// Server time, Unix milliseconds.
-    pub ts: i64,
-    /// The conversation.
-    #[serde(flatten)]
-    pub place: Place<'a>,
-}
-
-/// `{"event": "react", "target", "emoji", "username", "on", "id", "ts"}`
-/// plus the message's `room`/`to`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ReactEvent<'a> {
-    /// Always `react`.
-    pub event: &'static str,
-    /// The message reacted to.
-    pub target: i64,
-    /// The emoji.
-    pub emoji: &'a str,
-    /// Who reacted.
-    pub username: &'a str,
-    /// Whether the reaction is now on.
-    pub on: bool,
-    /// Its place in the event sequence.
-    pub id: i64,
-    /// Server time, Unix milliseconds.
-    pub ts: i64,
-    /// The conversation.
-    #[serde(flatten)]
-    pub place: Place<'a>,
-}
-
-/// `{"event": "typing", "username"}` plus `room`/`to`: live only.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct TypingEvent<'a> {
-    /// Always `typing`.
-    pub event: &'static str,
-    /// Who is typing.
-    pub username: &'a str,
-    /// The conversation.
-    #[serde(flatten)]
-    pub place: Place<'a>,
-}
-
-/// `{"event": "read", "id"}` plus `room`/`with`, to the reader's other
-/// sockets only.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ReadEvent<'a> {
-    /// Always `read`.
-    pub event: &'static str,
-    /// The read marker.
-    pub id: i64,
-    /// The room (not general).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub room: Option<&'a str>,
-    /// The other user of a direct conversation.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub with: Option<&'a str>,
 }
 
 /// Body of `POST /api/rooms`: `{"name", "private": false}` (`private`
@@ -577,39 +494,6 @@ pub struct MemberLine<'a> {
     pub role: &'static str,
     /// Has an open chat socket.
     pub online: bool,
-}
-
-/// Reactions to a message: each emoji and who reacted with it (in the
-/// order they did), emoji in code point order.
-pub type Reactions<'a> = std::collections::BTreeMap<&'a str, Vec<&'a str>>;
-
-/// A message as a history page shows it: in its current state.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PageMessage<'a> {
-    /// The text (the latest edit's); absent once deleted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<&'a str>,
-    /// Its author.
-    pub author: &'a str,
-    /// Its id.
-    pub id: i64,
-    /// Server time, Unix milliseconds.
-    pub ts: i64,
-    /// The room, for every room but general.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub room: Option<&'a str>,
-    /// The recipient of a direct message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<&'a str>,
-    /// When it was last edited.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub edited: Option<i64>,
-    /// Deleted: the text is gone.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub deleted: bool,
-    /// The reactions.
-    #[serde(skip_serializing_if = "Reactions::is_empty")]
-    pub reactions: Reactions<'a>,
 }
 
 /// Body of `GET /api/messages`.

@@ -491,6 +491,10 @@ fn unread_counts_follow_read_markers_across_a_restart() {
             .collect::<Vec<_>>()
     };
     assert_eq!(unread(&s, &tb), [("general".into(), 1), ("den".into(), 5)]);
+    // A newcomer's marker starts at their join: nothing before is unread.
+    let tc = s.user("carol");
+    assert_eq!(post(&s, &tc, "/api/rooms/den/join", "").status, 200);
+    assert_eq!(unread(&s, &tc), [("general".into(), 1), ("den".into(), 0)]);
     let mut b = open(&s, &tb);
     send(&mut b, json!({"read": ids[1], "room": "den"}));
     assert_eq!(unread(&s, &tb), [("general".into(), 1), ("den".into(), 3)]);
@@ -498,6 +502,7 @@ fn unread_counts_follow_read_markers_across_a_restart() {
     drop(s);
     let s = Server::start_in(dir, &[]);
     assert_eq!(unread(&s, &tb), [("general".into(), 1), ("den".into(), 3)]);
+    assert_eq!(unread(&s, &tc), [("general".into(), 1), ("den".into(), 0)]);
 }
 
 #[test]

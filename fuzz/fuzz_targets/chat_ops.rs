@@ -601,6 +601,8 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
             let members = HashMap::from([(user, Role::Owner)]);
             m.rooms.insert(r, MRoom { private, members });
             {
+                // A joiner's read marker starts at the join.
+                m.reads.insert((user, r as i64), m.last_id);
                 let e = member_event(m, "room_join", r, user);
                 with_leaves(m, e)
             }
@@ -618,6 +620,8 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                     let room = m.rooms.get_mut(&r).unwrap();
                     room.members.insert(user, Role::Member);
                     return {
+                        // A joiner's read marker starts at the join.
+                        m.reads.insert((user, r as i64), m.last_id);
                         let e = member_event(m, "room_join", r, user);
                         with_leaves(m, e)
                     };
@@ -683,6 +687,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                 .members
                 .insert(who, Role::Member);
             {
+                m.reads.insert((who, r as i64), m.last_id);
                 let e = member_event(m, "room_join", r, who);
                 with_leaves(m, e)
             }

@@ -155,7 +155,11 @@ fn members(list: Result<Vec<MemberInfo>, RoomError>) -> Response {
 /// The member row and its event, in the turn's batch.
 fn store_membership<O: Outbox>(m: &Membership, ctx: &mut Ctx<'_, O>) -> Result<(), StoreError> {
     match m.role {
-        Some(role) => ctx.store.put_member(m.room.0, m.user, role.as_str())?,
+        Some(role) => {
+            ctx.store.put_member(m.room.0, m.user, role.as_str())?;
+            // The read marker starts at the join (as the chat's does).
+            ctx.store.put_read(m.user, m.room.0, m.id)?;
+        }
         None => ctx.store.delete_member(m.room.0, m.user)?,
     }
     if ctx.cfg.store_messages {

@@ -423,6 +423,13 @@ impl Chat {
         room.online
             .extend(self.user_sockets.get(&user).into_iter().flatten());
         self.rooms.of_user.entry(user).or_default().insert(id);
+        // A newcomer has read nothing, but nothing from before they came is
+        // news to them either: their read marker starts at their join.
+        let marker = super::conversation::Marker {
+            id: eid,
+            ordinal: room.count,
+        };
+        self.reads.insert((user, id.0), marker);
         self.announce_member("room_join", id, user, (eid, ts), out);
         Membership {
             room: id,

@@ -5,6 +5,11 @@
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
+mod conversation;
+pub use conversation::{
+    DeleteEvent, EditEvent, PageMessage, Place, ReactEvent, Reactions, ReadEvent, TypingEvent,
+};
+
 /// Body of `POST /api/register`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,23 +42,41 @@ pub fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
     serde_json::from_slice(body).ok()
 }
 
-/// A chat frame as the client sends it: `{"message": "<text>"}`, with an
-/// optional `"client_id"` that makes a resend safe.
+/// A frame as the client sends it: a message `{"message": "<text>"}`
+/// (with an optional `"client_id"` that makes a resend safe, and `room` or
+/// `to`), or one of the conversation frames of SPEC §10 (`edit`, `delete`,
+/// `react`, `typing`, `read`). Which one is told by the fields present;
+/// the combination is checked by [`decode_client_op`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClientFrame<'a> {
     /// Borrowed when the JSON string has no escapes, so the common case
     /// does not copy.
-    #[serde(borrow)]
-    message: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
+    message: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "present")]
     client_id: Option<Cow<'a, str>>,
     /// A room other than general.
     #[serde(borrow, default, deserialize_with = "present")]
     room: Option<Cow<'a, str>>,
-    /// A direct message's recipient.
+    /// A direct message's recipient (or a typing notice's).
     #[serde(borrow, default, deserialize_with = "present")]
     to: Option<Cow<'a, str>>,
+    /// The other user of a direct conversation (read markers).
+    #[serde(borrow, default, deserialize_with = "present")]
+    with: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present_value")]
+    edit: Option<i64>,
+    #[serde(default, deserialize_with = "present_value")]
+    delete: Option<i64>,
+    #[serde(default, deserialize_with = "present_value")]
+    react: Option<i64>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    emoji: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present_value")]
+    typing: Option<bool>,
+    #[serde(default, deserialize_with = "present_value")]
+    read: Option<i64>,
 }
 
 /// A field that, when present, must be a string: `"to": null` is a
@@ -66,15 +89,76 @@ fn present<'de: 'a, 'a, D: serde::Deserializer<'de>>(
     Borrowed::deserialize(d).map(|b| Some(b.0))
 }
 
-/// Where a client's message goes.
+/// A field that, when present, must be a `T` (never `null`).
+fn present_value<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// Where a client's frame goes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Target<'a> {
     /// No `room` and no `to`: room general (Part 1).
     General,
     /// `"room": NAME` (also `general`, spelled out).
     Room(Cow<'a, str>),
-    /// `"to": USERNAME`: a direct message.
+    /// `"to": USERNAME` (`"with"` in a read marker): a direct
+    /// conversation.
     To(Cow<'a, str>),
+}
+
+/// A decoded client frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientOp<'a> {
+    /// A chat message.
+    Message(ChatFrame<'a>),
+    /// `{"edit": ID, "message": "new text"}`.
+    Edit {
+        /// The message edited.
+        target: i64,
+        /// Its new text (checked like a message's).
+        text: Cow<'a, str>,
+    },
+    /// `{"delete": ID}`.
+    Delete {
+        /// The message deleted.
+        target: i64,
+    },
+    /// `{"react": ID, "emoji": "👍"}`: toggles the sender's reaction.
+    React {
+        /// The message reacted to.
+        target: i64,
+        /// One emoji (see [`valid_emoji`]).
+        emoji: Cow<'a, str>,
+    },
+    /// `{"typing": true}` with `room` or `to` (neither: general).
+    Typing {
+        /// `false` is acknowledged and relayed to nobody.
+        on: bool,
+        /// The conversation.
+        target: Target<'a>,
+    },
+    /// `{"read": ID}` with `room` or `with` (neither: general).
+    Read {
+        /// The newest event read.
+        id: i64,
+        /// The conversation.
+        target: Target<'a>,
+    },
+}
+
+/// Longest emoji of a reaction, in Unicode scalar values (a flag, a family
+/// with skin tones: sequences joined by ZWJ).
+pub const MAX_EMOJI_CHARS: usize = 8;
+
+/// An emoji a reaction may carry: 1 to [`MAX_EMOJI_CHARS`] Unicode scalar
+/// values, none whitespace or a control character. Which sequences are
+/// "really" emoji is the clients' business: Unicode adds some every year.
+pub fn valid_emoji(emoji: &str) -> bool {
+    let n = emoji.chars().take(MAX_EMOJI_CHARS + 1).count();
+    (1..=MAX_EMOJI_CHARS).contains(&n)
+        && !emoji.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Longest `client_id`, in bytes: an id, not a payload.
@@ -111,11 +195,20 @@ pub enum AckError {
     RoomNotFound,
     /// A direct message to nobody.
     UserNotFound,
+    /// An edit, deletion or reaction names no message the sender can see
+    /// (or one deleted already).
+    NotFound,
+    /// An edit of someone else's message, or a deletion by someone who is
+    /// neither its author nor a moderator of its room.
+    Forbidden,
+    /// A reaction's emoji is not 1 to 8 Unicode scalar values without
+    /// whitespace.
+    InvalidEmoji,
 }
 
 impl AckError {
     /// Every variant, for metrics.
-    pub const ALL: [AckError; 8] = [
+    pub const ALL: [AckError; 11] = [
         AckError::InvalidJson,
         AckError::InvalidMessage,
         AckError::MessageTooLong,
@@ -124,6 +217,9 @@ impl AckError {
         AckError::NotAMember,
         AckError::RoomNotFound,
         AckError::UserNotFound,
+        AckError::NotFound,
+        AckError::Forbidden,
+        AckError::InvalidEmoji,
     ];
 
     /// The snake_case code sent in the ack.
@@ -137,14 +233,27 @@ impl AckError {
             AckError::NotAMember => "not_a_member",
             AckError::RoomNotFound => "room_not_found",
             AckError::UserNotFound => "user_not_found",
+            AckError::NotFound => "not_found",
+            AckError::Forbidden => "forbidden",
+            AckError::InvalidEmoji => "invalid_emoji",
         }
     }
 }
 
-/// Decodes a client's text frame into the chat text it carries, checking
-/// the shape and the length rules of the spec (`max_chars` Unicode scalar
-/// values, at least one non-whitespace character).
+/// Decodes a client's text frame into the chat message it carries,
+/// checking the shape and the length rules of the spec (`max_chars`
+/// Unicode scalar values, at least one non-whitespace character). Any
+/// other kind of frame is `invalid_message` here; see [`decode_client_op`].
 pub fn decode_chat_text(frame: &str, max_chars: usize) -> Result<ChatFrame<'_>, AckError> {
+    match decode_client_op(frame, max_chars)? {
+        ClientOp::Message(m) => Ok(m),
+        _ => Err(AckError::InvalidMessage),
+    }
+}
+
+/// Decodes any client frame (SPEC §5.3, §9, §10). The error is the code of
+/// the error ack.
+pub fn decode_client_op(frame: &str, max_chars: usize) -> Result<ClientOp<'_>, AckError> {
     // serde would also take a struct from an array (`["hi"]`); only an
     // object is a chat frame.
     let is_object = frame
@@ -155,31 +264,122 @@ pub fn decode_chat_text(frame: &str, max_chars: usize) -> Result<ChatFrame<'_>, 
     } else {
         None
     };
-    let (text, client_id, target) = match typed {
-        Some(f) => {
-            let target = match (f.room, f.to) {
-                (None, None) => Target::General,
-                (Some(room), None) if !room.is_empty() => Target::Room(room),
-                (None, Some(to)) if !to.is_empty() => Target::To(to),
-                // Both, or an empty name: no conversation is meant.
-                _ => return Err(AckError::InvalidMessage),
-            };
-            (f.message, f.client_id, target)
-        }
+    match typed {
+        Some(f) => classify(f, max_chars),
         // The typed decoder stops at the first problem, which may be a
         // shape problem hiding a syntax error later on (`{"x": NaN}`), so
         // tell the two apart with a full syntax check. Only errors pay it.
         None if serde_json::from_str::<serde_json::Value>(frame).is_err() => {
-            return Err(AckError::InvalidJson);
+            Err(AckError::InvalidJson)
         }
-        None => return Err(AckError::InvalidMessage),
+        None => Err(AckError::InvalidMessage),
+    }
+}
+
+/// Which frame the fields make, each with exactly its own fields.
+fn classify<'a>(f: ClientFrame<'a>, max_chars: usize) -> Result<ClientOp<'a>, AckError> {
+    use AckError::InvalidMessage as Bad;
+    let ClientFrame {
+        message,
+        client_id,
+        room,
+        to,
+        with,
+        edit,
+        delete,
+        react,
+        emoji,
+        typing,
+        read,
+    } = f;
+    let kinds = [edit.is_some(), delete.is_some(), react.is_some()];
+    let kinds = kinds.into_iter().chain([typing.is_some(), read.is_some()]);
+    if kinds.filter(|&k| k).count() > 1 {
+        return Err(Bad);
+    }
+    let no_extras = client_id.is_none() && room.is_none() && to.is_none() && with.is_none();
+    if let Some(target) = edit {
+        let text = message
+            .filter(|_| no_extras && emoji.is_none())
+            .ok_or(Bad)?;
+        check_text(&text, max_chars)?;
+        return Ok(ClientOp::Edit { target, text });
+    }
+    if let Some(target) = delete {
+        let alone = no_extras && message.is_none() && emoji.is_none();
+        return alone.then_some(ClientOp::Delete { target }).ok_or(Bad);
+    }
+    if let Some(target) = react {
+        let emoji = emoji
+            .filter(|_| no_extras && message.is_none())
+            .ok_or(Bad)?;
+        if !valid_emoji(&emoji) {
+            return Err(AckError::InvalidEmoji);
+        }
+        return Ok(ClientOp::React { target, emoji });
+    }
+    if message.is_some() || emoji.is_some() || client_id.is_some() {
+        if typing.is_some() || read.is_some() {
+            return Err(Bad);
+        }
+    } else if let Some(on) = typing {
+        let target = if with.is_none() {
+            conversation(room, to)?
+        } else {
+            return Err(Bad);
+        };
+        return Ok(ClientOp::Typing { on, target });
+    } else if let Some(id) = read {
+        let target = if to.is_none() && id >= 0 {
+            conversation(room, with)?
+        } else {
+            return Err(Bad);
+        };
+        return Ok(ClientOp::Read { id, target });
+    }
+    let (Some(text), None, None) = (message, with, emoji) else {
+        return Err(Bad);
     };
+    message_frame(text, client_id, conversation(room, to)?, max_chars)
+}
+
+/// A conversation named by at most one field, never by an empty name.
+fn conversation<'a>(
+    room: Option<Cow<'a, str>>,
+    other: Option<Cow<'a, str>>,
+) -> Result<Target<'a>, AckError> {
+    match (room, other) {
+        (None, None) => Ok(Target::General),
+        (Some(r), None) if !r.is_empty() => Ok(Target::Room(r)),
+        (None, Some(t)) if !t.is_empty() => Ok(Target::To(t)),
+        _ => Err(AckError::InvalidMessage),
+    }
+}
+
+/// A message frame: its `client_id` and text checked.
+fn message_frame<'a>(
+    text: Cow<'a, str>,
+    client_id: Option<Cow<'a, str>>,
+    target: Target<'a>,
+    max_chars: usize,
+) -> Result<ClientOp<'a>, AckError> {
     if client_id
         .as_ref()
         .is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_ID)
     {
         return Err(AckError::InvalidMessage);
     }
+    check_text(&text, max_chars)?;
+    Ok(ClientOp::Message(ChatFrame {
+        text,
+        client_id,
+        target,
+    }))
+}
+
+/// The text rules of a message (and an edit): at least one
+/// non-whitespace character, at most `max_chars` Unicode scalar values.
+fn check_text(text: &str, max_chars: usize) -> Result<(), AckError> {
     if text.chars().all(char::is_whitespace) {
         // Also covers the empty string.
         return Err(AckError::InvalidMessage);
@@ -188,11 +388,7 @@ pub fn decode_chat_text(frame: &str, max_chars: usize) -> Result<ChatFrame<'_>, 
     if text.chars().take(max_chars + 1).count() > max_chars {
         return Err(AckError::MessageTooLong);
     }
-    Ok(ChatFrame {
-        text,
-        client_id,
-        target,
-    })
+    Ok(())
 }
 
 /// A chat message as broadcast, replayed and listed in history.
@@ -304,7 +500,7 @@ pub struct MemberLine<'a> {
 #[derive(Debug, Serialize)]
 pub struct History<'a> {
     /// The page, oldest first.
-    pub messages: Vec<ChatMessage<'a>>,
+    pub messages: Vec<PageMessage<'a>>,
 }
 
 /// Body of `GET /api/user/{name}`, fields in the original's order.
@@ -314,6 +510,16 @@ pub struct UserInfo<'a> {
     pub username: &'a str,
     /// Whether the user has an open chat socket.
     pub online: bool,
+    /// When the user was last online, Unix milliseconds; absent while
+    /// online (and for a user never seen online).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+    /// `@me` only: the user's open chat sockets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sockets: Option<usize>,
+    /// `@me` only: how many the server allows (`--sockets-per-user`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sockets_per_user: Option<usize>,
 }
 
 /// Frames the server sends on a chat WebSocket.
@@ -338,6 +544,22 @@ pub enum ServerFrame<'a> {
     Message(&'a ChatMessage<'a>),
     /// A membership change.
     Member(&'a MemberEvent<'a>),
+    /// An edit.
+    Edit(&'a EditEvent<'a>),
+    /// A deletion.
+    Delete(&'a DeleteEvent<'a>),
+    /// A reaction toggled.
+    React(&'a ReactEvent<'a>),
+    /// Someone is typing.
+    Typing(&'a TypingEvent<'a>),
+    /// The user's read marker moved (on another of their sockets).
+    Read(&'a ReadEvent<'a>),
+    /// `{"status": true}`: the frame was accepted and stored nothing
+    /// (typing, a read marker, a throttled typing notice).
+    AckDone {
+        /// Always true.
+        status: bool,
+    },
     /// `{"status": true, "id": 123}`: the sender's message is stored and
     /// went out.
     AckOk {
@@ -387,6 +609,7 @@ mod tests {
             (r#"{"message":"hi","to":null}"#, Err(InvalidMessage)),
             (r#"{"message":"hi","client_id":""}"#, Err(InvalidMessage)),
             (r#"{"message":"hi","client_id":5}"#, Err(InvalidMessage)),
+            (r#"{"message":"hi","client_id":null}"#, Err(InvalidMessage)),
             (&long_id, Err(InvalidMessage)),
             (r#"{"message":"hi"}"#, Ok("hi")),
             (r#"{"message":"a\"b"}"#, Ok("a\"b")),

@@ -306,8 +306,12 @@ fn online_and_user_lookups() {
     assert_eq!(r.json(), serde_json::json!({"online_clients": []}));
     assert_eq!(r.header("content-type"), Some("application/json"));
     let me = serde_json::json!({"username": "Henry", "online": false});
-    assert_eq!(s.get("/api/user/@me", Some(&token)).json(), me);
-    assert_eq!(s.get("/api/user/%40me", Some(&token)).json(), me);
+    // `@me` also says how many sockets the user holds and may hold.
+    let mine = serde_json::json!({
+        "username": "Henry", "online": false, "sockets": 0, "sockets_per_user": 1
+    });
+    assert_eq!(s.get("/api/user/@me", Some(&token)).json(), mine);
+    assert_eq!(s.get("/api/user/%40me", Some(&token)).json(), mine);
     assert_eq!(
         s.get("/api/user/henry", Some(&token)).json(),
         me,

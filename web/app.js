@@ -105,6 +105,9 @@
     not_a_member: 'Not sent: you are not in this room (any more).',
     room_not_found: 'Not sent: this room does not exist for you.',
     user_not_found: 'Not sent: there is no such user.',
+    not_found: 'That message is gone.',
+    forbidden: 'Only its author (or a moderator) may do that.',
+    invalid_emoji: 'The server did not take that emoji.',
   };
   // Refusals that sending the same frame again cannot cure.
   const FINAL_ACKS = ['message_too_long', 'invalid_json', 'invalid_message', 'binary_not_supported',
@@ -301,6 +304,8 @@
     updateComposer();
     if (c.atEnd) scrollToEnd(true);
     else el.log.scrollTop = c.scrollTop;
+    showTyping();
+    markRead(c);
   }
 
   // What a click in the lists does: show it, and fetch its history once.
@@ -731,6 +736,9 @@
 
   async function onClose(ev) {
     state.ws = null;
+    // Edits, reactions, typing and read markers are not sent again: their
+    // acks will never come.
+    state.pending = state.pending.filter((p) => !p.op);
     if (state.history && state.pending.every((p) => p.cid)) {
       // Sent again with the same client_id once reconnected; the server
       // stores each at most once.
@@ -755,8 +763,10 @@
         showAuth('Your session has ended. Please log in again.');
         return;
       }
-      // The server allows one socket per user.
-      if (r.ok && r.data.online) why = 'This account seems to be open in another tab or device.';
+      // Refused only when the user holds every socket the server allows
+      // (one by default; servers before --sockets-per-user send neither).
+      const full = (r.data?.sockets ?? 1) >= (r.data?.sockets_per_user ?? 1);
+      if (r.ok && r.data.online && full) why = 'This account seems to be open in another tab or device.';
     } catch { /* server unreachable: keep retrying */ }
     if (state.me === me) scheduleReconnect(why);
   }
@@ -790,6 +800,8 @@
     if (!f || typeof f !== 'object') return;
     if (typeof f.status === 'boolean') {
       onAck(f);
+    } else if (CONV_EVENTS.includes(f.event)) {
+      onConvEvent(f);
     } else if ((f.event === 'join' || f.event === 'leave') && typeof f.username === 'string') {
       onPresence(f.event, f.username);
     } else if (f.event === 'resync') {
@@ -817,6 +829,10 @@
   function onAck(f) {
     const p = state.pending.shift();
     if (!p) return;
+    if (p.op) {
+      p.op(f);
+      return;
+    }
     p.li.classList.remove('pending');
     if (f.status) {
       p.note.textContent = '';
@@ -825,6 +841,8 @@
       // Already shown by the replay after a reconnect: drop the copy.
       if (state.seen.has(String(f.id))) p.li.remove();
       else noteId(f.id, p.li, p.conv, true);
+      // One's own message is read: the marker follows it.
+      markRead(p.conv);
     } else {
       // Sending the same text again can only help when the refusal was
       // about timing; an unknown code might be, so it is offered too.
@@ -834,6 +852,7 @@
 
   function failPending(text) {
     for (const p of state.pending) {
+      if (p.op) continue;
       p.li.classList.remove('pending');
       markFailed(p, text, true);
     }
@@ -953,6 +972,7 @@
     if (c === state.current) {
       el.older.hidden = !c.hasOlder;
       scrollToEnd(true);
+      markRead(c);
     }
   }
 
@@ -1042,7 +1062,10 @@
     body.textContent = text;
     const note = document.createElement('p');
     note.className = 'note';
-    li.append(head, body, note);
+    const reactions = document.createElement('p');
+    reactions.className = 'reactions';
+    li.append(head, body, reactions, note);
+    head.append(' ', actions(same(author, state.me)));
     return { li, note };
   }
 
@@ -1056,9 +1079,17 @@
     const own = same(author, state.me);
     if (own) li.classList.add('own');
     if (hasId) noteId(m.id, li, c, true);
+    if (m.edited) li.classList.add('edited');
+    if (hasId && m.reactions && typeof m.reactions === 'object') {
+      const map = new Map();
+      for (const [e, who] of Object.entries(m.reactions)) if (Array.isArray(who)) map.set(e, who.map(String));
+      state.reactions.set(String(m.id), map);
+      showReactions(li);
+    }
     if (fromHistory) li.classList.add('old');
     insert(li, c, where, m.id);
     if (fromHistory) return;
+    if (c === state.current) markRead(c);
     // The lists are rebuilt only when they change (a rebuild between a
     // press and a release would swallow a click): a new unread mark, or a
     // direct conversation moving up.
@@ -1147,7 +1178,10 @@
     return `c${Date.now().toString(36)}-${++state.sent}`;
   }
 
-  el.text.addEventListener('input', updateComposer);
+  el.text.addEventListener('input', () => {
+    updateComposer();
+    sendTyping();
+  });
 
   el.text.addEventListener('keydown', (ev) => {
     // Enter sends; Shift+Enter makes a new line; an input method composing
@@ -1188,6 +1222,182 @@
     el.text.value = '';
     updateComposer();
   });
+
+  // ---- edits, deletions, reactions, typing, read markers --------------------
+
+  const CONV_EVENTS = ['edit', 'delete', 'react', 'typing', 'read'];
+  const REACTION = '👍';
+  const TYPING_SEND_MS = 3000; // the server relays one notice per 3 s
+  const TYPING_SHOW_MS = 6000;
+  state.reactions = new Map(); // message id -> Map(emoji -> [names])
+  state.typing = new Map();    // conversation key -> Map(name -> timer)
+  state.typedAt = new Map();   // conversation key -> when we last sent typing
+
+  const typingLine = document.createElement('p');
+  typingLine.id = 'typing';
+  typingLine.className = 'typing';
+  typingLine.setAttribute('aria-live', 'polite');
+  el.log.after(typingLine);
+
+  // A frame that is not a message: its ack is matched in order like a
+  // message's, and handed to `then`.
+  function sendOp(frame, then) {
+    const ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(frame));
+    state.pending.push({ op: then || (() => {}) });
+    return true;
+  }
+
+  // The buttons of a message: react for all, edit and delete for one's own.
+  function actions(own) {
+    const span = document.createElement('span');
+    span.className = 'actions';
+    const button = (action, text, title) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.dataset.action = action;
+      b.textContent = text;
+      b.title = title;
+      b.setAttribute('aria-label', title);
+      span.append(b);
+    };
+    button('react', REACTION, `React with ${REACTION}`);
+    if (own) {
+      button('edit', 'Edit', 'Edit this message');
+      button('delete', 'Delete', 'Delete this message');
+    }
+    return span;
+  }
+
+  el.log.addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-action]');
+    const li = b && b.closest('li[data-id]');
+    if (!li) return; // not sent yet: no id to name it by
+    const id = Number(li.dataset.id);
+    const report = (f) => { if (!f.status) setComposerMsg(ACK_ERRORS[f.code] || `Not done (${f.code}).`); };
+    if (b.dataset.action === 'react') {
+      sendOp({ react: id, emoji: REACTION }, report);
+    } else if (b.dataset.action === 'delete') {
+      sendOp({ delete: id }, (f) => { report(f); if (f.status) markDeleted(li); });
+    } else if (b.dataset.action === 'edit') {
+      const old = li.querySelector('.text').textContent;
+      const text = window.prompt('Edit your message', old);
+      if (text === null || text === old || !/\S/u.test(text)) return;
+      sendOp({ edit: id, message: text }, (f) => { report(f); if (f.status) markEdited(li, text); });
+    }
+  });
+
+  // A shown message by id, in whichever conversation's list it is.
+  function msgItem(id) {
+    const sel = `li.msg[data-id="${CSS.escape(String(id))}"]`;
+    for (const c of state.convs.values()) {
+      const li = c.list.querySelector(sel);
+      if (li) return li;
+    }
+    return null;
+  }
+
+  function markEdited(li, text) {
+    li.querySelector('.text').textContent = text;
+    li.classList.add('edited');
+  }
+
+  function markDeleted(li) {
+    li.querySelector('.text').textContent = 'Message deleted';
+    li.classList.add('deleted');
+    li.querySelector('.actions')?.remove();
+    li.querySelector('.reactions')?.replaceChildren();
+  }
+
+  function showReactions(li) {
+    const map = state.reactions.get(li.dataset.id);
+    const p = li.querySelector('.reactions');
+    if (!p) return;
+    p.replaceChildren();
+    for (const [emoji, who] of map || []) {
+      if (!who.length) continue;
+      const span = document.createElement('span');
+      span.className = 'reaction';
+      if (who.some((n) => same(n, state.me))) span.classList.add('mine');
+      span.textContent = `${emoji} ${who.length}`;
+      span.title = who.join(', ');
+      p.append(span);
+    }
+  }
+
+  // The conversation a typing or read event names.
+  function eventConv(f, other) {
+    if (typeof f.room === 'string' && f.room) return conv('room', f.room);
+    if (typeof other === 'string' && other) return conv('dm', other);
+    return general();
+  }
+
+  function onConvEvent(f) {
+    if (f.event === 'typing' && typeof f.username === 'string') {
+      const c = eventConv(f, typeof f.to === 'string' ? f.username : null);
+      onTyping(c, f.username);
+      return;
+    }
+    if (f.event === 'read') {
+      const c = eventConv(f, f.with);
+      c.readId = Math.max(c.readId || 0, Number(f.id) || 0);
+      c.unread = 0;
+      renderSide();
+      return;
+    }
+    received(f.id);
+    const li = msgItem(f.target);
+    if (f.event === 'react' && typeof f.emoji === 'string' && typeof f.username === 'string') {
+      const key = String(f.target);
+      const map = state.reactions.get(key) || new Map();
+      const who = (map.get(f.emoji) || []).filter((n) => !same(n, f.username));
+      if (f.on) who.push(f.username);
+      map.set(f.emoji, who);
+      state.reactions.set(key, map);
+      if (li) showReactions(li);
+    } else if (f.event === 'edit' && typeof f.message === 'string') {
+      if (li) markEdited(li, f.message);
+    } else if (f.event === 'delete') {
+      if (li) markDeleted(li);
+    }
+  }
+
+  function onTyping(c, name) {
+    if (same(name, state.me)) return;
+    const who = state.typing.get(c.key) || new Map();
+    clearTimeout(who.get(name));
+    who.set(name, setTimeout(() => { who.delete(name); showTyping(); }, TYPING_SHOW_MS));
+    state.typing.set(c.key, who);
+    showTyping();
+  }
+
+  function showTyping() {
+    const c = state.current;
+    const names = c ? [...(state.typing.get(c.key) || new Map()).keys()] : [];
+    typingLine.textContent = !names.length ? ''
+      : `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} typing…`;
+  }
+
+  function sendTyping() {
+    const c = state.current;
+    if (!c || !state.history || !/\S/u.test(el.text.value)) return;
+    const last = state.typedAt.get(c.key) || 0;
+    if (Date.now() - last < TYPING_SEND_MS) return;
+    if (sendOp({ typing: true, ...target(c) })) state.typedAt.set(c.key, Date.now());
+  }
+
+  // The read marker follows what is on screen: the newest message of the
+  // conversation shown, once the reader is at its end.
+  function markRead(c) {
+    if (!c || c !== state.current || !state.history || document.hidden || !nearEnd()) return;
+    if (!c.newestId || c.newestId <= (c.readId || 0)) return;
+    const where = c.kind === 'dm' ? { with: c.name } : (isGeneral(c) ? {} : { room: c.name });
+    if (sendOp({ read: c.newestId, ...where })) c.readId = c.newestId;
+  }
+
+  el.log.addEventListener('scroll', () => markRead(state.current));
+  document.addEventListener('visibilitychange', () => markRead(state.current));
 
   // ---- start ------------------------------------------------------------------
 

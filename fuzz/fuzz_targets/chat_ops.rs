@@ -1,9 +1,10 @@
 //! Operation sequences on the sans-IO chat core with a recording `Outbox`,
 //! against a model of sessions and sockets.
 //!
-//! Invariants, after every operation: at most one open socket per user;
-//! the online list equals the model's open sockets in connection order;
-//! every `join` (to the sockets open at the time) is matched by exactly one
+//! Invariants, after every operation: at most `SOCKETS` open sockets per
+//! user (the API's `--sockets-per-user`); the online list equals the
+//! model's users in the order of their oldest open socket; `join` goes out
+//! on a user's first socket and `leave` after their last; every `join` (to the sockets open at the time) is matched by exactly one
 //! `leave` (to the sockets open when it goes: at the end of the turn, or
 //! before the next join or broadcast, never to a socket closed before
 //! then); nothing is ever sent to a closed connection; a frame is answered with exactly one ack (and a
@@ -18,17 +19,31 @@
 //! recipient's socket (never the sender's own), each at most once; and
 //! every stored event (message or membership change) takes the next id of
 //! one sequence.
+//!
+//! Conversation features (SPEC §10, §11): edits, deletions and reactions
+//! of the messages sent so far (and of ids that never were) get the
+//! model's answer (`not_found` for a deleted message or one in a
+//! conversation the sender does not see, `forbidden` for an edit by
+//! another or a deletion by a non-moderator), and when accepted the next
+//! id and an event of exactly the model's JSON to exactly the
+//! conversation's other sockets; reactions toggle; typing notices go to
+//! the conversation's other users' sockets at most once until the chat's
+//! wheel expires them, with no id; read markers only move forward, never
+//! past the newest event, and reach the reader's other sockets; every
+//! frame is answered with exactly one ack.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use piratchat::chat::{
-    AddressLimit, AuthError, Chat, ChatConfig, ConnId, Outbox, Role, RoomError, SessionKey,
+    AddressLimit, AuthError, Chat, ChatConfig, ConnId, Lookup, Outbox, Role, RoomError, SessionKey,
+    Write,
 };
-use piratchat::store::UserId;
+use piratchat::protocol::{ClientOp, decode_client_op};
+use piratchat::store::{Conversation, EventKind, MessageInfo, UserId};
 use piratchat::wheel::Millis;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 const TTL: u64 = 5_000;
@@ -37,6 +52,12 @@ const LIMIT: u32 = 3;
 const USERS: [&str; 3] = ["ann", "ben", "cy"];
 /// Room names; the last is never created.
 const ROOMS: [&str; 4] = ["general", "r1", "r2", "nope"];
+/// Open sockets one user may hold (the API refuses more with 409).
+const SOCKETS: usize = 2;
+/// The chat's typing interval.
+const TYPING: u64 = 3000;
+/// Emoji the reactions use.
+const EMOJI: [&str; 2] = ["👍", "🎉"];
 
 #[derive(Debug, Arbitrary)]
 enum Op {
@@ -62,6 +83,16 @@ enum Op {
     Direct(u8, u8),
     /// The server's turn ends: the pending `leave`s go out.
     EndTurn,
+    /// Edits the n-th message sent so far (or an id past them).
+    Edit(u8, u8),
+    Delete(u8, u8),
+    React(u8, u8, bool),
+    /// Typing in a conversation: a room of `ROOMS`, or past them a direct
+    /// one with `USERS[n - ROOMS.len()]` (or nobody).
+    Typing(u8, u8, bool),
+    /// A read marker at an id near the newest, in a conversation as for
+    /// `Typing` (`with` instead of `to`).
+    Read(u8, u8, u8),
 }
 
 #[derive(Debug, Arbitrary)]
@@ -109,7 +140,85 @@ struct MSession {
     last_active: u64,
     /// Logged out or expired.
     over: bool,
-    socket: Option<ConnId>,
+    /// Its open sockets (browser tabs share a session).
+    sockets: Vec<ConnId>,
+}
+
+/// A message sent so far.
+struct MMsg {
+    id: i64,
+    author: usize,
+    /// A room other than general, by index into `ROOMS`.
+    room: Option<usize>,
+    /// The recipient of a direct message.
+    to: Option<usize>,
+    deleted: bool,
+}
+
+/// The stored messages as the chat's `Lookup` sees them: built from what
+/// the chat asked to store, like the server's database.
+#[derive(Default)]
+struct Db {
+    messages: HashMap<i64, MessageInfo>,
+    reactions: HashSet<(i64, UserId, String)>,
+}
+
+impl Lookup for Db {
+    fn message(&mut self, id: i64) -> Option<MessageInfo> {
+        self.messages.get(&id).copied()
+    }
+    fn reacted(&mut self, id: i64, user: UserId, emoji: &str) -> bool {
+        self.reactions.contains(&(id, user, emoji.to_string()))
+    }
+    fn count_after(&mut self, conv: Conversation, id: i64) -> u64 {
+        let room = match conv {
+            Conversation::Room(r) => Some(r),
+            _ => None,
+        };
+        let after = self
+            .messages
+            .iter()
+            .filter(|(m, i)| **m > id && i.room == room && i.to.is_none());
+        after.count() as u64
+    }
+}
+
+impl Db {
+    fn apply(&mut self, w: &Write) {
+        match w {
+            Write::Message(a) => {
+                let info = MessageInfo {
+                    author: a.user,
+                    room: a.room.map(|r| r.0),
+                    to: a.to,
+                    deleted: false,
+                };
+                self.messages.insert(a.id, info);
+            }
+            Write::Change(c) => match c.kind {
+                EventKind::Delete => {
+                    if let Some(m) = self.messages.get_mut(&c.target) {
+                        m.deleted = true;
+                    }
+                }
+                EventKind::ReactOn => {
+                    self.reactions.insert((c.target, c.user, c.text.clone()));
+                }
+                EventKind::ReactOff => {
+                    self.reactions.remove(&(c.target, c.user, c.text.clone()));
+                }
+                _ => {}
+            },
+            Write::Read(_) => {}
+        }
+    }
+}
+
+/// A frame through `ws_frame`, its writes applied to `db`.
+fn frame(chat: &mut Chat, db: &mut Db, conn: ConnId, text: &str, now: Millis, out: &mut Recorder) {
+    if let Some(w) = chat.ws_frame(conn, text, now, db, out) {
+        db.apply(&w);
+    }
 }
 
 #[derive(Default)]
@@ -127,6 +236,14 @@ struct Model {
     rooms: HashMap<usize, MRoom>,
     /// The last event id handed out.
     last_id: i64,
+    /// Every message sent, in id order.
+    msgs: Vec<MMsg>,
+    /// Reactions on: (message id, user, emoji).
+    reactions: HashSet<(i64, usize, &'static str)>,
+    /// Typing notices relayed, by (user, conversation key), and when.
+    typing: HashMap<(usize, i64), u64>,
+    /// Read markers by (user, conversation key).
+    reads: HashMap<(usize, i64), i64>,
 }
 
 struct MRoom {
@@ -137,7 +254,7 @@ struct MRoom {
 impl Model {
     fn valid(&self, s: usize) -> bool {
         let s = &self.sessions[s];
-        !s.over && (s.socket.is_some() || self.now < s.last_active + TTL)
+        !s.over && (!s.sockets.is_empty() || self.now < s.last_active + TTL)
     }
 
     fn others(&self, conn: ConnId) -> Vec<ConnId> {
@@ -161,12 +278,17 @@ impl Model {
             .collect()
     }
 
-    /// The open socket of `user`.
-    fn socket_of(&self, user: usize) -> Option<ConnId> {
+    /// The open sockets of `user`, oldest first.
+    fn sockets_of(&self, user: usize) -> Vec<ConnId> {
         self.online
             .iter()
             .copied()
-            .find(|c| self.conns[c.0 as usize].1 == user)
+            .filter(|c| self.conns[c.0 as usize].1 == user)
+            .collect()
+    }
+
+    fn user_of(&self, conn: ConnId) -> usize {
+        self.conns[conn.0 as usize].1
     }
 
     /// The open sockets of the members of room `r`, in id order.
@@ -175,7 +297,7 @@ impl Model {
         let mut v: Vec<ConnId> = room
             .members
             .keys()
-            .filter_map(|&u| self.socket_of(u))
+            .flat_map(|&u| self.sockets_of(u))
             .collect();
         v.sort();
         v
@@ -192,13 +314,32 @@ impl Model {
         }
     }
 
-    /// The socket leaves the model; returns its user's name.
-    fn drop_socket(&mut self, conn: ConnId) -> &'static str {
+    /// The socket leaves the model; returns its user's name when it was
+    /// their last.
+    fn drop_socket(&mut self, conn: ConnId) -> Option<&'static str> {
         let (s, user) = self.conns[conn.0 as usize];
         self.online.retain(|&c| c != conn);
-        self.sessions[s].socket = None;
+        self.sessions[s].sockets.retain(|&c| c != conn);
         self.sessions[s].last_active = self.now;
-        USERS[user]
+        self.sockets_of(user).is_empty().then_some(USERS[user])
+    }
+
+    /// Records the accepted message frame `v` from `conn`.
+    fn record(&mut self, conn: ConnId, v: &Value) {
+        let find = |list: &[&str], key: &str| {
+            let name = v.get(key)?.as_str()?;
+            list.iter().position(|&n| n == name)
+        };
+        let (room, to) = (find(&ROOMS, "room"), find(&USERS, "to"));
+        let author = self.user_of(conn);
+        let id = self.last_id;
+        self.msgs.push(MMsg {
+            id,
+            author,
+            room,
+            to,
+            deleted: false,
+        });
     }
 }
 
@@ -225,9 +366,10 @@ fuzz_target!(|ops: Vec<Op>| {
         chat.add_user(UserId(i as i64 + 1), name);
     }
     let mut m = Model::default();
+    let mut db = Db::default();
     for op in ops.iter().take(500) {
         let mut out = Recorder::default();
-        let want = apply(op, &mut chat, &mut m, &mut out);
+        let want = apply(op, &mut chat, &mut m, &mut db, &mut out);
         assert_eq!(out.0, want, "outbox after {op:?}");
         for event in &out.0 {
             if let Event::Deliver(to, v) = event {
@@ -241,11 +383,13 @@ fuzz_target!(|ops: Vec<Op>| {
         assert_eq!(chat.last_id(), m.last_id, "one event sequence");
         chat.check();
         let names: Vec<&str> = chat.online_names().collect();
-        let model_names: Vec<&str> = m
-            .online
-            .iter()
-            .map(|c| USERS[m.conns[c.0 as usize].1])
-            .collect();
+        let mut model_names: Vec<&str> = Vec::new();
+        for c in &m.online {
+            let name = USERS[m.conns[c.0 as usize].1];
+            if !model_names.contains(&name) {
+                model_names.push(name);
+            }
+        }
         assert_eq!(names, model_names, "online list");
         for (u, _) in USERS.iter().enumerate() {
             let open = m
@@ -253,15 +397,16 @@ fuzz_target!(|ops: Vec<Op>| {
                 .iter()
                 .filter(|c| m.conns[c.0 as usize].1 == u)
                 .count();
-            assert!(open <= 1, "two sockets for {}", USERS[u]);
-            assert_eq!(chat.is_online(UserId(u as i64 + 1)), open == 1);
+            assert!(open <= SOCKETS, "too many sockets for {}", USERS[u]);
+            assert_eq!(chat.is_online(UserId(u as i64 + 1)), open > 0);
+            assert_eq!(chat.sockets_of(UserId(u as i64 + 1)).len(), open);
         }
     }
 });
 
 /// Runs `op` on the chat and the model; returns the outbox events the
 /// model expects.
-fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Event> {
+fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorder) -> Vec<Event> {
     let now = Millis(m.now);
     match *op {
         Op::Login(u) => {
@@ -278,7 +423,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                 user,
                 last_active: m.now,
                 over: false,
-                socket: None,
+                sockets: Vec::new(),
             });
             vec![]
         }
@@ -296,23 +441,31 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                 return vec![];
             };
             let user = m.sessions[s].user;
-            if chat.is_online(UserId(user as i64 + 1)) {
+            if chat.sockets_of(UserId(user as i64 + 1)).len() >= SOCKETS {
                 // The API answers 409 here.
                 return vec![];
             }
             let conn = ConnId(m.conns.len() as u64);
             let mut want = m.flush_leaves();
             let others = m.online.clone();
+            let first = m.sockets_of(user).is_empty();
             chat.ws_open(conn, &SessionKey::of(&m.sessions[s].token), now, out);
             m.conns.push((s, user));
             m.online.push(conn);
-            m.sessions[s].socket = Some(conn);
-            want.push(Event::Deliver(others, presence("join", USERS[user])));
+            m.sessions[s].sockets.push(conn);
+            if first {
+                want.push(Event::Deliver(others, presence("join", USERS[user])));
+            }
             want
         }
         Op::Text(c, ref text) => {
             let Some(conn) = m.conn(c) else { return vec![] };
-            chat.ws_text(conn, &text.frame(), now, out);
+            let text = text.frame();
+            if decode_client_op(&text, 300).is_ok_and(|op| !matches!(op, ClientOp::Message(_))) {
+                // The other kinds have ops of their own.
+                return vec![];
+            }
+            frame(chat, db, conn, &text, now, out);
             if !m.is_open(conn) {
                 return vec![];
             }
@@ -329,6 +482,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                     assert_eq!(v["author"], author);
                     m.last_id += 1;
                     assert_eq!(v["id"], m.last_id);
+                    m.record(conn, v);
                     let mut want = m.flush_leaves();
                     want.push(Event::Deliver(recipients(m, conn, v), v.clone()));
                     want.push(Event::Deliver(
@@ -365,8 +519,8 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             if !m.is_open(conn) {
                 return vec![];
             }
-            let name = m.drop_socket(conn);
-            m.leaving.push(name);
+            let gone = m.drop_socket(conn);
+            m.leaving.extend(gone);
             vec![]
         }
         Op::GoingAway(c) => {
@@ -385,14 +539,13 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             let s = usize::from(s) % m.sessions.len();
             chat.logout(&m.sessions[s].token.clone(), out);
             m.sessions[s].over = true;
-            match m.sessions[s].socket {
-                Some(conn) => {
-                    let name = m.drop_socket(conn);
-                    m.leaving.push(name);
-                    vec![Event::Close(conn, 1000)]
-                }
-                None => vec![],
+            let mut want = Vec::new();
+            for conn in m.sessions[s].sockets.clone() {
+                let gone = m.drop_socket(conn);
+                m.leaving.extend(gone);
+                want.push(Event::Close(conn, 1000));
             }
+            want
         }
         Op::EndTurn => {
             chat.flush_leaves(out);
@@ -404,8 +557,22 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
         }
         Op::Timeouts => {
             chat.handle_timeouts(now);
+            m.typing.retain(|_, at| *at + TYPING > m.now);
             vec![]
         }
+        Op::Edit(c, t) => change(chat, m, db, out, c, ChangeKind::Edit, t),
+        Op::Delete(c, t) => change(chat, m, db, out, c, ChangeKind::Delete, t),
+        Op::React(c, t, e) => change(
+            chat,
+            m,
+            db,
+            out,
+            c,
+            ChangeKind::React(EMOJI[usize::from(e)]),
+            t,
+        ),
+        Op::Typing(c, conv, on) => typing(chat, m, db, out, c, conv, on),
+        Op::Read(c, conv, back) => read(chat, m, db, out, c, conv, back),
         Op::Record(register, ip) => {
             let limit = if register {
                 AddressLimit::Register
@@ -434,6 +601,8 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             let members = HashMap::from([(user, Role::Owner)]);
             m.rooms.insert(r, MRoom { private, members });
             {
+                // A joiner's read marker starts at the join.
+                m.reads.insert((user, r as i64), m.last_id);
                 let e = member_event(m, "room_join", r, user);
                 with_leaves(m, e)
             }
@@ -451,6 +620,8 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                     let room = m.rooms.get_mut(&r).unwrap();
                     room.members.insert(user, Role::Member);
                     return {
+                        // A joiner's read marker starts at the join.
+                        m.reads.insert((user, r as i64), m.last_id);
                         let e = member_event(m, "room_join", r, user);
                         with_leaves(m, e)
                     };
@@ -516,6 +687,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                 .members
                 .insert(who, Role::Member);
             {
+                m.reads.insert((who, r as i64), m.last_id);
                 let e = member_event(m, "room_join", r, who);
                 with_leaves(m, e)
             }
@@ -523,8 +695,8 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
         Op::RoomText(c, r) => {
             let Some(conn) = m.conn(c) else { return vec![] };
             let r = usize::from(r) % ROOMS.len();
-            let frame = json!({ "message": "hi", "room": ROOMS[r] }).to_string();
-            chat.ws_text(conn, &frame, now, out);
+            let frame_text = json!({ "message": "hi", "room": ROOMS[r] }).to_string();
+            frame(chat, db, conn, &frame_text, now, out);
             if !m.is_open(conn) {
                 return vec![];
             }
@@ -540,8 +712,8 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
             let Some(conn) = m.conn(c) else { return vec![] };
             let to = usize::from(u) % (USERS.len() + 1);
             let name = USERS.get(to).copied().unwrap_or("nobody");
-            let frame = json!({ "message": "psst", "to": name }).to_string();
-            chat.ws_text(conn, &frame, now, out);
+            let frame_text = json!({ "message": "psst", "to": name }).to_string();
+            frame(chat, db, conn, &frame_text, now, out);
             if !m.is_open(conn) {
                 return vec![];
             }
@@ -623,7 +795,13 @@ fn recipients(m: &Model, conn: ConnId, v: &Value) -> Vec<ConnId> {
     }
     if let Some(to) = v.get("to").and_then(Value::as_str) {
         let to = USERS.iter().position(|&n| n == to).expect("a known user");
-        return m.socket_of(to).into_iter().filter(|&c| c != conn).collect();
+        // The recipient's sockets, then the sender's others.
+        let author = m.user_of(conn);
+        let mut all = m.sockets_of(to);
+        if to != author {
+            all.extend(m.sockets_of(author));
+        }
+        return all.into_iter().filter(|&c| c != conn).collect();
     }
     m.others(conn)
 }
@@ -645,6 +823,7 @@ fn answer(m: &mut Model, conn: ConnId, refused: Option<&str>, out: &Recorder) ->
             m.last_id += 1;
             assert_eq!(v["id"], m.last_id);
             assert_eq!(v["author"], USERS[m.conns[conn.0 as usize].1]);
+            m.record(conn, v);
             let mut want = m.flush_leaves();
             want.push(Event::Deliver(recipients(m, conn, v), v.clone()));
             want.push(Event::Deliver(
@@ -676,4 +855,289 @@ fn member_event(m: &Model, event: &str, r: usize, user: usize) -> Event {
         "ts": m.now,
     });
     Event::Deliver(m.room_sockets(r), v)
+}
+
+/// What an edit, deletion or reaction frame does.
+#[derive(Debug, Clone, Copy)]
+enum ChangeKind {
+    Edit,
+    Delete,
+    React(&'static str),
+}
+
+fn ack_ok(conn: ConnId, id: i64) -> Event {
+    Event::Deliver(vec![conn], json!({ "status": true, "id": id }))
+}
+
+fn ack_done(conn: ConnId) -> Event {
+    Event::Deliver(vec![conn], json!({ "status": true }))
+}
+
+fn nack(conn: ConnId, code: &str) -> Vec<Event> {
+    vec![Event::Deliver(
+        vec![conn],
+        json!({ "status": false, "code": code }),
+    )]
+}
+
+/// The bucket refused the frame (nothing else happens then).
+fn limited(out: &Recorder) -> bool {
+    matches!(out.0.first(), Some(Event::Deliver(_, v)) if v["code"] == "rate_limited")
+}
+
+/// An edit, deletion or reaction from socket `c` of the `t`-th message
+/// sent so far (or of an id that never was).
+fn change(
+    chat: &mut Chat,
+    m: &mut Model,
+    db: &mut Db,
+    out: &mut Recorder,
+    c: u8,
+    kind: ChangeKind,
+    t: u8,
+) -> Vec<Event> {
+    let Some(conn) = m.conn(c) else { return vec![] };
+    let n = usize::from(t) % (m.msgs.len() + 1);
+    let target = m.msgs.get(n).map_or(m.last_id + 1000, |msg| msg.id);
+    let text = match kind {
+        ChangeKind::Edit => json!({ "edit": target, "message": "ed" }),
+        ChangeKind::Delete => json!({ "delete": target }),
+        ChangeKind::React(e) => json!({ "react": target, "emoji": e }),
+    };
+    frame(chat, db, conn, &text.to_string(), Millis(m.now), out);
+    if !m.is_open(conn) {
+        return vec![];
+    }
+    if limited(out) {
+        return nack(conn, "rate_limited");
+    }
+    let user = m.user_of(conn);
+    let Some(msg) = m.msgs.get(n) else {
+        return nack(conn, "not_found");
+    };
+    let (author, room, to) = (msg.author, msg.room, msg.to);
+    let sees = match (room, to) {
+        (Some(r), _) => m.rooms[&r].members.contains_key(&user),
+        (None, Some(to)) => user == author || user == to,
+        (None, None) => true,
+    };
+    if msg.deleted || !sees {
+        return nack(conn, "not_found");
+    }
+    let moderates = room.is_some_and(|r| {
+        matches!(
+            m.rooms[&r].members.get(&user),
+            Some(Role::Owner | Role::Moderator)
+        )
+    });
+    let allowed = match kind {
+        ChangeKind::Edit => author == user,
+        ChangeKind::Delete => author == user || moderates,
+        ChangeKind::React(_) => true,
+    };
+    if !allowed {
+        return nack(conn, "forbidden");
+    }
+    m.last_id += 1;
+    let id = m.last_id;
+    let mut event = match kind {
+        ChangeKind::Edit => {
+            json!({"event": "edit", "target": target, "message": "ed", "author": USERS[user]})
+        }
+        ChangeKind::Delete => {
+            m.msgs[n].deleted = true;
+            json!({"event": "delete", "target": target, "by": USERS[user]})
+        }
+        ChangeKind::React(e) => {
+            let on = m.reactions.insert((target, user, e));
+            if !on {
+                m.reactions.remove(&(target, user, e));
+            }
+            json!({"event": "react", "target": target, "emoji": e, "username": USERS[user], "on": on})
+        }
+    };
+    event["id"] = json!(id);
+    event["ts"] = json!(m.now);
+    // Room events name the room; direct ones the other side, from the
+    // actor's point of view.
+    let recipients: Vec<ConnId> = match (room, to) {
+        (Some(r), _) => {
+            event["room"] = json!(ROOMS[r]);
+            m.room_sockets(r)
+        }
+        (None, Some(to)) => {
+            let other = if user == author { to } else { author };
+            event["to"] = json!(USERS[other]);
+            let mut all = m.sockets_of(author);
+            if to != author {
+                all.extend(m.sockets_of(to));
+            }
+            all
+        }
+        (None, None) => m.online.clone(),
+    };
+    let recipients = recipients.into_iter().filter(|&c| c != conn).collect();
+    let mut want = m.flush_leaves();
+    want.push(Event::Deliver(recipients, event));
+    want.push(ack_ok(conn, id));
+    want
+}
+
+/// The conversation `conv` names for `user`: the frame's field, the
+/// model's key and the error ack, if any.
+#[derive(Debug)]
+enum MConv {
+    Room(usize),
+    Direct(usize),
+    Nobody,
+}
+
+fn conversation(conv: u8) -> MConv {
+    let n = usize::from(conv) % (ROOMS.len() + USERS.len() + 1);
+    match n.checked_sub(ROOMS.len()) {
+        None => MConv::Room(n),
+        Some(k) if k < USERS.len() => MConv::Direct(k),
+        Some(_) => MConv::Nobody,
+    }
+}
+
+/// The frame `base` aimed at `conv` (`other`: `to` or `with`), and the
+/// model's refusal of it for `user`, if any.
+fn aim(
+    m: &Model,
+    user: usize,
+    base: Value,
+    conv: &MConv,
+    other: &str,
+) -> (Value, Option<&'static str>) {
+    let mut frame = base;
+    let refused = match *conv {
+        MConv::Room(0) => None,
+        MConv::Room(r) => {
+            frame["room"] = json!(ROOMS[r]);
+            match m.visible(r, user) {
+                Err(_) => Some("room_not_found"),
+                Ok(Some(room)) if !room.members.contains_key(&user) => Some("not_a_member"),
+                Ok(_) => None,
+            }
+        }
+        MConv::Direct(k) => {
+            frame[other] = json!(USERS[k]);
+            None
+        }
+        MConv::Nobody => {
+            frame[other] = json!("nobody");
+            Some("user_not_found")
+        }
+    };
+    (frame, refused)
+}
+
+/// The model's key of a conversation (general, a room, or the other side
+/// of a direct one).
+fn key(conv: &MConv) -> i64 {
+    match *conv {
+        MConv::Room(r) => r as i64,
+        MConv::Direct(k) => -(k as i64) - 1,
+        MConv::Nobody => unreachable!("refused"),
+    }
+}
+
+fn typing(
+    chat: &mut Chat,
+    m: &mut Model,
+    db: &mut Db,
+    out: &mut Recorder,
+    c: u8,
+    conv: u8,
+    on: bool,
+) -> Vec<Event> {
+    let Some(conn) = m.conn(c) else { return vec![] };
+    let user = m.user_of(conn);
+    let conv = conversation(conv);
+    let (text, refused) = aim(m, user, json!({ "typing": on }), &conv, "to");
+    frame(chat, db, conn, &text.to_string(), Millis(m.now), out);
+    if !m.is_open(conn) {
+        return vec![];
+    }
+    if limited(out) {
+        return nack(conn, "rate_limited");
+    }
+    if let Some(code) = refused {
+        return nack(conn, code);
+    }
+    let k = (user, key(&conv));
+    if !on || m.typing.contains_key(&k) {
+        return vec![ack_done(conn)];
+    }
+    m.typing.insert(k, m.now);
+    let mut want = m.flush_leaves();
+    let mine = m.sockets_of(user);
+    let mut notice = json!({ "event": "typing", "username": USERS[user] });
+    let to = match conv {
+        MConv::Room(0) => Some(m.online.clone()),
+        MConv::Room(r) => {
+            notice["room"] = json!(ROOMS[r]);
+            Some(m.room_sockets(r))
+        }
+        MConv::Direct(k) if k != user => {
+            notice["to"] = json!(USERS[k]);
+            Some(m.sockets_of(k))
+        }
+        _ => None,
+    };
+    if let Some(to) = to {
+        let others = to.into_iter().filter(|c| !mine.contains(c)).collect();
+        want.push(Event::Deliver(others, notice));
+    }
+    want.push(ack_done(conn));
+    want
+}
+
+fn read(
+    chat: &mut Chat,
+    m: &mut Model,
+    db: &mut Db,
+    out: &mut Recorder,
+    c: u8,
+    conv: u8,
+    back: u8,
+) -> Vec<Event> {
+    let Some(conn) = m.conn(c) else { return vec![] };
+    let user = m.user_of(conn);
+    let conv = conversation(conv);
+    // Around the newest event, a little past it too.
+    let id = (m.last_id + 2 - i64::from(back % 8)).max(0);
+    let (text, refused) = aim(m, user, json!({ "read": id }), &conv, "with");
+    frame(chat, db, conn, &text.to_string(), Millis(m.now), out);
+    if !m.is_open(conn) {
+        return vec![];
+    }
+    if limited(out) {
+        return nack(conn, "rate_limited");
+    }
+    if let Some(code) = refused {
+        return nack(conn, code);
+    }
+    let id = id.min(m.last_id);
+    let k = (user, key(&conv));
+    if id <= m.reads.get(&k).copied().unwrap_or(0) {
+        return vec![ack_done(conn)];
+    }
+    m.reads.insert(k, id);
+    let mut event = json!({ "event": "read", "id": id });
+    match conv {
+        MConv::Room(r) if r != 0 => event["room"] = json!(ROOMS[r]),
+        MConv::Direct(k) => event["with"] = json!(USERS[k]),
+        _ => {}
+    }
+    let mut want = m.flush_leaves();
+    let others = m
+        .sockets_of(user)
+        .into_iter()
+        .filter(|&c| c != conn)
+        .collect();
+    want.push(Event::Deliver(others, event));
+    want.push(ack_done(conn));
+    want
 }

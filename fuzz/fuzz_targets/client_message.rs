@@ -1,20 +1,61 @@
-//! Arbitrary text as a client's chat frame, and arbitrary bytes as a REST
+//! Arbitrary text as a client's frame, and arbitrary bytes as a REST
 //! body.
 //!
 //! Properties: the decoder answers exactly one of accepted / error ack, and
 //! the answer agrees with a reference reading through `serde_json::Value`:
-//! invalid JSON is `invalid_json`; anything but an object with a string
-//! `message` holding a non-whitespace character (and at most an optional
-//! `client_id` string of 1 to 64 bytes, and one of `room` or `to`, a
-//! non-empty string) is `invalid_message`; more than `max_chars` scalar values is
-//! `message_too_long`; otherwise the accepted text is that string, within
-//! the limit. A REST body is accepted only as an object with exactly the
-//! one string field.
+//! invalid JSON is `invalid_json`; an object is a message (`message`, an
+//! optional `client_id` string of 1 to 64 bytes, one of `room` or `to`, a
+//! non-empty string), an edit (`edit` integer and `message`), a deletion
+//! (`delete` alone), a reaction (`react` and `emoji`), a typing notice
+//! (`typing` boolean, one of `room`/`to`) or a read marker (`read`, an
+//! integer from 0, one of `room`/`with`), each with exactly its fields,
+//! else `invalid_message`; a message's or an edit's text must hold a
+//! non-whitespace character (`invalid_message`) and at most `max_chars`
+//! scalar values (`message_too_long`); an emoji is 1 to 8 scalar values
+//! without whitespace or control characters (`invalid_emoji`). A REST body
+//! is accepted only as an object with exactly the one string field.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use piratchat::protocol::{AckError, LoginBody, MAX_CLIENT_ID, decode_body, decode_chat_text};
-use serde_json::Value;
+use piratchat::protocol::{
+    AckError, ClientOp, LoginBody, MAX_CLIENT_ID, Target, decode_body, decode_client_op,
+};
+use serde_json::{Map, Value};
+
+/// A decoded frame in owned form, for comparing decoder and reference.
+#[derive(Debug, PartialEq, Eq)]
+enum Op {
+    Message(String, Option<String>, Option<(char, String)>),
+    Edit(i64, String),
+    Delete(i64),
+    React(i64, String),
+    Typing(bool, Option<(char, String)>),
+    Read(i64, Option<(char, String)>),
+}
+
+/// `None`: general; `r`: a room; `t`: a direct conversation.
+fn target(t: &Target<'_>) -> Option<(char, String)> {
+    match t {
+        Target::General => None,
+        Target::Room(r) => Some(('r', r.to_string())),
+        Target::To(u) => Some(('t', u.to_string())),
+    }
+}
+
+fn owned(op: &ClientOp<'_>) -> Op {
+    match op {
+        ClientOp::Message(m) => Op::Message(
+            m.text.to_string(),
+            m.client_id.as_deref().map(str::to_string),
+            target(&m.target),
+        ),
+        ClientOp::Edit { target, text } => Op::Edit(*target, text.to_string()),
+        ClientOp::Delete { target } => Op::Delete(*target),
+        ClientOp::React { target, emoji } => Op::React(*target, emoji.to_string()),
+        ClientOp::Typing { on, target: t } => Op::Typing(*on, target(t)),
+        ClientOp::Read { id, target: t } => Op::Read(*id, target(t)),
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else {
@@ -26,19 +67,12 @@ fuzz_target!(|data: &[u8]| {
         n => usize::from(n),
     };
     if let Ok(text) = std::str::from_utf8(rest) {
-        let got = decode_chat_text(text, max_chars);
+        let got = decode_client_op(text, max_chars).map(|op| owned(&op));
         let want = reference(text, max_chars);
-        match (&got, &want) {
-            (Ok(a), Ok((text, id))) => {
-                assert_eq!(a.text.as_ref(), text.as_str());
-                assert_eq!(a.client_id.as_deref(), id.as_deref());
-            }
-            (Err(a), Err(b)) => assert_eq!(a, b),
-            _ => panic!("{text:?}: decoder {got:?}, reference {want:?}"),
-        }
-        if let Ok(t) = got {
-            assert!(t.text.chars().count() <= max_chars);
-            assert!(!t.text.chars().all(char::is_whitespace));
+        assert_eq!(got, want, "{text:?}");
+        if let Ok(Op::Message(t, ..) | Op::Edit(_, t)) = &got {
+            assert!(t.chars().count() <= max_chars);
+            assert!(!t.chars().all(char::is_whitespace));
         }
     }
     if let Some(body) = decode_body::<LoginBody>(rest) {
@@ -50,44 +84,85 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// The spec's rules, written against `serde_json::Value`.
-fn reference(text: &str, max_chars: usize) -> Result<(String, Option<String>), AckError> {
+fn reference(text: &str, max_chars: usize) -> Result<Op, AckError> {
+    use AckError::InvalidMessage as Bad;
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return Err(AckError::InvalidJson);
     };
     // Duplicate names are legal JSON but ambiguous; they are refused.
-    let mut fields = unique_fields(text.as_bytes()).ok_or(AckError::InvalidMessage)?;
-    fields.sort();
-    // `message`, and optionally `client_id` and one of `room` / `to`.
-    let allowed = ["client_id", "message", "room", "to"];
-    let has = |f: &str| fields.iter().any(|g| g == f);
-    if !has("message") || fields.iter().any(|f| !allowed.contains(&f.as_str())) {
-        return Err(AckError::InvalidMessage);
-    }
-    if has("room") && has("to") {
-        return Err(AckError::InvalidMessage);
-    }
-    for target in ["room", "to"] {
-        match value.get(target) {
-            None => {}
-            Some(Value::String(name)) if !name.is_empty() => {}
-            Some(_) => return Err(AckError::InvalidMessage),
+    let fields = unique_fields(text.as_bytes()).ok_or(Bad)?;
+    let obj = value.as_object().ok_or(Bad)?;
+    let only = |allowed: &[&str]| fields.iter().all(|f| allowed.contains(&f.as_str()));
+    let int = |name: &str| obj.get(name).and_then(Value::as_i64).ok_or(Bad);
+    let kinds = ["edit", "delete", "react", "typing", "read"];
+    let present: Vec<&str> = kinds.into_iter().filter(|k| obj.contains_key(*k)).collect();
+    match present.as_slice() {
+        [] => {}
+        ["edit"] if only(&["edit", "message"]) => {
+            let id = int("edit")?;
+            let message = obj.get("message").and_then(Value::as_str).ok_or(Bad)?;
+            check_text(message, max_chars)?;
+            return Ok(Op::Edit(id, message.to_string()));
         }
+        ["delete"] if only(&["delete"]) => return Ok(Op::Delete(int("delete")?)),
+        ["react"] if only(&["react", "emoji"]) => {
+            let id = int("react")?;
+            let emoji = obj.get("emoji").and_then(Value::as_str).ok_or(Bad)?;
+            let n = emoji.chars().count();
+            if !(1..=8).contains(&n) || emoji.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(AckError::InvalidEmoji);
+            }
+            return Ok(Op::React(id, emoji.to_string()));
+        }
+        ["typing"] if only(&["typing", "room", "to"]) => {
+            let on = obj["typing"].as_bool().ok_or(Bad)?;
+            return Ok(Op::Typing(on, conversation(obj, "to")?));
+        }
+        ["read"] if only(&["read", "room", "with"]) => {
+            let id = int("read").ok().filter(|&i| i >= 0).ok_or(Bad)?;
+            return Ok(Op::Read(id, conversation(obj, "with")?));
+        }
+        _ => return Err(Bad),
     }
-    let Some(message) = value["message"].as_str() else {
-        return Err(AckError::InvalidMessage);
-    };
-    let client_id = match value.get("client_id") {
+    // A message: `message`, and optionally `client_id` and one of
+    // `room` / `to`.
+    if !obj.contains_key("message") || !only(&["client_id", "message", "room", "to"]) {
+        return Err(Bad);
+    }
+    let target = conversation(obj, "to")?;
+    let message = obj["message"].as_str().ok_or(Bad)?;
+    let client_id = match obj.get("client_id") {
         None => None,
         Some(Value::String(id)) if (1..=MAX_CLIENT_ID).contains(&id.len()) => Some(id.clone()),
-        Some(_) => return Err(AckError::InvalidMessage),
+        Some(_) => return Err(Bad),
     };
+    check_text(message, max_chars)?;
+    Ok(Op::Message(message.to_string(), client_id, target))
+}
+
+/// `room` or `other` (`to`, `with`): a non-empty string, at most one.
+fn conversation(obj: &Map<String, Value>, other: &str) -> Result<Option<(char, String)>, AckError> {
+    let name = |f: &str| match obj.get(f) {
+        None => Ok(None),
+        Some(Value::String(n)) if !n.is_empty() => Ok(Some(n.clone())),
+        Some(_) => Err(AckError::InvalidMessage),
+    };
+    match (name("room")?, name(other)?) {
+        (None, None) => Ok(None),
+        (Some(r), None) => Ok(Some(('r', r))),
+        (None, Some(t)) => Ok(Some(('t', t))),
+        _ => Err(AckError::InvalidMessage),
+    }
+}
+
+fn check_text(message: &str, max_chars: usize) -> Result<(), AckError> {
     if message.chars().all(char::is_whitespace) {
         return Err(AckError::InvalidMessage);
     }
     if message.chars().count() > max_chars {
         return Err(AckError::MessageTooLong);
     }
-    Ok((message.to_string(), client_id))
+    Ok(())
 }
 
 /// The member names of a top-level JSON object, in order; `None` when the

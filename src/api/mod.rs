@@ -11,7 +11,9 @@ use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionKey};
 use crate::config::Config;
 use crate::http::{Method, Request, Response, cookie_value, percent_decode, query_param};
 use crate::metrics::Metrics;
-use crate::protocol::{ChatMessage, History, LoginBody, RegisterBody, UserInfo, decode_body};
+use crate::protocol::{
+    History, LoginBody, PageMessage, Reactions, RegisterBody, UserInfo, decode_body,
+};
 use crate::secret;
 use crate::store::{Store, StoreError};
 use crate::wheel::Millis;
@@ -338,11 +340,17 @@ fn user<O: Outbox>(
         }
     };
     let online = ctx.chat.is_online(id);
+    // Only for `@me`: the web client tells "open in another tab" (the
+    // socket limit reached) from a plain disconnect.
+    let mine = (name == "@me").then(|| (ctx.chat.sockets_of(id).len(), ctx.cfg.sockets_per_user));
     Ok(Response::json(
         200,
         &UserInfo {
             username: &shown,
             online,
+            last_seen: ctx.chat.last_seen(id),
+            sockets: mine.map(|m| m.0),
+            sockets_per_user: mine.map(|m| m.1),
         },
     ))
 }
@@ -374,7 +382,7 @@ fn ws<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
     if !upgrade::origin_allowed(req, &ctx.cfg.allowed_origins) {
         return Response::error(403, "origin_not_allowed").into();
     }
-    if ctx.chat.is_online(me.user) {
+    if ctx.chat.sockets_of(me.user).len() >= ctx.cfg.sockets_per_user {
         return Response::error(409, "already_connected").into();
     }
     let accept = match upgrade::accept_key(req) {
@@ -425,12 +433,16 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
         }
     };
     let page = ctx.store.messages_before(conv, q.before, q.limit)?;
+    let reactions = match (page.first(), page.last()) {
+        (Some(lo), Some(hi)) => ctx.store.reactions_between(lo.id, hi.id)?,
+        _ => Vec::new(),
+    };
     // A direct message's `to` is its recipient: either side.
     let me_name = me.name.clone();
     let messages = page
         .iter()
-        .map(|m| ChatMessage {
-            message: &m.text,
+        .map(|m| PageMessage {
+            message: (!m.deleted).then_some(m.text.as_str()),
             author: &m.author,
             id: m.id,
             ts: m.ts,
@@ -442,9 +454,23 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
                     &**other
                 }
             }),
+            edited: m.edited,
+            deleted: m.deleted,
+            reactions: reactions_of(m.id, &reactions),
         })
         .collect();
     Ok(Response::json(200, &History { messages }))
+}
+
+/// The reactions to message `id` among a page's (which come by message
+/// id, so a message's are together).
+fn reactions_of(id: i64, all: &[(i64, String, String)]) -> Reactions<'_> {
+    let mut map = Reactions::new();
+    let start = all.partition_point(|r| r.0 < id);
+    for (_, emoji, name) in all[start..].iter().take_while(|r| r.0 == id) {
+        map.entry(emoji.as_str()).or_default().push(name.as_str());
+    }
+    map
 }
 
 /// Default and largest page of `GET /api/messages`.

@@ -45,7 +45,7 @@ fn room_error(e: RoomError) -> Response {
 }
 
 /// `GET /api/rooms`: general, the public rooms and the user's private
-/// ones. `unread` is 0 until read markers (§10) exist.
+/// ones. `unread` comes from the chat's counters (no query).
 pub fn list<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
     let me = match authenticate(req, ctx) {
         Ok(me) => me,
@@ -60,7 +60,7 @@ pub fn list<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
             members: r.members,
             joined: r.role.is_some(),
             role: r.role.map(|r| r.as_str()),
-            unread: 0,
+            unread: r.unread,
             last_id: r.last_id,
         })
         .collect();
@@ -155,7 +155,11 @@ fn members(list: Result<Vec<MemberInfo>, RoomError>) -> Response {
 /// The member row and its event, in the turn's batch.
 fn store_membership<O: Outbox>(m: &Membership, ctx: &mut Ctx<'_, O>) -> Result<(), StoreError> {
     match m.role {
-        Some(role) => ctx.store.put_member(m.room.0, m.user, role.as_str())?,
+        Some(role) => {
+            ctx.store.put_member(m.room.0, m.user, role.as_str())?;
+            // The read marker starts at the join (as the chat's does).
+            ctx.store.put_read(m.user, m.room.0, m.id)?;
+        }
         None => ctx.store.delete_member(m.room.0, m.user)?,
     }
     if ctx.cfg.store_messages {

@@ -3,7 +3,9 @@
 
 use super::Chat;
 use super::rooms::{GENERAL, RoomError, RoomId};
-use crate::protocol::{ChatMessage, MemberEvent, ServerFrame};
+use crate::protocol::{
+    ChatMessage, DeleteEvent, EditEvent, MemberEvent, Place, ReactEvent, ServerFrame,
+};
 use crate::store::{Conversation, EventKind, StoredEvent, UserId};
 use std::rc::Rc;
 
@@ -67,14 +69,23 @@ impl Chat {
             None => None,
             Some(id) => Some(&*self.rooms.get(RoomId(id))?.name),
         };
+        let to = e.to.as_ref().map(|(_, n)| n.as_str());
+        let place = Place {
+            room: room_name,
+            to,
+        };
         let json = match kind {
+            // A deleted message's text is gone: its `delete` event follows
+            // in the replay, and so does nothing of the text (an edit's
+            // text was erased with it).
+            EventKind::Message | EventKind::Edit if e.deleted || e.text.is_empty() => return None,
             EventKind::Message => ServerFrame::Message(&ChatMessage {
                 message: &e.text,
                 author: &e.name,
                 id: e.id,
                 ts: e.ts,
                 room: room_name,
-                to: e.to.as_ref().map(|(_, n)| n.as_str()),
+                to,
             })
             .to_json(),
             EventKind::RoomJoin | EventKind::RoomLeave => ServerFrame::Member(&MemberEvent {
@@ -89,6 +100,36 @@ impl Chat {
                 ts: e.ts,
             })
             .to_json(),
+            EventKind::Edit => ServerFrame::Edit(&EditEvent {
+                event: "edit",
+                target: e.target?,
+                message: &e.text,
+                author: &e.name,
+                id: e.id,
+                ts: e.ts,
+                place,
+            })
+            .to_json(),
+            EventKind::Delete => ServerFrame::Delete(&DeleteEvent {
+                event: "delete",
+                target: e.target?,
+                by: &e.name,
+                id: e.id,
+                ts: e.ts,
+                place,
+            })
+            .to_json(),
+            EventKind::ReactOn | EventKind::ReactOff => ServerFrame::React(&ReactEvent {
+                event: "react",
+                target: e.target?,
+                emoji: &e.text,
+                username: &e.name,
+                on: kind == EventKind::ReactOn,
+                id: e.id,
+                ts: e.ts,
+                place,
+            })
+            .to_json(),
         };
         Some(json)
     }
@@ -97,7 +138,11 @@ impl Chat {
     fn may_see(&self, user: UserId, e: &StoredEvent, kind: EventKind) -> bool {
         let mine = e.user == user;
         match (e.room, &e.to) {
-            (Some(_), _) if kind != EventKind::Message && mine => true,
+            // One's own membership changes, also of a room one has left
+            // since (the other devices learn of the leave).
+            (Some(_), _) if matches!(kind, EventKind::RoomJoin | EventKind::RoomLeave) && mine => {
+                true
+            }
             (Some(room), _) => self.rooms.role(RoomId(room), user).is_some(),
             (None, Some((to, _))) => mine || *to == user,
             (None, None) => true,

@@ -1,9 +1,12 @@
 //! Chat messages: ids and timestamps, broadcast to the others, duplicate
 //! suppression by `client_id`, and acks held until the turn's commit.
 
+use super::conversation::{Lookup, NoHistory, Write};
 use super::rooms::{GENERAL, RoomId};
 use super::{Chat, ConnId, Due, Outbox};
-use crate::protocol::{AckError, ChatFrame, ChatMessage, ServerFrame, Target, decode_chat_text};
+use crate::protocol::{
+    AckError, ChatFrame, ChatMessage, ClientOp, ServerFrame, Target, decode_client_op,
+};
 use crate::store::{EventKind, NewEvent, UserId};
 use crate::wheel::Millis;
 use std::borrow::Cow;
@@ -42,21 +45,22 @@ impl Accepted {
             ts: self.ts,
             text: &self.text,
             client_id,
+            target: None,
         }
     }
 }
 
-/// Where an admitted message goes.
-enum Dest {
+/// Where an admitted message (or typing notice, or read marker) goes.
+pub(super) enum Dest {
     General,
     Room(RoomId),
     Direct(UserId),
 }
 
 impl Chat {
-    /// A text frame from chat socket `conn`: broadcast it and (after the
-    /// turn's commit) ack it, or an error ack to the sender alone. Returns
-    /// the message to store when one was accepted.
+    /// A text frame from chat socket `conn` of a chat that stores no
+    /// history (tests, and fuzzing of the message path): as
+    /// [`Chat::ws_frame`] with no stored message to find.
     pub fn ws_text(
         &mut self,
         conn: ConnId,
@@ -64,7 +68,61 @@ impl Chat {
         now: Millis,
         out: &mut impl Outbox,
     ) -> Option<Accepted> {
-        let (user, name, frame) = self.admit(conn, text, now, out)?;
+        match self.ws_frame(conn, text, now, &mut NoHistory, out)? {
+            Write::Message(accepted) => Some(accepted),
+            _ => None,
+        }
+    }
+
+    /// A text frame from chat socket `conn`: exactly one ack to the
+    /// sender (a success ack after the turn's commit, or an error ack),
+    /// and whatever the frame does (a message or event to its
+    /// conversation, a typing notice, a read marker to the sender's other
+    /// sockets). Returns what to store, if anything; `look` answers what
+    /// the chat must know of stored messages.
+    pub fn ws_frame(
+        &mut self,
+        conn: ConnId,
+        text: &str,
+        now: Millis,
+        look: &mut impl Lookup,
+        out: &mut impl Outbox,
+    ) -> Option<Write> {
+        self.clock = self.clock.max(now);
+        let (user, name, op) = self.admit(conn, text, now, out)?;
+        let me = (conn, user, &*name);
+        match op {
+            ClientOp::Message(frame) => self.message(conn, user, &name, frame, now, out),
+            ClientOp::Edit { target, text } => self.edit(me, target, &text, now, look, out),
+            ClientOp::Delete { target } => self.delete(me, target, now, look, out),
+            ClientOp::React { target, emoji } => self.react(me, target, &emoji, now, look, out),
+            ClientOp::Typing { on, target } => {
+                self.typing(me, on, &target, now, out);
+                None
+            }
+            ClientOp::Read { id, target } => self.read((conn, user), id, &target, look, out),
+        }
+    }
+
+    /// A message frame: broadcast and acked, or an error ack.
+    fn message(
+        &mut self,
+        conn: ConnId,
+        user: UserId,
+        name: &str,
+        frame: ChatFrame<'_>,
+        now: Millis,
+        out: &mut impl Outbox,
+    ) -> Option<Write> {
+        let known = frame
+            .client_id
+            .as_ref()
+            .and_then(|c| self.recent.get(&(user, (**c).into())));
+        if let Some(&id) = known {
+            // A resend of a message we have: ack it again, send nothing.
+            self.ack(conn, id, out);
+            return None;
+        }
         let dest = self
             .destination(user, &frame.target)
             .map_err(|e| self.ack_error(conn, e, out))
@@ -72,7 +130,7 @@ impl Chat {
         let (id, ts) = self.next_event(now);
         let message = ChatMessage {
             message: &frame.text,
-            author: &name,
+            author: name,
             id,
             ts,
             room: None,
@@ -89,7 +147,7 @@ impl Chat {
             Dest::Room(r) => (Some(r), None),
             Dest::Direct(u) => (None, Some(u)),
         };
-        Some(Accepted {
+        Some(Write::Message(Accepted {
             id,
             user,
             ts,
@@ -97,7 +155,7 @@ impl Chat {
             client_id,
             room,
             to,
-        })
+        }))
     }
 
     /// Queues an accepted message for its conversation: every other
@@ -118,11 +176,13 @@ impl Chat {
         match *dest {
             Dest::General => {
                 self.general_last_id = message.id;
+                self.general_count += 1;
                 self.broadcast(conn, &ServerFrame::Message(&message).to_json(), out);
             }
             Dest::Room(room) => {
                 let r = self.rooms.rooms.get_mut(&room).expect("resolved");
                 r.last_id = message.id;
+                r.count += 1;
                 message.room = Some(&r.name);
                 let json = ServerFrame::Message(&message).to_json();
                 let members = r.online.iter().copied().filter(|&c| c != conn);
@@ -134,16 +194,18 @@ impl Chat {
                 let json = ServerFrame::Message(&message).to_json();
                 // The recipient's sockets and the sender's others; a note
                 // to oneself reaches one's other sockets once.
-                let sender = (to != user).then(|| self.user_socket.get(&user).copied());
-                let sockets = [self.user_socket.get(&to).copied(), sender.flatten()];
-                let others = sockets.into_iter().flatten().filter(|&c| c != conn);
+                let all = &self.user_sockets;
+                let of = |u| all.get(&u).map_or(&[][..], Vec::as_slice);
+                let sender = if to == user { &[][..] } else { of(user) };
+                let sockets = of(to).iter().chain(sender);
+                let others = sockets.copied().filter(|&c| c != conn);
                 out.deliver_event(others.inspect(|_| *delivered += 1), &json);
             }
         }
     }
 
     /// The conversation a frame names, as its sender may use it.
-    fn destination(&self, user: UserId, target: &Target<'_>) -> Result<Dest, AckError> {
+    pub(super) fn destination(&self, user: UserId, target: &Target<'_>) -> Result<Dest, AckError> {
         match target {
             Target::General => Ok(Dest::General),
             Target::Room(name) => match self.rooms.visible(name, user) {
@@ -167,16 +229,15 @@ impl Chat {
         (self.last_id, self.last_ts)
     }
 
-    /// What a frame must pass to become a message: the rate limit, the
-    /// decoding rules, and duplicate suppression. `None` when the frame is
-    /// answered already (an error ack, or the ack of the original).
+    /// What every frame must pass: the rate limit and the decoding
+    /// rules. `None` when the frame is answered already (an error ack).
     fn admit<'t>(
         &mut self,
         conn: ConnId,
         text: &'t str,
         now: Millis,
         out: &mut impl Outbox,
-    ) -> Option<(UserId, Rc<str>, ChatFrame<'t>)> {
+    ) -> Option<(UserId, Rc<str>, ClientOp<'t>)> {
         let sock = self.sockets.get_mut(&conn)?;
         self.stats.messages_received += 1;
         if !sock.bucket.take(self.cfg.burst, self.cfg.rate_per_sec, now) {
@@ -184,24 +245,15 @@ impl Chat {
             return None;
         }
         let (user, name) = (sock.user, sock.name.clone());
-        let frame = decode_chat_text(text, self.cfg.max_chars)
+        let op = decode_client_op(text, self.cfg.max_chars)
             .map_err(|e| self.ack_error(conn, e, out))
             .ok()?;
-        let known = frame
-            .client_id
-            .as_ref()
-            .and_then(|c| self.recent.get(&(user, (**c).into())));
-        if let Some(&id) = known {
-            // A resend of a message we have: ack it again, send nothing.
-            self.ack(conn, id, out);
-            return None;
-        }
-        Some((user, name, frame))
+        Some((user, name, op))
     }
 
     /// Queues `json` for every open socket but `from`'s: serialized once,
     /// the same bytes for all.
-    fn broadcast(&mut self, from: ConnId, json: &[u8], out: &mut impl Outbox) {
+    pub(super) fn broadcast(&mut self, from: ConnId, json: &[u8], out: &mut impl Outbox) {
         self.flush_leaves(out);
         let delivered = &mut self.stats.messages_delivered;
         let others = self
@@ -254,7 +306,7 @@ impl Chat {
 
     /// `{"status": true, "id": ...}` to the sender. It is queued now, in
     /// the order of the frames, and written after the turn's commit.
-    fn ack(&mut self, conn: ConnId, id: i64, out: &mut impl Outbox) {
+    pub(super) fn ack(&mut self, conn: ConnId, id: i64, out: &mut impl Outbox) {
         self.stats.acks_ok += 1;
         let json = ServerFrame::AckOk { status: true, id }.to_json();
         out.reply(conn, &json);

@@ -8,6 +8,7 @@
 //! stores it before handling anything else. Nothing here reads a clock or
 //! touches a socket, so every rule is testable and fuzzable on its own.
 
+pub mod conversation;
 mod directory;
 mod history;
 pub mod limits;
@@ -20,13 +21,14 @@ use crate::protocol::{AckError, ServerFrame};
 
 use crate::store::UserId;
 use crate::wheel::{Millis, Wheel};
+pub use conversation::{Change, Lookup, NoHistory, ReadMarker, Write};
 pub use history::Paged;
 use limits::{AddressLimiter, TokenBucket};
 pub use messages::Accepted;
 use online::Ordered;
 pub use rooms::{GENERAL, MemberInfo, Membership, NewRoom, Role, RoomError, RoomId, RoomInfo};
 pub use sessions::{SessionJournal, SessionKey};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -151,7 +153,7 @@ pub struct ChatStats {
     /// `{"status": true}` acks sent.
     pub acks_ok: u64,
     /// Error acks sent, indexed like [`AckError::ALL`].
-    pub acks_err: [u64; 8],
+    pub acks_err: [u64; AckError::ALL.len()],
     /// Sessions ended by the per-user cap.
     pub sessions_evicted: u64,
 }
@@ -164,7 +166,9 @@ struct Session {
     /// When it was last used, as a count of uses across all sessions:
     /// orders uses within one millisecond for the per-user cap.
     used: u64,
-    socket: Option<ConnId>,
+    /// Its open chat sockets (several with `--sockets-per-user`: browser
+    /// tabs share the cookie).
+    sockets: Vec<ConnId>,
 }
 
 #[derive(Debug)]
@@ -185,6 +189,9 @@ enum Due {
     /// entry for the same `client_id` (after a failed commit took back the
     /// first) is not forgotten by the older entry's timer.
     Dedupe(UserId, Box<str>, i64),
+    /// A user's typing notice in a conversation (see
+    /// [`conversation::conv_key`]) may be relayed again.
+    Typing(UserId, i64),
 }
 
 /// The chat state. See the module doc.
@@ -197,7 +204,9 @@ pub struct Chat {
     /// so scanning one list at login is cheap.
     user_sessions: HashMap<UserId, Vec<SessionKey>>,
     sockets: HashMap<ConnId, Socket>,
-    user_socket: HashMap<UserId, ConnId>,
+    /// Each online user's open sockets, oldest first (at most
+    /// `--sockets-per-user`, checked by the upgrade).
+    user_sockets: HashMap<UserId, Vec<ConnId>>,
     online: Ordered<ConnId>,
     wheel: Wheel<Due>,
     fired: Vec<Due>,
@@ -234,6 +243,21 @@ pub struct Chat {
     /// The newest event of general (kept apart: general's path is the
     /// hot one and needs no room lookup).
     general_last_id: i64,
+    /// Messages in general (for unread counts; other rooms count their
+    /// own).
+    general_count: u64,
+    /// Users and conversations with a typing notice relayed in the last
+    /// [`conversation::TYPING_INTERVAL`] (live only).
+    typing: HashSet<(UserId, i64)>,
+    /// Read markers by user and conversation key.
+    reads: HashMap<(UserId, i64), conversation::Marker>,
+    /// When each user was last online, Unix milliseconds.
+    last_seen: HashMap<UserId, i64>,
+    /// Users gone offline since the server last stored them.
+    seen_journal: Vec<(UserId, i64)>,
+    /// The latest `now` the chat was given (the time of a logout, which
+    /// comes without one).
+    clock: Millis,
     /// Counters for `/metrics`.
     pub stats: ChatStats,
 }
@@ -254,7 +278,7 @@ impl Chat {
             sessions: HashMap::new(),
             user_sessions: HashMap::new(),
             sockets: HashMap::new(),
-            user_socket: HashMap::new(),
+            user_sockets: HashMap::new(),
             online: Ordered::new(),
             wheel: Wheel::new(now),
             fired: Vec::new(),
@@ -270,18 +294,33 @@ impl Chat {
             directory: directory::Directory::default(),
             rooms: rooms::Rooms::new(),
             general_last_id: 0,
+            general_count: 0,
+            typing: HashSet::new(),
+            reads: HashMap::new(),
+            last_seen: HashMap::new(),
+            seen_journal: Vec::new(),
+            clock: now,
             stats: ChatStats::default(),
         }
     }
 
     /// Whether `user` has an open chat socket.
     pub fn is_online(&self, user: UserId) -> bool {
-        self.user_socket.contains_key(&user)
+        self.user_sockets.contains_key(&user)
     }
 
-    /// The names of the users with an open socket, in connection order.
+    /// The open chat sockets of `user`, oldest first.
+    pub fn sockets_of(&self, user: UserId) -> &[ConnId] {
+        self.user_sockets.get(&user).map_or(&[], Vec::as_slice)
+    }
+
+    /// The names of the users with an open socket, in connection order,
+    /// each once (at the place of their oldest open socket).
     pub fn online_names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.online.iter().map(|c| &*self.sockets[&c].name)
+        self.online.iter().filter_map(|c| {
+            let sock = &self.sockets[&c];
+            (self.sockets_of(sock.user).first() == Some(&c)).then_some(&*sock.name)
+        })
     }
 
     /// Open chat sockets.
@@ -289,19 +328,16 @@ impl Chat {
         self.online.len()
     }
 
-    /// Registers the upgraded socket `conn` of the session `key` and tells
-    /// every other socket `join`. The caller has authenticated the session
-    /// and checked that its user is not online in this same loop turn.
+    /// Registers the upgraded socket `conn` of the session `key` and, when
+    /// it is the user's first, tells every other socket `join`. The caller
+    /// has authenticated the session and checked the user's socket count
+    /// against `--sockets-per-user` in this same loop turn.
     pub fn ws_open(&mut self, conn: ConnId, key: &SessionKey, now: Millis, out: &mut impl Outbox) {
         let Some(session) = self.sessions.get_mut(key) else {
             debug_assert!(false, "ws_open for an unknown session");
             return;
         };
-        debug_assert!(
-            !self.user_socket.contains_key(&session.user),
-            "second socket"
-        );
-        session.socket = Some(conn);
+        session.sockets.push(conn);
         let (user, name) = (session.user, session.name.clone());
         // Before this socket counts as online: a `leave` of this turn is
         // not news to it, and must reach the others before this `join`
@@ -313,12 +349,14 @@ impl Chat {
                 s.pos = p;
             }
         });
-        let json = ServerFrame::Presence {
-            event: "join",
-            username: &name,
+        if !self.user_sockets.contains_key(&user) {
+            let json = ServerFrame::Presence {
+                event: "join",
+                username: &name,
+            }
+            .to_json();
+            out.deliver(self.online.iter().filter(|&c| c != conn), &json);
         }
-        .to_json();
-        out.deliver(self.online.iter().filter(|&c| c != conn), &json);
         let bucket = TokenBucket::full(self.cfg.burst, now);
         self.sockets.insert(
             conn,
@@ -330,7 +368,7 @@ impl Chat {
                 pos,
             },
         );
-        self.user_socket.insert(user, conn);
+        self.user_sockets.entry(user).or_default().push(conn);
         self.rooms_socket_open(user, conn);
     }
 
@@ -348,9 +386,10 @@ impl Chat {
         self.ack_error(conn, err, out);
     }
 
-    /// Chat socket `conn` is gone (for any reason): the others get `leave`
-    /// once, at the next [`Chat::flush_leaves`]. Calling it again, or for a
-    /// socket logout already removed, does nothing.
+    /// Chat socket `conn` is gone (for any reason): when it was its user's
+    /// last, the others get `leave` once, at the next
+    /// [`Chat::flush_leaves`], and the user is last seen now. Calling it
+    /// again, or for a socket logout already removed, does nothing.
     pub fn ws_closed(&mut self, conn: ConnId, now: Millis) {
         if self.end_socket_activity(conn, now) {
             self.remove_socket(conn);
@@ -371,6 +410,7 @@ impl Chat {
     /// The socket's end is its session's last activity: idle time counts
     /// from here. Returns whether `conn` is a chat socket.
     fn end_socket_activity(&mut self, conn: ConnId, now: Millis) -> bool {
+        self.clock = self.clock.max(now);
         let Some(sock) = self.sockets.get(&conn) else {
             return false;
         };
@@ -382,15 +422,22 @@ impl Chat {
         true
     }
 
-    /// Takes `conn` off every table; its session stays.
+    /// Takes `conn` off every table; its session stays. Returns the
+    /// socket when it was its user's last (the user went offline).
     fn forget_socket(&mut self, conn: ConnId) -> Option<Socket> {
         let sock = self.sockets.remove(&conn)?;
         self.online.remove(sock.pos, conn);
-        self.user_socket.remove(&sock.user);
         self.rooms_socket_closed(sock.user, conn);
         if let Some(session) = self.sessions.get_mut(&sock.key) {
-            session.socket = None;
+            session.sockets.retain(|&c| c != conn);
         }
+        let others = self.user_sockets.get_mut(&sock.user)?;
+        others.retain(|&c| c != conn);
+        if !others.is_empty() {
+            return None;
+        }
+        self.user_sockets.remove(&sock.user);
+        self.went_offline(sock.user);
         Some(sock)
     }
 
@@ -475,6 +522,7 @@ impl Chat {
     /// lazily: activity only moves `last_active`, and a timer that fires
     /// early re-inserts itself for the remainder.
     pub fn handle_timeouts(&mut self, now: Millis) {
+        self.clock = self.clock.max(now);
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(now, &mut fired);
         for due in fired.drain(..) {
@@ -485,6 +533,10 @@ impl Chat {
                     if self.recent.get(&key) == Some(id) {
                         self.recent.remove(&key);
                     }
+                    None
+                }
+                Due::Typing(user, conv) => {
+                    self.typing.remove(&(*user, *conv));
                     None
                 }
             };
@@ -505,29 +557,21 @@ impl Chat {
             self.sockets.len(),
             "online list vs sockets"
         );
-        assert_eq!(
-            self.user_socket.len(),
-            self.sockets.len(),
-            "one socket per user"
-        );
+        let listed: usize = self.user_sockets.values().map(Vec::len).sum();
+        assert_eq!(listed, self.sockets.len(), "per-user socket lists");
         for (conn, sock) in &self.sockets {
-            assert_eq!(
-                self.user_socket.get(&sock.user),
-                Some(conn),
+            assert!(
+                self.sockets_of(sock.user).contains(conn),
                 "user map of {conn:?}"
             );
             let session = self.sessions.get(&sock.key);
-            assert_eq!(
-                session.and_then(|s| s.socket),
-                Some(*conn),
+            assert!(
+                session.is_some_and(|s| s.sockets.contains(conn)),
                 "session of {conn:?}"
             );
         }
-        let with_socket = self
-            .sessions
-            .values()
-            .filter(|s| s.socket.is_some())
-            .count();
+        assert!(self.user_sockets.values().all(|v| !v.is_empty()));
+        let with_socket: usize = self.sessions.values().map(|s| s.sockets.len()).sum();
         assert_eq!(with_socket, self.sockets.len(), "sessions with a socket");
         let listed: usize = self.user_sessions.values().map(Vec::len).sum();
         assert_eq!(listed, self.sessions.len(), "per-user session lists");
@@ -536,7 +580,7 @@ impl Chat {
             for key in keys {
                 assert_eq!(self.sessions.get(key).map(|s| s.user), Some(*user));
             }
-            let idle = keys.iter().filter(|k| self.sessions[*k].socket.is_none());
+            let idle = keys.iter().filter(|k| self.sessions[*k].sockets.is_empty());
             assert!(
                 idle.count() <= self.cfg.sessions_per_user,
                 "idle sessions of {user:?} over the cap"

@@ -101,6 +101,8 @@ pub(super) struct Room {
     pub(super) online: BTreeSet<ConnId>,
     /// The newest event's id.
     pub(super) last_id: i64,
+    /// How many messages it holds (for unread counts).
+    pub(super) count: u64,
 }
 
 /// Every room and who is in which.
@@ -138,6 +140,7 @@ impl Rooms {
             members: HashMap::new(),
             online: BTreeSet::new(),
             last_id: 0,
+            count: 0,
         };
         self.rooms.insert(id, room);
     }
@@ -212,6 +215,7 @@ impl Membership {
             ts: self.ts,
             text: "",
             client_id: None,
+            target: None,
         }
     }
 }
@@ -229,6 +233,8 @@ pub struct RoomInfo {
     pub role: Option<Role>,
     /// The newest event's id (0: none yet).
     pub last_id: i64,
+    /// Messages after the user's read marker.
+    pub unread: u64,
 }
 
 /// A line of `GET /api/rooms/{name}/members`.
@@ -262,7 +268,11 @@ impl Chat {
     /// Puts every open socket back into the online sets of its user's
     /// rooms (after [`Chat::forget_rooms_and_users`] and the reload).
     pub fn reindex_room_sockets(&mut self) {
-        let open: Vec<(UserId, ConnId)> = self.user_socket.iter().map(|(&u, &c)| (u, c)).collect();
+        let open: Vec<(UserId, ConnId)> = self
+            .user_sockets
+            .iter()
+            .flat_map(|(&u, conns)| conns.iter().map(move |&c| (u, c)))
+            .collect();
         for (user, conn) in open {
             self.rooms_socket_open(user, conn);
         }
@@ -384,7 +394,7 @@ impl Chat {
         let room = self.rooms.rooms.get_mut(&id).expect("visible");
         room.members.remove(&user);
         room.last_id = eid;
-        if let Some(conn) = self.user_socket.get(&user) {
+        for conn in self.user_sockets.get(&user).into_iter().flatten() {
             room.online.remove(conn);
         }
         if let Some(set) = self.rooms.of_user.get_mut(&user) {
@@ -410,10 +420,16 @@ impl Chat {
         let room = self.rooms.rooms.get_mut(&id).expect("a known room");
         room.members.insert(user, role);
         room.last_id = eid;
-        if let Some(&conn) = self.user_socket.get(&user) {
-            room.online.insert(conn);
-        }
+        room.online
+            .extend(self.user_sockets.get(&user).into_iter().flatten());
         self.rooms.of_user.entry(user).or_default().insert(id);
+        // A newcomer has read nothing, but nothing from before they came is
+        // news to them either: their read marker starts at their join.
+        let marker = super::conversation::Marker {
+            id: eid,
+            ordinal: room.count,
+        };
+        self.reads.insert((user, id.0), marker);
         self.announce_member("room_join", id, user, (eid, ts), out);
         Membership {
             room: id,
@@ -470,6 +486,11 @@ impl Chat {
                         self.general_last_id
                     } else {
                         room.last_id
+                    },
+                    unread: if role.is_some() {
+                        self.unread(user, id)
+                    } else {
+                        0
                     },
                 })
             })
@@ -531,7 +552,7 @@ impl Chat {
             let want: BTreeSet<ConnId> = room
                 .members
                 .keys()
-                .filter_map(|u| self.user_socket.get(u).copied())
+                .flat_map(|u| self.sockets_of(*u).iter().copied())
                 .collect();
             assert_eq!(room.online, want, "online members of {}", room.name);
             for user in room.members.keys() {

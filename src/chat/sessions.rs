@@ -74,7 +74,7 @@ impl Chat {
             name: name.into(),
             last_active,
             used: self.uses.next().unwrap_or(u64::MAX),
-            socket: None,
+            sockets: Vec::new(),
         };
         self.make_room(user);
         let deadline = Millis(last_active.0 + self.cfg.session_ttl.0);
@@ -104,7 +104,7 @@ impl Chat {
             let idle: Vec<(&SessionKey, (Millis, u64))> = keys
                 .iter()
                 .filter_map(|k| Some((k, self.sessions.get(k)?)))
-                .filter(|(_, s)| s.socket.is_none())
+                .filter(|(_, s)| s.sockets.is_empty())
                 .map(|(k, s)| (k, (s.last_active, s.used)))
                 .collect();
             if idle.len() < cap {
@@ -127,7 +127,7 @@ impl Chat {
         let session = self.sessions.get_mut(&key).ok_or(AuthError::Invalid)?;
         // The expiry timer may not have fired yet within this loop turn;
         // an idle session is over the moment its TTL has passed.
-        if session.socket.is_none() && now.0 >= session.last_active.0 + ttl {
+        if session.sockets.is_empty() && now.0 >= session.last_active.0 + ttl {
             self.end_session(&key);
             return Err(AuthError::Invalid);
         }
@@ -149,7 +149,7 @@ impl Chat {
         let Some(session) = self.end_session(&key) else {
             return;
         };
-        if let Some(conn) = session.socket {
+        for conn in session.sockets {
             out.close(conn, 1000, "logged out");
             self.remove_socket(conn);
         }
@@ -181,7 +181,7 @@ impl Chat {
     pub fn forget_unstored_sessions(&mut self, keys: impl Iterator<Item = SessionKey>) {
         for key in keys {
             debug_assert!(
-                self.sessions.get(&key).is_none_or(|s| s.socket.is_none()),
+                self.sessions.get(&key).is_none_or(|s| s.sockets.is_empty()),
                 "a socket on an unstored session"
             );
             self.unlist_session(&key);
@@ -207,7 +207,7 @@ impl Chat {
     pub(super) fn session_due(&mut self, key: &SessionKey, now: Millis) -> Option<Millis> {
         let ttl = self.cfg.session_ttl.0;
         let session = self.sessions.get(key)?;
-        if session.socket.is_some() {
+        if !session.sockets.is_empty() {
             // An open socket keeps its session alive; look again a TTL later.
             return Some(Millis(now.0 + ttl));
         }

@@ -667,6 +667,8 @@ fn replay_shows_each_user_their_conversations_only() {
         to: to.map(|t| (UserId(t), format!("u{t}"))),
         ts: 5,
         text: "t".into(),
+        target: Some(1),
+        deleted: false,
     };
     let m = EventKind::Message;
     // (event, who sees it among users 1, 2, 3)
@@ -685,6 +687,30 @@ fn replay_shows_each_user_their_conversations_only() {
             [true, false, true],
         ),
         (event(m, 1, Some(99), None), [false, false, false]),
+        // Reactions and edits follow the room, not the actor's own rule
+        // for membership events.
+        (
+            event(EventKind::ReactOn, 3, Some(2), None),
+            [true, true, false],
+        ),
+        (
+            event(EventKind::Edit, 2, None, Some(1)),
+            [true, true, false],
+        ),
+        (
+            StoredEvent {
+                deleted: true,
+                ..event(m, 1, None, None)
+            },
+            [false; 3],
+        ),
+        (
+            StoredEvent {
+                text: String::new(),
+                ..event(EventKind::Edit, 1, None, None)
+            },
+            [false; 3],
+        ),
         (
             StoredEvent {
                 kind: None,
@@ -786,3 +812,5 @@ fn session_cap_never_ends_a_session_with_an_open_socket() {
     assert_eq!(chat.session_count(), 3);
     assert!(!live(&mut chat, 8, 40));
 }
+
+mod conversation;

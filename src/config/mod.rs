@@ -177,6 +177,9 @@ pub struct Config {
     /// least recently used session (one without an open WebSocket first).
     /// Default 32.
     pub sessions_per_user: usize,
+    /// Open chat WebSockets one user may hold (SPEC §11); past it `/ws` is
+    /// 409 `already_connected`. Default 1, the Part 1 rule.
+    pub sockets_per_user: usize,
     /// Longest chat message in Unicode scalar values. Default 300.
     pub max_message_chars: usize,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` / `X-Forwarded-Proto` are
@@ -262,6 +265,7 @@ impl Default for Config {
             db: PathBuf::from("piratchat.db"),
             session_ttl: Duration::from_secs(3600),
             sessions_per_user: 32,
+            sockets_per_user: 1,
             max_message_chars: 300,
             trusted_proxies: vec![
                 IpNet {
@@ -467,6 +471,8 @@ settings! {
         "A session ends after this long without activity";
     "sessions-per-user" sessions_per_user: Within<Count<usize>, 1, 1024>,
         "Live sessions per user; a new login past it ends the least recently used";
+    "sockets-per-user" sockets_per_user: Within<Count<usize>, 1, 64>,
+        "Open chat WebSockets per user (devices, tabs); past it /ws is 409";
     "max-message-chars" max_message_chars: Within<Count<usize>, 1, 10_000>,
         "Longest chat message, in Unicode scalar values";
     "trusted-proxies" trusted_proxies: Proxies,
@@ -1135,7 +1141,7 @@ mod tests {
             }) else {
                 panic!("{flag} gave no help");
             };
-            assert_eq!(SETTINGS.len(), 34);
+            assert_eq!(SETTINGS.len(), 35);
             let rows = text.lines().filter(|l| l.starts_with("  --")).count();
             assert_eq!(rows, SETTINGS.len());
             for s in SETTINGS {

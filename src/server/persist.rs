@@ -73,6 +73,29 @@ fn restore_rooms(core: &mut Core) -> Result<(), crate::store::StoreError> {
         let room = room.map_or(crate::chat::GENERAL, RoomId);
         core.chat.restore_room_last_id(room, id);
     }
+    restore_conversations(core)
+}
+
+/// Start-up: message counts per room, read markers (each with the count
+/// of messages after it, so unread needs no query later) and last-seen
+/// times.
+fn restore_conversations(core: &mut Core) -> Result<(), crate::store::StoreError> {
+    use crate::chat::RoomId;
+    use crate::store::Conversation;
+    for (room, count) in core.store.message_counts()? {
+        core.chat.restore_message_count(RoomId(room), count);
+    }
+    for (user, conv, id) in core.store.load_reads()? {
+        let after = match conv {
+            1 => core.store.count_after(Conversation::General, id)?,
+            c if c > 0 => core.store.count_after(Conversation::Room(c), id)?,
+            _ => 0,
+        };
+        core.chat.restore_read(user, conv, id, after);
+    }
+    for (user, ts) in core.store.load_last_seen()? {
+        core.chat.restore_last_seen(user, ts);
+    }
     Ok(())
 }
 
@@ -107,7 +130,7 @@ pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId>
             Default::default()
         },
     };
-    let written = write_sessions(core, &changes);
+    let written = write_last_seen(core).and_then(|()| write_sessions(core, &changes));
     // A message insert that failed was logged when it failed.
     let wrote_all = !std::mem::take(&mut core.held.failed);
     let result = match written {
@@ -147,6 +170,14 @@ struct SessionChanges {
     created: Vec<(SessionKey, UserId, Millis)>,
     ended: Vec<SessionKey>,
     touched: HashSet<SessionKey>,
+}
+
+/// Writes when users went offline this turn into its batch.
+fn write_last_seen(core: &mut Core) -> Result<(), StoreError> {
+    for (user, ts) in core.chat.take_last_seen() {
+        core.store.set_last_seen(user, ts)?;
+    }
+    Ok(())
 }
 
 /// Writes the turn's session changes into its batch.

@@ -8,12 +8,14 @@ use super::{
     Env,
     fanout::{ConnLabel, slot_of},
 };
-use crate::chat::{Accepted, Authed, ConnId};
+use crate::chat::{Authed, Change, ConnId, Lookup, Write as Stored};
 use crate::config::LogLevel;
+use crate::log::Logger;
 use crate::log::escape;
 use crate::metrics::CloseCause;
 use crate::protocol::ServerFrame;
 use crate::store::UserId;
+use crate::store::{Conversation, EventKind, MessageInfo, Store, StoreError};
 use crate::wheel::Millis;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
@@ -218,8 +220,16 @@ fn handle<S: Transport>(conn: &mut Conn<S>, msg: Message, env: &mut Env<'_>) {
     let is_chat = ws.user.is_some();
     match msg {
         Message::Text(text) if is_chat => {
-            if let Some(accepted) = env.chat.ws_text(conn.id, &text, env.now, &mut env.fan) {
-                store_message(&accepted, env);
+            let mut look = StoreLookup {
+                store: env.store,
+                log: env.log,
+                failed: &mut env.held.failed,
+            };
+            let write = env
+                .chat
+                .ws_frame(conn.id, &text, env.now, &mut look, &mut env.fan);
+            if let Some(write) = write {
+                store_write(&write, env);
             }
         }
         Message::Binary(_) if is_chat => env.chat.ws_binary(conn.id, env.now, &mut env.fan),
@@ -238,16 +248,69 @@ fn handle<S: Transport>(conn: &mut Conn<S>, msg: Message, env: &mut Env<'_>) {
     }
 }
 
-/// Stores an accepted message in the turn's batch, at once: a socket that
-/// resumes later in this turn must find it.
-fn store_message(accepted: &Accepted, env: &mut Env<'_>) {
+/// Stores what a frame changed in the turn's batch, at once: a socket
+/// that resumes later in this turn, and the next frame's lookup, must find
+/// it.
+fn store_write(write: &Stored, env: &mut Env<'_>) {
     if !env.cfg.store_messages {
         return;
     }
-    if let Err(e) = env.store.insert_event(&accepted.row()) {
+    let done = match write {
+        Stored::Message(accepted) => env.store.insert_event(&accepted.row()),
+        Stored::Change(change) => store_change(change, env.store),
+        Stored::Read(m) => env.store.put_read(m.user, m.conv, m.id),
+    };
+    if let Err(e) = done {
         env.log.log(LogLevel::Error, format_args!("{e}"));
         // The turn is stored all or nothing: it will be rolled back.
         env.held.failed = true;
+    }
+}
+
+/// An edit, deletion or reaction: its event, and its message's new state.
+fn store_change(c: &Change, store: &mut Store) -> Result<(), StoreError> {
+    store.insert_event(&c.row())?;
+    match c.kind {
+        EventKind::Edit => store.edit_message(c.target, &c.text, c.ts),
+        EventKind::Delete => store.erase_message(c.target),
+        EventKind::ReactOn | EventKind::ReactOff => {
+            let on = c.kind == EventKind::ReactOn;
+            store.set_reaction(c.target, c.user, &c.text, on, c.ts)
+        }
+        EventKind::Message | EventKind::RoomJoin | EventKind::RoomLeave => Ok(()),
+    }
+}
+
+/// The chat's view of the stored messages: one primary-key read each. A
+/// failed read is logged and fails the turn, like a failed write.
+struct StoreLookup<'a> {
+    store: &'a mut Store,
+    log: &'a Logger,
+    failed: &'a mut bool,
+}
+
+impl StoreLookup<'_> {
+    fn ok<T: Default>(&mut self, r: Result<T, StoreError>) -> T {
+        r.unwrap_or_else(|e| {
+            self.log.log(LogLevel::Error, format_args!("{e}"));
+            *self.failed = true;
+            T::default()
+        })
+    }
+}
+
+impl Lookup for StoreLookup<'_> {
+    fn message(&mut self, id: i64) -> Option<MessageInfo> {
+        let r = self.store.message_info(id);
+        self.ok(r)
+    }
+    fn reacted(&mut self, id: i64, user: UserId, emoji: &str) -> bool {
+        let r = self.store.has_reaction(id, user, emoji);
+        self.ok(r)
+    }
+    fn count_after(&mut self, conv: Conversation, id: i64) -> u64 {
+        let r = self.store.count_after(conv, id);
+        self.ok(r)
     }
 }
 

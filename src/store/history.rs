@@ -71,8 +71,8 @@ pub(super) const MIGRATION_4_EVENTS: &str = "
 ";
 
 const SQL_INSERT_EVENT: &str = "INSERT INTO events \
-     (id, kind, user_id, room_id, to_id, ts, text, client_id) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     (id, kind, user_id, room_id, to_id, ts, text, client_id, target) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 /// A general message leaves `kind`, `room_id` and `to_id` to their
 /// defaults (0, NULL, NULL): measured with SQLite, an insert that names
 /// them costs about a third more than one that does not, and general's
@@ -81,21 +81,21 @@ const SQL_INSERT_GENERAL: &str =
     "INSERT INTO events (id, user_id, ts, text, client_id) VALUES (?1, ?2, ?3, ?4, ?5)";
 const SQL_NEWEST_EVENT: &str = "SELECT id, ts FROM events ORDER BY id DESC LIMIT 1";
 /// The columns of a page; `kind = 0`: messages only.
-const SQL_GENERAL_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts FROM events e \
+const SQL_GENERAL_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts, e.edited, e.deleted FROM events e \
      JOIN users u ON u.id = e.user_id WHERE e.id < ?1 AND e.room_id IS NULL \
      AND e.to_id IS NULL AND e.kind = 0 ORDER BY e.id DESC LIMIT ?2";
-const SQL_ROOM_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts FROM events e \
+const SQL_ROOM_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts, e.edited, e.deleted FROM events e \
      JOIN users u ON u.id = e.user_id WHERE e.room_id = ?3 AND e.id < ?1 \
      AND e.kind = 0 ORDER BY e.id DESC LIMIT ?2";
 /// The expressions and the `to_id IS NOT NULL` term match the partial
 /// index `events_direct`, so SQLite can use it.
-const SQL_DIRECT_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts FROM events e \
+const SQL_DIRECT_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts, e.edited, e.deleted FROM events e \
      JOIN users u ON u.id = e.user_id WHERE e.to_id IS NOT NULL \
      AND min(e.user_id, e.to_id) = ?3 AND max(e.user_id, e.to_id) = ?4 \
      AND e.id < ?1 AND e.kind = 0 ORDER BY e.id DESC LIMIT ?2";
 /// Every event after an id, for the replay (filtered by the caller).
 const SQL_EVENTS_AFTER: &str = "SELECT e.id, e.kind, e.user_id, u.name, e.room_id, \
-     e.to_id, t.name, e.ts, e.text FROM events e JOIN users u ON u.id = e.user_id \
+     e.to_id, t.name, e.ts, e.text, e.target, e.deleted FROM events e JOIN users u ON u.id = e.user_id \
      LEFT JOIN users t ON t.id = e.to_id WHERE e.id > ?1 ORDER BY e.id LIMIT ?2";
 /// The newest event of every room but general (at start-up).
 const SQL_ROOM_LAST_IDS: &str =
@@ -125,8 +125,8 @@ const SQL_DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = ?1";
 const SQL_LOAD_SESSIONS: &str = "SELECT s.token_hash, s.user_id, u.name, s.last_active \
      FROM sessions s JOIN users u ON u.id = s.user_id";
 
-/// What an event is. Stored as an integer; later kinds (edit, delete,
-/// react) are appended, never renumbered.
+/// What an event is. Stored as an integer; later kinds are appended,
+/// never renumbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     /// A chat message.
@@ -135,6 +135,15 @@ pub enum EventKind {
     RoomJoin = 1,
     /// A user stopped being a member of a room.
     RoomLeave = 2,
+    /// A message's new text (`target`: the message; `text`: the new
+    /// text, erased with the message).
+    Edit = 3,
+    /// A message deleted (`user`: by whom).
+    Delete = 4,
+    /// A reaction added (`text`: the emoji).
+    ReactOn = 5,
+    /// A reaction taken back (`text`: the emoji).
+    ReactOff = 6,
 }
 
 impl EventKind {
@@ -145,6 +154,10 @@ impl EventKind {
             0 => EventKind::Message,
             1 => EventKind::RoomJoin,
             2 => EventKind::RoomLeave,
+            3 => EventKind::Edit,
+            4 => EventKind::Delete,
+            5 => EventKind::ReactOn,
+            6 => EventKind::ReactOff,
             _ => return None,
         })
     }
@@ -169,6 +182,8 @@ pub struct NewEvent<'a> {
     pub text: &'a str,
     /// The client's deduplication id, if it sent one.
     pub client_id: Option<&'a str>,
+    /// The message an edit, deletion or reaction is about.
+    pub target: Option<i64>,
 }
 
 /// One conversation's messages, for paging.
@@ -201,6 +216,10 @@ pub struct StoredEvent {
     pub ts: i64,
     /// The text.
     pub text: String,
+    /// The message an edit, deletion or reaction is about.
+    pub target: Option<i64>,
+    /// A message that was deleted since (its text is gone).
+    pub deleted: bool,
 }
 
 /// A stored message as history and resume return it.
@@ -214,6 +233,10 @@ pub struct StoredMessage {
     pub text: String,
     /// Server time, Unix milliseconds.
     pub ts: i64,
+    /// When it was last edited, Unix milliseconds.
+    pub edited: Option<i64>,
+    /// Deleted: the text is gone.
+    pub deleted: bool,
 }
 
 /// A stored session.
@@ -314,7 +337,8 @@ impl Store {
                 to,
                 e.ts,
                 e.text,
-                e.client_id
+                e.client_id,
+                e.target
             ])
         };
         run(&self.conn)
@@ -514,6 +538,8 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         author: r.get(1)?,
         text: r.get(2)?,
         ts: r.get(3)?,
+        edited: r.get(4)?,
+        deleted: r.get(5)?,
     })
 }
 
@@ -529,6 +555,8 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
         to: to.map(|t| (UserId(t), to_name.unwrap_or_default())),
         ts: r.get(7)?,
         text: r.get(8)?,
+        target: r.get(9)?,
+        deleted: r.get(10)?,
     })
 }
 
@@ -555,6 +583,7 @@ mod tests {
             ts: 1000 + id,
             text: &text,
             client_id,
+            target: None,
         };
         store.insert_event(&m).unwrap();
     }
@@ -761,6 +790,7 @@ mod tests {
             ts: id,
             text: "t",
             client_id: None,
+            target: None,
         };
         let rows = [
             event(1, None, None),

@@ -14,8 +14,10 @@ use rusqlite::{
 use std::path::Path;
 
 mod checkpoint;
+mod conversation;
 mod history;
 mod rooms;
+pub use conversation::{MessageInfo, StoredRead};
 pub use history::{Conversation, EventKind, NewEvent, StoredEvent, StoredMessage, StoredSession};
 pub use rooms::{StoredMember, StoredRoom};
 use std::time::Duration;
@@ -33,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     history::MIGRATION_2_HISTORY,
     history::MIGRATION_3_NO_TS_INDEX,
     history::MIGRATION_4_EVENTS,
+    conversation::MIGRATION_5_CONVERSATION,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`
@@ -361,7 +364,12 @@ fn configure(conn: &Connection, label: &str, on_disk: bool) -> Result<(), StoreE
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| fail(label, "setting synchronous=NORMAL", e))?;
     conn.pragma_update(None, "foreign_keys", true)
-        .map_err(|e| fail(label, "setting foreign_keys=ON", e))
+        .map_err(|e| fail(label, "setting foreign_keys=ON", e))?;
+    // A deleted message's text must be gone from the file, not left in a
+    // page's free space (SPEC §10): freed cells are zeroed. Messages are
+    // small and deletions rare, so the cost is a few zeroed bytes.
+    conn.pragma_update(None, "secure_delete", true)
+        .map_err(|e| fail(label, "setting secure_delete=ON", e))
 }
 
 /// Puts the file in WAL mode and verifies it took: SQLite answers

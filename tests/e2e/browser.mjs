@@ -423,6 +423,67 @@ try {
     await openConv(ann, 'r:general', '# general');
   });
 
+  // ---- edits, deletions, reactions, typing, read markers (SPEC §10) ----------
+  const item = (p, text) => p.page.locator('#messages li.msg', { hasText: text }).last();
+  async function poll(what, fn) {
+    const end = Date.now() + WAIT;
+    for (;;) {
+      const got = await fn();
+      if (got) return got;
+      if (Date.now() > end) throw new Error(`timed out: ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  await check('edit, react and delete a message; the other person sees each', async () => {
+    await openConv(ann, 'r:general', '# general');
+    await openConv(ben, 'r:general', '# general');
+    const text = `edit me ${tag}`;
+    await say(ann, text);
+    await waitText(ben.page, '#messages li.msg .text', text);
+    // The edit asks with window.prompt; answer it as a person would.
+    await ann.page.evaluate((t) => { window.prompt = () => t; }, `edited ${tag}`);
+    await item(ann, text).locator('button[data-action=edit]').dispatchEvent('click');
+    await waitText(ben.page, '#messages li.msg.edited .text', `edited ${tag}`);
+    await item(ben, `edited ${tag}`).locator('button[data-action=react]').dispatchEvent('click');
+    await waitText(ann.page, '#messages li.msg .reaction', '👍 1');
+    await item(ann, `edited ${tag}`).locator('button[data-action=delete]').dispatchEvent('click');
+    await waitText(ben.page, '#messages li.msg.deleted .text', 'Message deleted');
+    // History agrees: the message is deleted, its text gone.
+    const hist = await ben.page.evaluate(async () => (await (await fetch('api/messages')).json()).messages);
+    if (hist.some((m) => String(m.message).includes(tag) && String(m.message).includes('edit'))) {
+      throw new Error('deleted text still in history');
+    }
+  });
+
+  await check('typing shows on the other side and goes away', async () => {
+    await ben.page.fill('#text', 'typing…');
+    await waitText(ann.page, '#typing', `${ben.name} is typing`);
+    await ben.page.fill('#text', '');
+    await waitNoText(ann.page, '#typing', ben.name, 10000);
+  });
+
+  await check('read markers follow what is on screen (unread in api/rooms)', async () => {
+    const marked = `m${tag}`;
+    const unread = (p) => p.page.evaluate(async (r) => {
+      const rooms = (await (await fetch('api/rooms')).json()).rooms;
+      return rooms.find((x) => x.name === r)?.unread;
+    }, marked);
+    await createRoom(ann, marked, false);
+    await ben.page.click('#browse-rooms summary');
+    await ben.page.locator(`#public-list button[data-join="${marked}"]`).click();
+    await waitText(ben.page, '#conv-title', `# ${marked}`);
+    await openConv(ben, 'r:general', '# general');
+    await say(ann, `unread ${tag}`);
+    await poll('one unread for ben', async () => (await unread(ben)) === 1);
+    await openConv(ben, `r:${marked}`, `# ${marked}`);
+    await poll('nothing unread once shown', async () => (await unread(ben)) === 0);
+    assertEq(await unread(ann), 0, "ann's own room on screen");
+    // Back where the next checks expect them.
+    await openConv(ann, 'r:general', '# general');
+    await openConv(ben, 'r:general', '# general');
+  });
+
   await check('screenshots (desktop and phone width)', async () => {
     await ann.page.fill('#text', 'Typing a reply…');
     await ann.page.screenshot({ path: `${SHOTS}/chat.png` });

@@ -70,6 +70,15 @@ pub(super) const MIGRATION_4_EVENTS: &str = "
         WHERE to_id IS NOT NULL;
 ";
 
+/// Version 6: general's messages get a partial index of their own. Without
+/// it a page of general walks back over every room and direct event newer
+/// than the page (one request held the loop for about 160 ms behind a
+/// million room events); with it a page reads its rows and no others.
+/// Each general insert writes one more B-tree, at its right edge.
+pub(super) const MIGRATION_6_GENERAL_INDEX: &str = "
+    CREATE INDEX events_general ON events (id) WHERE room_id IS NULL AND to_id IS NULL;
+";
+
 const SQL_INSERT_EVENT: &str = "INSERT INTO events \
      (id, kind, user_id, room_id, to_id, ts, text, client_id, target) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -718,7 +727,8 @@ mod tests {
             sql.replace("?3", "2").replace("?4", "3")
         };
         let table = [
-            (SQL_GENERAL_BEFORE, "INTEGER PRIMARY KEY"),
+            (SQL_GENERAL_BEFORE, "INDEX events_general"),
+            (SQL_GENERAL_LAST_ID, "INDEX events_general"),
             (SQL_EVENTS_AFTER, "INTEGER PRIMARY KEY"),
             (SQL_PRUNE_BEFORE_ID, "INTEGER PRIMARY KEY"),
             (SQL_ROOM_BEFORE, "INDEX events_room"),

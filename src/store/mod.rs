@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     history::MIGRATION_3_NO_TS_INDEX,
     history::MIGRATION_4_EVENTS,
     conversation::MIGRATION_5_CONVERSATION,
+    history::MIGRATION_6_GENERAL_INDEX,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`

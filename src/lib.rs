@@ -21,6 +21,7 @@ pub mod api;
 pub mod chat;
 pub mod config;
 pub mod http;
+pub mod ids;
 pub mod log;
 pub mod metrics;
 pub mod protocol;

@@ -16,7 +16,6 @@ use piratchat::log::Logger;
 use piratchat::metrics::{CloseCause, Metrics};
 use piratchat::secret::sha256_hex;
 use piratchat::server::conn::{AfterFlush, Conn, Phase, Step, Transport};
-use piratchat::server::fanout::conn_id;
 use piratchat::server::outlet::{Accepts, Outlet};
 use piratchat::server::{ConnKind, Core, Timer, ws};
 use piratchat::store::{Store, UserId};
@@ -239,7 +238,7 @@ impl Driver {
             shut: false,
             after_fin: 0,
         };
-        let conn = Conn::new(conn_id(0, 0), sock, peer, &mut env);
+        let conn = Conn::new(ConnId::new(0, 0), sock, peer, &mut env);
         let mut driver = Driver {
             core,
             conn: Some(conn),

@@ -9,11 +9,11 @@ pub mod upgrade;
 use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionKey};
 use crate::config::Config;
 use crate::http::{Method, Request, Response, cookie_value, percent_decode, query_param};
+use crate::ids::Millis;
 use crate::metrics::Metrics;
 use crate::protocol::{ChatMessage, History, LoginBody, RegisterBody, UserInfo, decode_body};
 use crate::secret;
 use crate::store::{Store, StoreError};
-use crate::wheel::Millis;
 use client::Peer;
 use serde_json::json;
 

@@ -2,9 +2,8 @@
 //! suppression by `client_id`, and acks held until the turn's commit.
 
 use super::{Chat, ConnId, Due, Outbox};
+use crate::ids::{Millis, UserId};
 use crate::protocol::{AckError, ChatFrame, ChatMessage, ServerFrame, decode_chat_text};
-use crate::store::{NewMessage, UserId};
-use crate::wheel::Millis;
 use std::borrow::Cow;
 use std::rc::Rc;
 
@@ -22,20 +21,6 @@ pub struct Accepted {
     pub text: String,
     /// The client's deduplication id.
     pub client_id: Option<String>,
-}
-
-impl Accepted {
-    /// The row to insert.
-    pub fn row(&self) -> NewMessage<'_> {
-        let client_id = self.client_id.as_deref();
-        NewMessage {
-            id: self.id,
-            user: self.user,
-            ts: self.ts,
-            text: &self.text,
-            client_id,
-        }
-    }
 }
 
 impl Chat {
@@ -121,7 +106,7 @@ impl Chat {
 
     fn remember_client_id(&mut self, user: UserId, client_id: &str, id: i64, at: Millis) {
         let key: Box<str> = client_id.into();
-        let expires = Millis(at.0 + self.cfg.dedupe_window.0);
+        let expires = at + self.cfg.dedupe_window;
         self.wheel
             .insert(expires, Due::Dedupe(user, key.clone(), id));
         self.recent.insert((user, key), id);

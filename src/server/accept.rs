@@ -4,13 +4,13 @@
 
 use super::conn::Conn;
 use super::outlet::{Accepts, Outlet};
-use super::{ACCEPT_BACKOFF, BUSY_RESERVE, FD_RESERVE, LISTENER, Server, Timer, conn_id};
+use super::{ACCEPT_BACKOFF, BUSY_RESERVE, FD_RESERVE, LISTENER, Server, Timer};
 use crate::config::LogLevel;
 use crate::http::Response;
+use crate::ids::{ConnId, Millis};
 use crate::log::Logger;
 use crate::metrics::CloseCause;
 use crate::server::conn::AfterFlush;
-use crate::wheel::Millis;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
@@ -41,7 +41,7 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut l);
             self.core
                 .wheel
-                .insert(Millis(now.0 + ACCEPT_BACKOFF.0), Timer::ResumeAccept);
+                .insert(now + ACCEPT_BACKOFF, Timer::ResumeAccept);
             self.paused_listener = Some(l);
         }
     }
@@ -60,7 +60,7 @@ impl Server {
             self.core.generations.push(0);
             self.conns.len() - 1
         });
-        let id = conn_id(slot, self.core.generations[slot]);
+        let id = ConnId::new(slot, self.core.generations[slot]);
         let interest = Interest::READABLE | Interest::WRITABLE;
         if self
             .poll

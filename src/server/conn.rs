@@ -5,13 +5,13 @@
 use super::ws::{self, WsState};
 use super::{ConnKind, Env, Timer};
 use crate::api::{self, Ctx, Routed, client::Peer};
-use crate::chat::ConnId;
 use crate::config::LogLevel;
 use crate::http::{self, HttpError, Limits, Method, Parsed, Request, Response};
+use crate::ids::{ConnId, Millis};
 use crate::log::escape;
 use crate::metrics::CloseCause;
 use crate::server::outlet::Accepts;
-use crate::wheel::{Millis, TimerId};
+use crate::wheel::TimerId;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
@@ -152,7 +152,7 @@ impl<S: Transport> Conn<S> {
             kind: ConnKind::Http,
             closing_cause: None,
         };
-        conn.arm(env, Millis(env.now.0 + ms(env.cfg.head_timeout)));
+        conn.arm(env, env.now + env.cfg.head_timeout);
         conn
     }
 
@@ -203,7 +203,7 @@ impl<S: Transport> Conn<S> {
                 self.closing_cause = Some(cause);
                 self.sock.shutdown_write();
                 self.phase = Phase::Linger;
-                self.arm(env, Millis(env.now.0 + LINGER.0));
+                self.arm(env, env.now + LINGER);
                 self.linger_readable(env)
             }
         }
@@ -319,7 +319,7 @@ impl<S: Transport> Conn<S> {
                 // of the previous one (keep-alive idle time is not its own).
                 http.started = env.now;
             }
-            let queued = env.fan.outlets[super::fanout::slot_of(self.id)].queued();
+            let queued = env.fan.outlets[self.id.slot()].queued();
             http.paused = queued > HTTP_PAUSE_OUTPUT;
             if http.paused {
                 return Step::Idle;
@@ -365,7 +365,7 @@ impl<S: Transport> Conn<S> {
             if stage == Stage::Head {
                 http.started = env.now;
             }
-            self.arm(env, Millis(env.now.0 + ms(timeout)));
+            self.arm(env, env.now + timeout);
         }
         if send_continue {
             let Phase::Http(http) = &mut self.phase else {
@@ -498,7 +498,7 @@ impl<S: Transport> Conn<S> {
         };
         http.stage = stage;
         http.started = env.now;
-        self.arm(env, Millis(env.now.0 + ms(timeout)));
+        self.arm(env, env.now + timeout);
     }
 
     fn log_access(&mut self, client: &str, line: &str, status: u16, env: &mut Env<'_>) {
@@ -510,7 +510,7 @@ impl<S: Transport> Conn<S> {
             Phase::Http(h) => h.started,
             _ => env.now,
         };
-        let took = env.now.0.saturating_sub(started.0);
+        let took = env.now.saturating_sub(started).0;
         let note = env
             .note
             .take()
@@ -549,9 +549,4 @@ fn limits(env: &Env<'_>) -> Limits {
         max_headers: env.cfg.max_headers,
         max_body_bytes: env.cfg.max_body_bytes,
     }
-}
-
-/// A duration in whole milliseconds.
-pub fn ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -7,12 +7,13 @@ use super::fanout::Fanout;
 use super::outlet::Outlet;
 use super::persist::{self, Held};
 use super::{Env, Timer, conn};
-use crate::chat::{Chat, ConnId};
+use crate::chat::Chat;
 use crate::config::Config;
+use crate::ids::{ConnId, Millis};
 use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::wheel::{Millis, Wheel};
+use crate::wheel::Wheel;
 use std::rc::Rc;
 
 /// Shared state: settings, chat, database, counters, timers and every
@@ -84,7 +85,7 @@ impl Core {
             },
             log: &self.log,
             now,
-            uptime_secs: now.0.saturating_sub(self.started.0) / 1000,
+            uptime_secs: now.saturating_sub(self.started).0 / 1000,
             scratch: &mut self.scratch,
             note: None,
             held: &mut self.held,

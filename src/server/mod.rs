@@ -15,15 +15,16 @@ pub mod outlet;
 mod persist;
 pub mod ws;
 
-use crate::chat::{Chat, ChatConfig, ConnId};
+use crate::chat::{Chat, ChatConfig};
 use crate::config::{Config, LogLevel};
+use crate::ids::{ConnId, Millis};
 use crate::log::Logger;
 use crate::metrics::{CloseCause, Metrics};
 use crate::store::Store;
-use crate::wheel::{Millis, Wheel};
-use conn::{AfterFlush, Conn, Phase, Step, ms};
+use crate::wheel::Wheel;
+use conn::{AfterFlush, Conn, Phase, Step};
 pub use core::Core;
-use fanout::{Fanout, conn_id, generation_of, slot_of};
+use fanout::Fanout;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use outlet::Accepts;
@@ -117,19 +118,19 @@ impl std::fmt::Display for StartError {
 /// The shared state at start-up, with what the database brings back, and
 /// the `Millis` it starts at. Not zero: sessions and `client_id`s restored
 /// at start-up have times before it, and `Millis` cannot go negative.
-fn start_core(cfg: Config, store: Store, log: Logger) -> Result<(Core, u64), StartError> {
-    let base = ms(cfg.session_ttl) + ms(cfg.dedupe_window) + 1000;
+fn start_core(cfg: Config, store: Store, log: Logger) -> Result<(Core, Millis), StartError> {
+    let base = Millis::of(cfg.session_ttl) + Millis::of(cfg.dedupe_window) + Millis(1000);
     let unix_now = persist::unix_ms_now();
     let chat = Chat::new(
         ChatConfig::from_config(&cfg),
-        Millis(base),
-        unix_now - base as i64,
+        base,
+        unix_now - base.0 as i64,
     );
-    let mut wheel = Wheel::new(Millis(base));
-    wheel.insert(Millis(base + ms(cfg.session_flush)), Timer::SessionFlush);
-    wheel.insert(Millis(base), Timer::Prune);
+    let mut wheel = Wheel::new(base);
+    wheel.insert(base + cfg.session_flush, Timer::SessionFlush);
+    wheel.insert(base, Timer::Prune);
     let mut core = Core::new(cfg, chat, store, wheel, log);
-    persist::restore(&mut core, Millis(base), unix_now).map_err(|e| StartError(e.to_string()))?;
+    persist::restore(&mut core, base, unix_now).map_err(|e| StartError(e.to_string()))?;
     Ok((core, base))
 }
 
@@ -154,7 +155,7 @@ pub struct Server {
     deadline_passed: bool,
     /// When the loop started, and the `Millis` it started at.
     start: Instant,
-    base: u64,
+    base: Millis,
     /// Session activity is due to be written at the end of this turn.
     flush_sessions: bool,
 }
@@ -206,7 +207,7 @@ impl Server {
     }
 
     fn now(&self) -> Millis {
-        Millis(self.base + ms(self.start.elapsed()))
+        self.base + self.start.elapsed()
     }
 
     /// Runs until SIGTERM/SIGINT and the graceful shutdown are done.
@@ -253,7 +254,7 @@ impl Server {
         .into_iter()
         .flatten()
         .min()?;
-        Some(Duration::from_millis(next.0.saturating_sub(now.0)))
+        Some(Duration::from_millis(next.saturating_sub(now).0))
     }
 
     fn dispatch(&mut self, token: Token, readable: bool, writable: bool, now: Millis) {
@@ -269,8 +270,8 @@ impl Server {
                 if !self.is_live(id) {
                     return;
                 }
-                if writable && !self.core.outlets[slot_of(id)].is_empty() {
-                    self.core.mark_dirty(slot_of(id));
+                if writable && !self.core.outlets[id.slot()].is_empty() {
+                    self.core.mark_dirty(id.slot());
                 }
                 if readable {
                     self.serve(id, now);
@@ -280,14 +281,14 @@ impl Server {
     }
 
     fn is_live(&self, id: ConnId) -> bool {
-        let slot = slot_of(id);
-        self.core.generations.get(slot) == Some(&generation_of(id))
+        let slot = id.slot();
+        self.core.generations.get(slot) == Some(&id.generation())
             && self.conns.get(slot).is_some_and(Option::is_some)
     }
 
     /// Reads from a connection and acts on what it read.
     fn serve(&mut self, id: ConnId, now: Millis) {
-        let Some(conn) = self.conns[slot_of(id)].as_mut() else {
+        let Some(conn) = self.conns[id.slot()].as_mut() else {
             return;
         };
         let mut env = self.core.env(now);
@@ -301,12 +302,12 @@ impl Server {
             Step::MoreReady => self.ready.push(id),
             Step::Close(cause) => self.closing.push((id, cause)),
         }
-        let closing = self.conns[slot_of(id)]
+        let closing = self.conns[id.slot()]
             .as_ref()
             .is_some_and(|c| c.after_flush != AfterFlush::Stay);
         if closing {
             // The flush step acts on `after_flush`, even with nothing queued.
-            self.core.mark_dirty(slot_of(id));
+            self.core.mark_dirty(id.slot());
         }
     }
 
@@ -331,7 +332,7 @@ impl Server {
                 Timer::ShutdownDeadline => self.deadline_passed = true,
                 Timer::SessionFlush => {
                     self.flush_sessions = true;
-                    let next = Millis(now.0 + ms(self.core.cfg.session_flush));
+                    let next = now + self.core.cfg.session_flush;
                     self.core.wheel.insert(next, Timer::SessionFlush);
                 }
                 Timer::Prune => persist::prune(&mut self.core, now),
@@ -345,7 +346,7 @@ impl Server {
         if !self.is_live(id) {
             return;
         }
-        let conn = self.conns[slot_of(id)].as_mut().expect("live");
+        let conn = self.conns[id.slot()].as_mut().expect("live");
         let mut env = self.core.env(now);
         let step = conn.on_timer(&mut env);
         self.after_step(id, step);
@@ -369,10 +370,8 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut l);
         }
         self.paused_listener = None;
-        let grace = ms(self.core.cfg.shutdown_grace);
-        self.core
-            .wheel
-            .insert(Millis(now.0 + grace), Timer::ShutdownDeadline);
+        let deadline = now + self.core.cfg.shutdown_grace;
+        self.core.wheel.insert(deadline, Timer::ShutdownDeadline);
         for slot in 0..self.conns.len() {
             let Some(conn) = self.conns[slot].as_mut() else {
                 continue;
@@ -398,7 +397,7 @@ impl Server {
         for id in self.core.end_turn(flush_sessions) {
             // Acked but not stored: nothing it has queued may be written.
             if self.is_live(id) {
-                self.core.outlets[slot_of(id)].clear();
+                self.core.outlets[id.slot()].clear();
                 self.closing.push((id, CloseCause::Error));
             }
         }
@@ -485,7 +484,7 @@ impl Server {
         if !self.is_live(id) {
             return;
         }
-        let slot = slot_of(id);
+        let slot = id.slot();
         let mut conn = self.conns[slot].take().expect("live");
         let mut env = self.core.env(now);
         ws::closed(&mut conn, &mut env);

@@ -2,18 +2,15 @@
 //! connection's stream, with its output going into the connection's outlet
 //! so its pongs and close replies queue in order with our own frames.
 
-use super::conn::{AfterFlush, Conn, Step, Transport, ms};
+use super::Env;
+use super::conn::{AfterFlush, Conn, Step, Transport};
 use super::outlet::{Accepts, OP_BINARY, OP_TEXT, Outlet, ws_frame};
-use super::{
-    Env,
-    fanout::{ConnLabel, slot_of},
-};
-use crate::chat::{Accepted, Authed, ConnId};
+use crate::chat::{Accepted, Authed};
 use crate::config::LogLevel;
+use crate::ids::{ConnId, Millis};
 use crate::log::escape;
 use crate::metrics::CloseCause;
 use crate::protocol::{ChatMessage, ServerFrame};
-use crate::wheel::Millis;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -94,10 +91,10 @@ fn with_io<S: Transport, R>(
     let super::conn::Phase::Ws(ws) = &mut conn.phase else {
         return None;
     };
-    let out = &mut env.fan.outlets[slot_of(conn.id)];
+    let out = &mut env.fan.outlets[conn.id.slot()];
     if !out.dirty {
         out.dirty = true;
-        env.fan.dirty.push(slot_of(conn.id));
+        env.fan.dirty.push(conn.id.slot());
     }
     let mut io = Io {
         sock: &mut conn.sock,
@@ -151,10 +148,10 @@ pub fn upgrade<S: Transport>(
         let name = &authed.name;
         env.log.log(
             LogLevel::Info,
-            format_args!("ws open user={} conn={}", escape(name), ConnLabel(conn.id)),
+            format_args!("ws open user={} conn={}", escape(name), conn.id),
         );
     }
-    conn.arm(env, Millis(env.now.0 + ms(env.cfg.ping_interval)));
+    conn.arm(env, env.now + env.cfg.ping_interval);
 }
 
 /// tungstenite in server role with our limits; `leftover` holds the bytes
@@ -243,7 +240,10 @@ fn store_message(accepted: &Accepted, env: &mut Env<'_>) {
     if !env.cfg.store_messages {
         return;
     }
-    if let Err(e) = env.store.insert_message(&accepted.row()) {
+    if let Err(e) = env
+        .store
+        .insert_message(&super::persist::message_row(accepted))
+    {
         env.log.log(LogLevel::Error, format_args!("{e}"));
         // The turn is stored all or nothing: it will be rolled back.
         env.held.failed = true;
@@ -380,7 +380,7 @@ pub fn start_close<S: Transport>(
     // the ones not closed yet would only queue n²/2 `leave` frames ahead
     // of their own close frame.
     leave_chat(conn, env, code != GOING_AWAY);
-    conn.arm(env, Millis(env.now.0 + CLOSE_WAIT.0));
+    conn.arm(env, env.now + CLOSE_WAIT);
 }
 
 /// The socket's chat life is over: the others get `leave` (once), and the
@@ -411,7 +411,7 @@ fn leave_chat<S>(conn: &mut Conn<S>, env: &mut Env<'_>, announce: bool) {
             // Imported names may hold any text (SPEC §7): spaces would
             // forge fields, bidi controls would reorder the line.
             escape(user),
-            ConnLabel(conn.id),
+            conn.id,
             escape(&reason)
         ),
     );
@@ -422,7 +422,7 @@ pub fn on_timer<S: Transport>(conn: &mut Conn<S>, env: &mut Env<'_>) -> Step {
     let super::conn::Phase::Ws(ws) = &mut conn.phase else {
         return Step::Idle;
     };
-    let interval = ms(env.cfg.ping_interval);
+    let interval = Millis::of(env.cfg.ping_interval);
     if ws.closing {
         return Step::Close(CloseCause::Timeout);
     }
@@ -432,16 +432,16 @@ pub fn on_timer<S: Transport>(conn: &mut Conn<S>, env: &mut Env<'_>) -> Step {
         closed(conn, env);
         return Step::Close(CloseCause::Timeout);
     }
-    if env.now.0 >= ws.last_rx.0 + interval {
+    if env.now >= ws.last_rx + interval {
         ws.ping_at = Some(env.now);
         let _ = with_io(conn, env, |ctx, io| {
             ctx.write(io, Message::Ping(Default::default()))
         });
-        conn.arm(env, Millis(env.now.0 + ms(env.cfg.ping_timeout)));
+        conn.arm(env, env.now + env.cfg.ping_timeout);
     } else {
         // Heard from since: look again when it has been quiet long enough.
         ws.ping_at = None;
-        let at = Millis(ws.last_rx.0 + interval);
+        let at = ws.last_rx + interval;
         conn.arm(env, at);
     }
     Step::Idle

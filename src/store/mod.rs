@@ -73,9 +73,7 @@ const SQL_ORIGINAL_ROWS: &str = "SELECT username, key FROM keys ORDER BY id";
 const SQL_INTEGRITY: &str = "PRAGMA integrity_check";
 const SQL_CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
-/// A user's row id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(pub i64);
+pub use crate::ids::UserId;
 
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -92,10 +92,14 @@ impl Endpoint {
         }
     }
 
+    /// Whether `m` is allowed; [`Endpoint::allow`] lists the same.
     fn allows(self, m: &Method) -> bool {
+        use Endpoint::{Echo, Login, Logout, Register, Ws};
         match m {
-            Method::Get => self != Endpoint::Register && self != Endpoint::Login,
-            Method::Head => self.allow() == "GET, HEAD",
+            Method::Get => !matches!(self, Register | Login),
+            // Only the plain GET resources: a HEAD must not log out, and
+            // an upgrade has no body to leave out.
+            Method::Head => !matches!(self, Register | Login | Logout | Ws | Echo),
             Method::Post => matches!(
                 self,
                 Endpoint::Register | Endpoint::Login | Endpoint::Logout
@@ -165,14 +169,16 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/metrics" if peer.may_see_metrics() => Endpoint::Metrics,
         "/ws" => Endpoint::Ws,
         "/echo" if cfg.echo_endpoint => Endpoint::Echo,
-        p if assets::find(p).is_some() => Endpoint::Asset(assets::find(p)?),
-        p if p
-            .strip_prefix("/api/user/")
-            .is_some_and(|n| !n.contains('/')) =>
-        {
-            Endpoint::User
-        }
-        _ => return None,
+        p => match assets::find(p) {
+            Some(asset) => Endpoint::Asset(asset),
+            None if p
+                .strip_prefix("/api/user/")
+                .is_some_and(|n| !n.contains('/')) =>
+            {
+                Endpoint::User
+            }
+            None => return None,
+        },
     })
 }
 
@@ -467,6 +473,33 @@ fn bad_upgrade<O: Outbox>(why: &'static str, ctx: &mut Ctx<'_, O>) -> Routed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allow_lists_exactly_the_allowed_methods() {
+        let asset = assets::find("/").expect("the page");
+        let all = [
+            Endpoint::Register,
+            Endpoint::Login,
+            Endpoint::Logout,
+            Endpoint::Online,
+            Endpoint::Messages,
+            Endpoint::User,
+            Endpoint::Healthz,
+            Endpoint::Metrics,
+            Endpoint::Ws,
+            Endpoint::Echo,
+            Endpoint::Asset(asset),
+        ];
+        for e in all {
+            let allowed: Vec<&str> = [Method::Get, Method::Head, Method::Post]
+                .iter()
+                .filter(|m| e.allows(m))
+                .map(Method::as_str)
+                .collect();
+            assert_eq!(allowed.join(", "), e.allow(), "{e:?}");
+            assert!(!e.allows(&Method::Other("PUT".into())), "{e:?}");
+        }
+    }
 
     #[test]
     fn history_parameters() {

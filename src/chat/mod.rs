@@ -266,11 +266,6 @@ impl Chat {
         self.online.iter().map(|c| &*self.sockets[&c].name)
     }
 
-    /// Open chat sockets.
-    pub fn online_count(&self) -> usize {
-        self.online.len()
-    }
-
     /// Registers the upgraded socket `conn` of the session `key` and tells
     /// every other socket `join`. The caller has authenticated the session
     /// and checked that its user is not online in this same loop turn.

@@ -61,6 +61,11 @@ impl Server {
             self.conns.len() - 1
         });
         let id = ConnId::new(slot, self.core.generations[slot]);
+        // Registered for WRITABLE once, for the socket's whole life, not
+        // only while output is left: mio is edge-triggered, so a writable
+        // edge costs nothing until the socket fills, and then it is the
+        // wake-up the flush needs. Toggling interest with `reregister`
+        // would be a system call per full socket per turn instead.
         let interest = Interest::READABLE | Interest::WRITABLE;
         if self
             .poll

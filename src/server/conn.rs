@@ -10,7 +10,6 @@ use crate::http::{self, HttpError, Limits, Method, Parsed, Request, Response};
 use crate::ids::{ConnId, Millis};
 use crate::log::escape;
 use crate::metrics::CloseCause;
-use crate::server::outlet::Accepts;
 use crate::wheel::TimerId;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -525,15 +524,6 @@ impl<S: Transport> Conn<S> {
             LogLevel::Info,
             format_args!("http {client} {line} {status} {took}ms{note}"),
         );
-    }
-
-    /// Whether the outlet holds output this connection is waiting to send.
-    pub fn accepts(&self) -> Accepts {
-        match self.phase {
-            Phase::Http(_) => Accepts::Http,
-            Phase::Ws(_) => Accepts::Frames,
-            Phase::Linger => Accepts::Nothing,
-        }
     }
 }
 

@@ -13,27 +13,27 @@ mod core;
 pub mod fanout;
 pub mod outlet;
 mod persist;
+pub mod turn;
 pub mod ws;
 
 use crate::chat::{Chat, ChatConfig};
 use crate::config::{Config, LogLevel};
 use crate::ids::{ConnId, Millis};
 use crate::log::Logger;
-use crate::metrics::{CloseCause, Metrics};
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::wheel::Wheel;
-use conn::{AfterFlush, Conn, Phase, Step};
 pub use core::Core;
 use fanout::Fanout;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use outlet::Accepts;
 pub use persist::Held;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+pub use turn::Turn;
 
 const LISTENER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
@@ -143,21 +143,15 @@ pub struct Server {
     paused_listener: Option<TcpListener>,
     local_addr: SocketAddr,
     signals: Signals,
-    core: Core,
-    conns: Vec<Option<Conn<TcpStream>>>,
-    free: Vec<usize>,
-    open: usize,
+    turn: Turn<TcpStream>,
     max_conns: usize,
-    ready: Vec<ConnId>,
-    closing: Vec<(ConnId, CloseCause)>,
+    /// Server timers the turn fired (accepting, shutdown).
     fired: Vec<Timer>,
     shutting_down: bool,
     deadline_passed: bool,
     /// When the loop started, and the `Millis` it started at.
     start: Instant,
     base: Millis,
-    /// Session activity is due to be written at the end of this turn.
-    flush_sessions: bool,
 }
 
 impl Server {
@@ -185,19 +179,13 @@ impl Server {
             paused_listener: None,
             local_addr,
             signals,
-            core,
-            conns: Vec::new(),
-            free: Vec::new(),
-            open: 0,
+            turn: Turn::new(core),
             max_conns,
-            ready: Vec::new(),
-            closing: Vec::new(),
             fired: Vec::new(),
             shutting_down: false,
             deadline_passed: false,
             start: Instant::now(),
             base,
-            flush_sessions: false,
         })
     }
 
@@ -233,10 +221,13 @@ impl Server {
             for &(token, readable, writable) in &tokens {
                 self.dispatch(token, readable, writable, now);
             }
-            self.serve_ready(now);
+            self.turn.serve_ready(now);
             self.fire_timers(now);
-            self.before_sleep(now);
-            if self.shutting_down && (self.open == 0 || self.deadline_passed) {
+            let registry = self.poll.registry();
+            self.turn.before_sleep(now, &mut |mut sock| {
+                let _ = registry.deregister(&mut sock);
+            });
+            if self.shutting_down && (self.turn.open() == 0 || self.deadline_passed) {
                 break;
             }
         }
@@ -244,16 +235,14 @@ impl Server {
     }
 
     fn poll_timeout(&self, now: Millis) -> Option<Duration> {
-        if !self.ready.is_empty() {
+        if self.turn.has_ready() {
             return Some(Duration::ZERO);
         }
-        let next = [
-            self.core.wheel.next_deadline(),
-            self.core.chat.next_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()?;
+        let core = &self.turn.core;
+        let next = [core.wheel.next_deadline(), core.chat.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()?;
         Some(Duration::from_millis(next.saturating_sub(now).0))
     }
 
@@ -265,58 +254,7 @@ impl Server {
                     self.begin_shutdown(now);
                 }
             }
-            Token(t) => {
-                let id = ConnId(t as u64);
-                if !self.is_live(id) {
-                    return;
-                }
-                if writable && !self.core.outlets[id.slot()].is_empty() {
-                    self.core.mark_dirty(id.slot());
-                }
-                if readable {
-                    self.serve(id, now);
-                }
-            }
-        }
-    }
-
-    fn is_live(&self, id: ConnId) -> bool {
-        let slot = id.slot();
-        self.core.generations.get(slot) == Some(&id.generation())
-            && self.conns.get(slot).is_some_and(Option::is_some)
-    }
-
-    /// Reads from a connection and acts on what it read.
-    fn serve(&mut self, id: ConnId, now: Millis) {
-        let Some(conn) = self.conns[id.slot()].as_mut() else {
-            return;
-        };
-        let mut env = self.core.env(now);
-        let step = conn.on_readable(&mut env);
-        self.after_step(id, step);
-    }
-
-    fn after_step(&mut self, id: ConnId, step: Step) {
-        match step {
-            Step::Idle => {}
-            Step::MoreReady => self.ready.push(id),
-            Step::Close(cause) => self.closing.push((id, cause)),
-        }
-        let closing = self.conns[id.slot()]
-            .as_ref()
-            .is_some_and(|c| c.after_flush != AfterFlush::Stay);
-        if closing {
-            // The flush step acts on `after_flush`, even with nothing queued.
-            self.core.mark_dirty(id.slot());
-        }
-    }
-
-    fn serve_ready(&mut self, now: Millis) {
-        let ready = std::mem::take(&mut self.ready);
-        for id in ready {
-            if self.is_live(id) {
-                self.serve(id, now);
-            }
+            Token(t) => self.turn.event(ConnId(t as u64), readable, writable, now),
         }
     }
 }
@@ -324,32 +262,15 @@ impl Server {
 impl Server {
     fn fire_timers(&mut self, now: Millis) {
         let mut fired = std::mem::take(&mut self.fired);
-        self.core.wheel.advance(now, &mut fired);
+        self.turn.fire_timers(now, &mut fired);
         for timer in fired.drain(..) {
             match timer {
-                Timer::Conn(id) => self.conn_timer(id, now),
                 Timer::ResumeAccept => self.resume_accept(now),
                 Timer::ShutdownDeadline => self.deadline_passed = true,
-                Timer::SessionFlush => {
-                    self.flush_sessions = true;
-                    let next = now + self.core.cfg.session_flush;
-                    self.core.wheel.insert(next, Timer::SessionFlush);
-                }
-                Timer::Prune => persist::prune(&mut self.core, now),
+                _ => unreachable!("the turn fires {timer:?}"),
             }
         }
         self.fired = fired;
-        self.core.chat.handle_timeouts(now);
-    }
-
-    fn conn_timer(&mut self, id: ConnId, now: Millis) {
-        if !self.is_live(id) {
-            return;
-        }
-        let conn = self.conns[id.slot()].as_mut().expect("live");
-        let mut env = self.core.env(now);
-        let step = conn.on_timer(&mut env);
-        self.after_step(id, step);
     }
 
     /// SIGTERM/SIGINT: stop accepting, finish responses in flight, close
@@ -358,165 +279,33 @@ impl Server {
         if std::mem::replace(&mut self.shutting_down, true) {
             return;
         }
-        self.core.log.log(
+        let open = self.turn.open();
+        self.turn.core.log.log(
             LogLevel::Info,
             format_args!(
-                "shutting down: {} connection{} open",
-                self.open,
-                if self.open == 1 { "" } else { "s" }
+                "shutting down: {open} connection{} open",
+                if open == 1 { "" } else { "s" }
             ),
         );
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
         self.paused_listener = None;
-        let deadline = now + self.core.cfg.shutdown_grace;
-        self.core.wheel.insert(deadline, Timer::ShutdownDeadline);
-        for slot in 0..self.conns.len() {
-            let Some(conn) = self.conns[slot].as_mut() else {
-                continue;
-            };
-            let id = conn.id;
-            let mut env = self.core.env(now);
-            match conn.phase {
-                Phase::Http(_) => conn.after_flush = AfterFlush::Linger(CloseCause::Shutdown),
-                Phase::Ws(_) => ws::start_close(conn, 1001, "going away", &mut env),
-                Phase::Linger => {}
-            }
-            self.after_step(id, Step::Idle);
-        }
+        let deadline = now + self.turn.core.cfg.shutdown_grace;
+        self.turn
+            .core
+            .wheel
+            .insert(deadline, Timer::ShutdownDeadline);
+        self.turn.shut_down(now);
     }
 
-    /// Before sleeping: apply what the turn asked for (close requests, slow
-    /// consumers, closes), then write every outlet with new output. The
-    /// `leave`s of the sockets closed go out after the closes, as one batch
-    /// to the sockets still open; they may push another over its limit, so
-    /// this settles in rounds until nothing is left.
-    fn before_sleep(&mut self, now: Millis) {
-        let flush_sessions = std::mem::take(&mut self.flush_sessions);
-        for id in self.core.end_turn(flush_sessions) {
-            // Acked but not stored: nothing it has queued may be written.
-            if self.is_live(id) {
-                self.core.outlets[id.slot()].clear();
-                self.closing.push((id, CloseCause::Error));
-            }
-        }
-        loop {
-            let dirty = std::mem::take(&mut self.core.dirty);
-            for &slot in &dirty {
-                self.apply_flags(slot, now);
-            }
-            while let Some((id, cause)) = self.closing.pop() {
-                self.close_conn(id, cause, now);
-            }
-            // The `leave`s of every socket closed so far, to the ones
-            // still open, once: not to those closed in this same turn.
-            let mut env = self.core.env(now);
-            env.chat.flush_leaves(&mut env.fan);
-            // Replies first (HTTP responses, the 101, acks, control
-            // frames), then the outlets holding only broadcasts: a reply is
-            // a round trip its client waits on, and writing the turn's
-            // presence and chat frames to everyone else before it would
-            // hold that up (about 1.5 ms per 500 sockets). Flushing clears
-            // `dirty`, so the second pass skips what the first wrote.
-            for &slot in &dirty {
-                if self.core.outlets[slot].urgent {
-                    self.flush(slot, now);
-                }
-            }
-            for &slot in &dirty {
-                if self.core.outlets[slot].dirty {
-                    self.flush(slot, now);
-                }
-            }
-            if self.core.dirty.is_empty() && self.closing.is_empty() {
-                return;
-            }
-        }
-    }
-
-    fn apply_flags(&mut self, slot: usize, now: Millis) {
-        let Some(conn) = self.conns[slot].as_mut() else {
-            return;
-        };
-        let outlet = &mut self.core.outlets[slot];
-        if outlet.overflow {
-            self.closing.push((conn.id, CloseCause::SlowConsumer));
-        } else if let Some((code, reason)) = outlet.close_request.take() {
-            let mut env = self.core.env(now);
-            ws::start_close(conn, code, reason, &mut env);
-        }
-    }
-
-    /// Writes the outlet of `slot` once (until the socket would block).
-    fn flush(&mut self, slot: usize, now: Millis) {
-        let Some(conn) = self.conns[slot].as_mut() else {
-            return;
-        };
-        let outlet = &mut self.core.outlets[slot];
-        outlet.dirty = false;
-        outlet.urgent = false;
-        if outlet.overflow {
-            return;
-        }
-        let id = conn.id;
-        match outlet.write_to(&mut conn.sock) {
-            Ok(n) => self.core.metrics.bytes_out += n as u64,
-            Err(_) => return self.closing.push((id, CloseCause::Peer)),
-        }
-        if !self.core.outlets[slot].is_empty() {
-            // The socket is full; its writable event brings us back.
-            return;
-        }
-        let mut env = self.core.env(now);
-        let step = conn.on_flushed(&mut env);
-        let resume = matches!(&conn.phase, Phase::Http(h) if h.paused);
-        if resume {
-            // Parsing stopped while the output was full; it is empty now.
-            self.ready.push(id);
-        }
-        self.after_step(id, step);
-    }
-
-    /// Ends connection `id` now: the chat hears of it, its timer and
-    /// registration go, and its slot is free for a new generation.
-    fn close_conn(&mut self, id: ConnId, cause: CloseCause, now: Millis) {
-        if !self.is_live(id) {
-            return;
-        }
-        let slot = id.slot();
-        let mut conn = self.conns[slot].take().expect("live");
-        let mut env = self.core.env(now);
-        ws::closed(&mut conn, &mut env);
-        conn.disarm(&mut env);
-        let m = &mut self.core.metrics;
-        m.closed(conn.closing_cause.unwrap_or(cause));
-        match conn.kind {
-            ConnKind::Http => m.open_http -= 1,
-            ConnKind::Chat => m.open_ws -= 1,
-            ConnKind::Echo => m.open_echo -= 1,
-        }
-        let _ = self.poll.registry().deregister(&mut conn.sock);
-        let outlet = &mut self.core.outlets[slot];
-        outlet.clear();
-        outlet.accepts = Accepts::Nothing;
-        outlet.overflow = false;
-        outlet.close_request = None;
-        // A stale id (in a timer or the ready list) can never reach the
-        // slot's next connection.
-        self.core.generations[slot] = self.core.generations[slot].wrapping_add(1);
-        self.free.push(slot);
-        self.open -= 1;
-    }
-
-    fn finish(mut self) -> io::Result<()> {
+    fn finish(self) -> io::Result<()> {
         let now = self.now();
-        let ids: Vec<ConnId> = self.conns.iter().flatten().map(|c| c.id).collect();
-        for id in ids {
-            self.close_conn(id, CloseCause::Shutdown, now);
-        }
-        self.core.end_turn(true);
-        let Core { store, log, .. } = self.core;
+        let registry = self.poll.registry();
+        let core = self.turn.finish(now, &mut |mut sock| {
+            let _ = registry.deregister(&mut sock);
+        });
+        let Core { store, log, .. } = core;
         match store.close() {
             Ok(()) => log.log(LogLevel::Info, format_args!("stopped")),
             Err(e) => log.log(LogLevel::Error, format_args!("closing the database: {e}")),

@@ -18,7 +18,7 @@ use piratchat::ids::{ConnId, Millis, UserId};
 use piratchat::log::Logger;
 use piratchat::metrics::Metrics;
 use piratchat::secret::sha256_hex;
-use piratchat::server::conn::Transport;
+use piratchat::server::link::Transport;
 use piratchat::server::outlet::Accepts;
 use piratchat::server::{ConnKind, Core, Turn};
 use piratchat::store::Store;

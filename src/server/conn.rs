@@ -2,30 +2,21 @@
 //! does with readable bytes, and its single timer. Generic over the byte
 //! stream, so the fuzzer drives the same code over memory.
 
+use super::link::{self, Link};
+pub use super::link::{AfterFlush, Step, Transport};
+use super::outlet::Accepts;
 use super::ws::{self, WsState};
-use super::{ConnKind, Env, Timer};
+use super::{ConnKind, Env};
 use crate::api::{self, Ctx, Routed, client::Peer};
+use crate::chat::Authed;
 use crate::config::LogLevel;
 use crate::http::{self, HttpError, Limits, Method, Parsed, Request, Response};
 use crate::ids::{ConnId, Millis};
 use crate::log::escape;
 use crate::metrics::CloseCause;
 use crate::wheel::TimerId;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
-
-/// A byte stream a connection runs over: a TCP socket, or memory.
-pub trait Transport: Read + Write {
-    /// Stops sending (FIN) while still reading.
-    fn shutdown_write(&mut self);
-}
-
-impl Transport for mio::net::TcpStream {
-    fn shutdown_write(&mut self) {
-        // A peer that is already gone makes this fail; nothing to do then.
-        let _ = self.shutdown(std::net::Shutdown::Write);
-    }
-}
 
 /// Bytes read from one connection in one turn before others get theirs.
 pub const READ_BUDGET: usize = 64 * 1024;
@@ -91,26 +82,6 @@ pub enum Phase {
     Linger,
 }
 
-/// What to do once the outlet is empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterFlush {
-    /// Carry on.
-    Stay,
-    /// Send FIN, then linger.
-    Linger(CloseCause),
-}
-
-/// What became of a connection after an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Drained to `WouldBlock`; wait for the next event.
-    Idle,
-    /// Stopped by the per-turn budget; serve again next turn.
-    MoreReady,
-    /// Close now (after queueing what is queued is dropped).
-    Close(CloseCause),
-}
-
 /// One connection.
 pub struct Conn<S> {
     /// Its id (slot and generation).
@@ -157,10 +128,74 @@ impl<S: Transport> Conn<S> {
 
     /// Replaces this connection's timer with one at `deadline`.
     pub fn arm(&mut self, env: &mut Env<'_>, deadline: Millis) {
-        if let Some(old) = self.timer.take() {
-            env.wheel.cancel(old);
+        link::arm(&mut self.timer, self.id, env, deadline);
+    }
+
+    /// The phase, and beside it what a phase works with.
+    fn split(&mut self) -> (&mut Phase, Link<'_, S>) {
+        let link = Link {
+            id: self.id,
+            sock: &mut self.sock,
+            timer: &mut self.timer,
+            after_flush: &mut self.after_flush,
+        };
+        (&mut self.phase, link)
+    }
+
+    /// The one place the phase changes for good: what the outlet accepts
+    /// and the open-connection gauges follow it. (Lingering keeps both:
+    /// nothing is queued any more, and the gauge is the kind it was.)
+    fn set_phase(&mut self, phase: Phase, env: &mut Env<'_>) {
+        if let Phase::Ws(ws) = &phase {
+            if let Some(out) = env.fan.outlet(self.id) {
+                out.accepts = Accepts::Frames;
+            }
+            env.metrics.open_http -= 1;
+            self.kind = if ws.is_chat() {
+                env.metrics.open_ws += 1;
+                ConnKind::Chat
+            } else {
+                env.metrics.open_echo += 1;
+                ConnKind::Echo
+            };
         }
-        self.timer = Some(env.wheel.insert(deadline, Timer::Conn(self.id)));
+        self.phase = phase;
+    }
+
+    /// Answers the upgrade with 101 and switches to the WebSocket phase;
+    /// `leftover` holds bytes that came after the request head.
+    fn upgrade(
+        &mut self,
+        leftover: Vec<u8>,
+        accept: &str,
+        chat: Option<Authed>,
+        since: Option<i64>,
+        env: &mut Env<'_>,
+    ) {
+        let is_chat = chat.is_some();
+        let out = env.fan.outlet(self.id).expect("the connection is live");
+        ws::push_switching(out, accept, is_chat, env.cfg.max_output_bytes);
+        let user = chat.as_ref().map(|a| a.name.clone());
+        let state = WsState::new(leftover, user, env);
+        self.set_phase(Phase::Ws(Box::new(state)), env);
+        let (Phase::Ws(ws), mut link) = self.split() else {
+            unreachable!("just upgraded")
+        };
+        ws.opened(&mut link, chat, since, env);
+    }
+
+    /// Starts a WebSocket's closing handshake (a close request, shutdown).
+    pub fn start_close(&mut self, code: u16, reason: &'static str, env: &mut Env<'_>) {
+        if let (Phase::Ws(ws), mut link) = self.split() {
+            ws.start_close(&mut link, code, reason, env);
+        }
+    }
+
+    /// A WebSocket's chat life is over (if it was one, and not yet).
+    pub fn ws_closed(&mut self, env: &mut Env<'_>) {
+        if let Phase::Ws(ws) = &mut self.phase {
+            ws.closed(self.id, env);
+        }
     }
 
     /// Cancels this connection's timer.
@@ -172,21 +207,21 @@ impl<S: Transport> Conn<S> {
 
     /// The socket is readable (or a turn's budget ran out last time).
     pub fn on_readable(&mut self, env: &mut Env<'_>) -> Step {
-        match self.phase {
-            Phase::Http(_) => self.http_readable(env),
-            Phase::Ws(_) => ws::readable(self, env),
-            Phase::Linger => self.linger_readable(env),
+        match self.split() {
+            (Phase::Http(_), _) => self.http_readable(env),
+            (Phase::Ws(ws), mut link) => ws.readable(&mut link, env),
+            (Phase::Linger, _) => self.linger_readable(env),
         }
     }
 
     /// This connection's timer fired.
     pub fn on_timer(&mut self, env: &mut Env<'_>) -> Step {
         self.timer = None;
-        match self.phase {
+        match self.split() {
             // Slowloris, a stalled body, or an idle keep-alive connection:
             // close without a response.
-            Phase::Http(_) | Phase::Linger => Step::Close(CloseCause::Timeout),
-            Phase::Ws(_) => ws::on_timer(self, env),
+            (Phase::Http(_) | Phase::Linger, _) => Step::Close(CloseCause::Timeout),
+            (Phase::Ws(ws), mut link) => ws.on_timer(&mut link, env),
         }
     }
 
@@ -196,12 +231,10 @@ impl<S: Transport> Conn<S> {
             AfterFlush::Stay => Step::Idle,
             AfterFlush::Linger(cause) => {
                 self.after_flush = AfterFlush::Stay;
-                if let Phase::Ws(_) = self.phase {
-                    ws::closed(self, env);
-                }
+                self.ws_closed(env);
                 self.closing_cause = Some(cause);
                 self.sock.shutdown_write();
-                self.phase = Phase::Linger;
+                self.set_phase(Phase::Linger, env);
                 self.arm(env, env.now + LINGER);
                 self.linger_readable(env)
             }
@@ -466,10 +499,12 @@ impl<S: Transport> Conn<S> {
             } => {
                 env.metrics.response(101);
                 self.log_access(&client, &request_line(&req), 101, env);
+                // Taken out only to move its buffer into the WebSocket
+                // phase, which `upgrade` puts in its place.
                 let Phase::Http(http) = std::mem::replace(&mut self.phase, Phase::Linger) else {
                     unreachable!("respond runs in the HTTP phase")
                 };
-                ws::upgrade(self, http.buf, &accept, chat, since, env);
+                self.upgrade(http.buf, &accept, chat, since, env);
             }
         }
     }

@@ -11,6 +11,7 @@ mod accept;
 pub mod conn;
 mod core;
 pub mod fanout;
+pub mod link;
 pub mod outlet;
 mod persist;
 pub mod turn;

@@ -7,7 +7,7 @@
 
 use super::conn::{AfterFlush, Conn, Phase, Step, Transport};
 use super::outlet::{Accepts, Outlet};
-use super::{ConnKind, Core, Timer, persist, ws};
+use super::{ConnKind, Core, Timer, persist};
 use crate::ids::{ConnId, Millis};
 use crate::metrics::CloseCause;
 use std::net::SocketAddr;
@@ -217,7 +217,7 @@ impl<S: Transport> Turn<S> {
             let mut env = self.core.env(now);
             match conn.phase {
                 Phase::Http(_) => conn.after_flush = AfterFlush::Linger(CloseCause::Shutdown),
-                Phase::Ws(_) => ws::start_close(conn, 1001, "going away", &mut env),
+                Phase::Ws(_) => conn.start_close(1001, "going away", &mut env),
                 Phase::Linger => {}
             }
             self.after_step(id, Step::Idle);
@@ -284,7 +284,7 @@ impl<S: Transport> Turn<S> {
             self.closing.push((conn.id, CloseCause::SlowConsumer));
         } else if let Some((code, reason)) = outlet.close_request.take() {
             let mut env = self.core.env(now);
-            ws::start_close(conn, code, reason, &mut env);
+            conn.start_close(code, reason, &mut env);
         }
     }
 
@@ -333,7 +333,7 @@ impl<S: Transport> Turn<S> {
         let slot = id.slot();
         let mut conn = self.conns[slot].take().expect("live");
         let mut env = self.core.env(now);
-        ws::closed(&mut conn, &mut env);
+        conn.ws_closed(&mut env);
         conn.disarm(&mut env);
         let m = &mut self.core.metrics;
         m.closed(conn.closing_cause.unwrap_or(cause));

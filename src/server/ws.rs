@@ -1,9 +1,11 @@
 //! The WebSocket phase: tungstenite's server-role codec over the
 //! connection's stream, with its output going into the connection's outlet
 //! so its pongs and close replies queue in order with our own frames.
+//! Every step is a method of [`WsState`], given the connection's
+//! [`Link`]; the phase changes themselves are `conn`'s.
 
 use super::Env;
-use super::conn::{AfterFlush, Conn, Step, Transport};
+use super::link::{AfterFlush, Link, Step};
 use super::outlet::{Accepts, OP_BINARY, OP_TEXT, Outlet, ws_frame};
 use crate::chat::{Accepted, Authed};
 use crate::config::LogLevel;
@@ -23,17 +25,17 @@ use tungstenite::protocol::{Message, Role, WebSocketConfig, WebSocketContext};
 /// (measured: 4.8 KiB per idle socket with 2 KiB, 3.8 KiB with 1 KiB), so
 /// it is small: chat frames are about a hundred bytes, and a larger frame
 /// grows the buffer while it is read.
-const READ_BUFFER: usize = 1024;
+pub const READ_BUFFER: usize = 1024;
 
 /// The read buffer of an `/echo` socket: conformance cases send messages
 /// of megabytes, and there are few such sockets.
-const ECHO_READ_BUFFER: usize = 64 * 1024;
+pub const ECHO_READ_BUFFER: usize = 64 * 1024;
 
 /// Messages handled for one socket in one turn before others get theirs.
 const MESSAGE_BUDGET: usize = 64;
 
 /// Message and frame limit of `/echo` (the Autobahn cases go up to 16 MiB).
-const ECHO_MAX_MESSAGE: usize = 16 << 20;
+pub const ECHO_MAX_MESSAGE: usize = 16 << 20;
 
 /// The close code of a server shutdown (RFC 6455 1001 `going away`); no
 /// other close we start uses it.
@@ -82,81 +84,296 @@ impl<S> Write for Io<'_, S> {
     }
 }
 
-/// Runs `f` with tungstenite's view of the connection.
-fn with_io<S: Transport, R>(
-    conn: &mut Conn<S>,
-    env: &mut Env<'_>,
-    f: impl FnOnce(&mut WebSocketContext, &mut Io<'_, S>) -> R,
-) -> Option<R> {
-    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
-        return None;
-    };
-    let out = &mut env.fan.outlets[conn.id.slot()];
-    if !out.dirty {
-        out.dirty = true;
-        env.fan.dirty.push(conn.id.slot());
+impl WsState {
+    /// The state of a socket just upgraded; `leftover` holds the bytes that
+    /// came after the request head, `user` the chat user (`None`: `/echo`).
+    pub fn new(leftover: Vec<u8>, user: Option<Rc<str>>, env: &Env<'_>) -> WsState {
+        let is_chat = user.is_some();
+        WsState {
+            ctx: context(leftover, is_chat, env.cfg.ws_max_message_bytes),
+            user,
+            last_rx: env.now,
+            ping_at: None,
+            closing: false,
+            close_info: None,
+            left: false,
+        }
     }
-    let mut io = Io {
-        sock: &mut conn.sock,
-        out,
-        bytes_in: &mut env.metrics.bytes_in,
-    };
-    Some(f(&mut ws.ctx, &mut io))
+
+    /// Whether this is a chat socket (not `/echo`).
+    pub fn is_chat(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// Runs `f` with tungstenite's view of the connection.
+    fn with_io<S: Read, R>(
+        &mut self,
+        link: &mut Link<'_, S>,
+        env: &mut Env<'_>,
+        f: impl FnOnce(&mut WebSocketContext, &mut Io<'_, S>) -> R,
+    ) -> R {
+        let slot = link.id.slot();
+        let out = &mut env.fan.outlets[slot];
+        if !out.dirty {
+            out.dirty = true;
+            env.fan.dirty.push(slot);
+        }
+        let mut io = Io {
+            sock: &mut *link.sock,
+            out,
+            bytes_in: &mut env.metrics.bytes_in,
+        };
+        f(&mut self.ctx, &mut io)
+    }
+
+    /// The socket is open: a resuming chat socket gets what it missed,
+    /// then joins the chat; the ping timer starts.
+    pub fn opened<S>(
+        &mut self,
+        link: &mut Link<'_, S>,
+        chat: Option<Authed>,
+        since: Option<i64>,
+        env: &mut Env<'_>,
+    ) {
+        let id = link.id;
+        if let Some(authed) = chat {
+            if let Some(since) = since {
+                // Before the socket joins the broadcast: the replay ends where
+                // live messages begin, with no gap and no duplicate.
+                replay(id, since, env);
+            }
+            env.chat.ws_open(id, &authed.key, env.now, &mut env.fan);
+            let name = &authed.name;
+            env.log.log(
+                LogLevel::Info,
+                format_args!("ws open user={} conn={}", escape(name), id),
+            );
+        }
+        link.arm(env, env.now + env.cfg.ping_interval);
+    }
+
+    /// Reads and handles messages until the socket would block or the
+    /// turn's budget is spent.
+    pub fn readable<S: Read>(&mut self, link: &mut Link<'_, S>, env: &mut Env<'_>) -> Step {
+        for _ in 0..MESSAGE_BUDGET {
+            let bytes_before = env.metrics.bytes_in;
+            let read = self.with_io(link, env, |ctx, io| ctx.read(io));
+            // Any byte is a sign of life (SPEC §5.5: closed when nothing at
+            // all arrives), also the part of a frame still coming in.
+            let arrived = env.metrics.bytes_in != bytes_before;
+            if arrived || read.is_ok() {
+                self.last_rx = env.now;
+            }
+            match read {
+                Ok(msg) => self.handle(link.id, msg, env),
+                Err(e) => return self.on_error(link, e, env),
+            }
+        }
+        Step::MoreReady
+    }
+
+    /// One received message, handled in place and dropped.
+    fn handle(&mut self, id: ConnId, msg: Message, env: &mut Env<'_>) {
+        let is_chat = self.is_chat();
+        match msg {
+            Message::Text(text) if is_chat => {
+                if let Some(accepted) = env.chat.ws_text(id, &text, env.now, &mut env.fan) {
+                    store_message(&accepted, env);
+                }
+            }
+            Message::Binary(_) if is_chat => env.chat.ws_binary(id, env.now, &mut env.fan),
+            Message::Text(text) => echo(id, OP_TEXT, text.as_bytes(), env),
+            Message::Binary(data) => echo(id, OP_BINARY, &data, env),
+            Message::Close(frame) => {
+                // tungstenite queued the reply; the chat hears of it now.
+                let info = frame.map_or((1005, String::new()), |f| {
+                    (f.code.into(), f.reason.to_string())
+                });
+                self.close_info.get_or_insert(info);
+                self.closed(id, env);
+            }
+            // tungstenite queued the pong; receiving anything is all a pong means.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+
+    /// What a tungstenite error means for the connection.
+    fn on_error<S: Read>(&mut self, link: &mut Link<'_, S>, e: WsError, env: &mut Env<'_>) -> Step {
+        if let Some((code, reason)) = fail_code(&e) {
+            self.fail(link, code, reason, env);
+            return Step::Idle;
+        }
+        match e {
+            WsError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Push out the pongs and close replies tungstenite holds back.
+                let _ = self.with_io(link, env, |ctx, io| ctx.flush(io));
+                Step::Idle
+            }
+            WsError::ConnectionClosed | WsError::AlreadyClosed => {
+                *link.after_flush = AfterFlush::Linger(CloseCause::Done);
+                Step::Idle
+            }
+            // Reset without a closing handshake, or the socket failed.
+            _ => {
+                self.set_close_info(1006, "connection lost");
+                self.closed(link.id, env);
+                Step::Close(CloseCause::Peer)
+            }
+        }
+    }
+
+    /// Fails the connection: a close frame with `code`, then FIN without
+    /// waiting for the peer's reply.
+    fn fail<S: Read>(
+        &mut self,
+        link: &mut Link<'_, S>,
+        code: u16,
+        reason: &'static str,
+        env: &mut Env<'_>,
+    ) {
+        self.set_close_info(code, reason);
+        self.send_close(link, code, reason, env);
+        self.closed(link.id, env);
+        *link.after_flush = AfterFlush::Linger(CloseCause::Protocol);
+    }
+
+    fn set_close_info(&mut self, code: u16, reason: &str) {
+        self.close_info.get_or_insert((code, reason.to_string()));
+    }
+
+    /// Queues our close frame; nothing may follow it.
+    fn send_close<S: Read>(
+        &mut self,
+        link: &mut Link<'_, S>,
+        code: u16,
+        reason: &'static str,
+        env: &mut Env<'_>,
+    ) {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        // Errors here mean the socket is already closing; the frame is moot.
+        let _ = self.with_io(link, env, |ctx, io| ctx.close(io, Some(frame)));
+        if let Some(out) = env.fan.outlet(link.id) {
+            out.accepts = Accepts::Closing;
+        }
+    }
+
+    /// Starts the closing handshake (logout, shutdown): our close frame,
+    /// then up to `CLOSE_WAIT` for the peer's reply.
+    pub fn start_close<S: Read>(
+        &mut self,
+        link: &mut Link<'_, S>,
+        code: u16,
+        reason: &'static str,
+        env: &mut Env<'_>,
+    ) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.set_close_info(code, reason);
+        self.send_close(link, code, reason, env);
+        // At shutdown every socket goes in this same turn: announcing each to
+        // the ones not closed yet would only queue n²/2 `leave` frames ahead
+        // of their own close frame.
+        self.leave_chat(link.id, env, code != GOING_AWAY);
+        link.arm(env, env.now + CLOSE_WAIT);
+    }
+
+    /// The socket's chat life is over: the others get `leave` (once), and
+    /// the close is logged.
+    pub fn closed(&mut self, id: ConnId, env: &mut Env<'_>) {
+        self.leave_chat(id, env, true);
+    }
+
+    /// Like [`WsState::closed`]; `announce: false` tells nobody (shutdown).
+    fn leave_chat(&mut self, id: ConnId, env: &mut Env<'_>, announce: bool) {
+        if std::mem::replace(&mut self.left, true) {
+            return;
+        }
+        let Some(user) = &self.user else { return };
+        if announce {
+            env.chat.ws_closed(id, env.now);
+        } else {
+            env.chat.ws_going_away(id, env.now);
+        }
+        let (code, reason) = self.close_info.clone().unwrap_or((1006, String::new()));
+        env.log.log(
+            LogLevel::Info,
+            format_args!(
+                "ws close user={} conn={} code={code} reason={}",
+                // Imported names may hold any text (SPEC §7): spaces would
+                // forge fields, bidi controls would reorder the line.
+                escape(user),
+                id,
+                escape(&reason)
+            ),
+        );
+    }
+
+    /// The ping timer (or the close wait) fired.
+    pub fn on_timer<S: Read>(&mut self, link: &mut Link<'_, S>, env: &mut Env<'_>) -> Step {
+        let interval = Millis::of(env.cfg.ping_interval);
+        if self.closing {
+            return Step::Close(CloseCause::Timeout);
+        }
+        if self.ping_at.is_some_and(|at| self.last_rx < at) {
+            // Pinged, and nothing at all came back in time: a dead peer.
+            self.set_close_info(1006, "ping timeout");
+            self.closed(link.id, env);
+            return Step::Close(CloseCause::Timeout);
+        }
+        if env.now >= self.last_rx + interval {
+            self.ping_at = Some(env.now);
+            let _ = self.with_io(link, env, |ctx, io| {
+                ctx.write(io, Message::Ping(Default::default()))
+            });
+            link.arm(env, env.now + env.cfg.ping_timeout);
+        } else {
+            // Heard from since: look again when it has been quiet long enough.
+            self.ping_at = None;
+            let at = self.last_rx + interval;
+            link.arm(env, at);
+        }
+        Step::Idle
+    }
 }
 
-/// Answers the upgrade with 101 and switches `conn` to the WebSocket phase;
-/// `leftover` holds bytes that came after the request head.
-pub fn upgrade<S: Transport>(
-    conn: &mut Conn<S>,
-    leftover: Vec<u8>,
-    accept: &str,
-    chat: Option<Authed>,
-    since: Option<i64>,
-    env: &mut Env<'_>,
-) {
-    let is_chat = chat.is_some();
-    let out = env.fan.outlet(conn.id).expect("the connection is live");
+/// The 101 that answers an upgrade, queued; an `/echo` socket's outlet
+/// gets room for a whole message on its way back.
+pub fn push_switching(out: &mut Outlet, accept: &str, is_chat: bool, max_output: usize) {
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {accept}\r\n\r\n"
     );
     out.push_copy(head.as_bytes());
-    out.accepts = Accepts::Frames;
     if !is_chat {
         // An echo socket holds a whole 16 MiB message on its way back.
-        out.set_limit(2 * ECHO_MAX_MESSAGE + env.cfg.max_output_bytes);
+        out.set_limit(2 * ECHO_MAX_MESSAGE + max_output);
     }
-    let state = WsState {
-        ctx: context(leftover, is_chat, env.cfg.ws_max_message_bytes),
-        user: chat.as_ref().map(|a| a.name.clone()),
-        last_rx: env.now,
-        ping_at: None,
-        closing: false,
-        close_info: None,
-        left: false,
-    };
-    conn.phase = super::conn::Phase::Ws(Box::new(state));
-    count_open(conn, is_chat, env);
-    if let Some(authed) = chat {
-        if let Some(since) = since {
-            // Before the socket joins the broadcast: the replay ends where
-            // live messages begin, with no gap and no duplicate.
-            replay(conn.id, since, env);
-        }
-        env.chat
-            .ws_open(conn.id, &authed.key, env.now, &mut env.fan);
-        let name = &authed.name;
-        env.log.log(
-            LogLevel::Info,
-            format_args!("ws open user={} conn={}", escape(name), conn.id),
-        );
-    }
-    conn.arm(env, env.now + env.cfg.ping_interval);
 }
 
-/// tungstenite in server role with our limits; `leftover` holds the bytes
-/// that came after the request head.
-fn context(leftover: Vec<u8>, is_chat: bool, chat_limit: usize) -> WebSocketContext {
+/// The close frame (code, reason) that fails a connection after read
+/// error `e`; `None` where none is sent (would block, closed, the
+/// connection lost). The fuzz model reads it from here.
+pub fn fail_code(e: &WsError) -> Option<(u16, &'static str)> {
+    Some(match e {
+        WsError::Io(_)
+        | WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return None,
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => (1009, "message too big"),
+        WsError::Capacity(_) => (1009, "frame too big"),
+        WsError::Utf8(_) => (1007, "invalid utf-8"),
+        _ => (1002, "protocol error"),
+    })
+}
+
+/// tungstenite in server role with our limits (the fuzz model reads them
+/// from here); `leftover` holds the bytes that came after the request head.
+pub fn context(leftover: Vec<u8>, is_chat: bool, chat_limit: usize) -> WebSocketContext {
     let (limit, buffer) = if is_chat {
         (chat_limit, READ_BUFFER)
     } else {
@@ -169,69 +386,6 @@ fn context(leftover: Vec<u8>, is_chat: bool, chat_limit: usize) -> WebSocketCont
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
     WebSocketContext::from_partially_read(leftover, Role::Server, Some(config))
-}
-
-/// Moves the connection from the HTTP gauge to its WebSocket gauge.
-fn count_open<S>(conn: &mut Conn<S>, is_chat: bool, env: &mut Env<'_>) {
-    env.metrics.open_http -= 1;
-    conn.kind = if is_chat {
-        env.metrics.open_ws += 1;
-        super::ConnKind::Chat
-    } else {
-        env.metrics.open_echo += 1;
-        super::ConnKind::Echo
-    };
-}
-
-/// Reads and handles messages until the socket would block or the turn's
-/// budget is spent.
-pub fn readable<S: Transport>(conn: &mut Conn<S>, env: &mut Env<'_>) -> Step {
-    for _ in 0..MESSAGE_BUDGET {
-        let bytes_before = env.metrics.bytes_in;
-        let read = with_io(conn, env, |ctx, io| ctx.read(io));
-        let Some(read) = read else { return Step::Idle };
-        // Any byte is a sign of life (SPEC §5.5: closed when nothing at
-        // all arrives), also the part of a frame still coming in.
-        let arrived = env.metrics.bytes_in != bytes_before;
-        if let super::conn::Phase::Ws(ws) = &mut conn.phase
-            && (arrived || read.is_ok())
-        {
-            ws.last_rx = env.now;
-        }
-        match read {
-            Ok(msg) => handle(conn, msg, env),
-            Err(e) => return on_error(conn, e, env),
-        }
-    }
-    Step::MoreReady
-}
-
-/// One received message, handled in place and dropped.
-fn handle<S: Transport>(conn: &mut Conn<S>, msg: Message, env: &mut Env<'_>) {
-    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
-        return;
-    };
-    let is_chat = ws.user.is_some();
-    match msg {
-        Message::Text(text) if is_chat => {
-            if let Some(accepted) = env.chat.ws_text(conn.id, &text, env.now, &mut env.fan) {
-                store_message(&accepted, env);
-            }
-        }
-        Message::Binary(_) if is_chat => env.chat.ws_binary(conn.id, env.now, &mut env.fan),
-        Message::Text(text) => echo(conn, OP_TEXT, text.as_bytes(), env),
-        Message::Binary(data) => echo(conn, OP_BINARY, &data, env),
-        Message::Close(frame) => {
-            // tungstenite queued the reply; the chat hears of it now.
-            let info = frame.map_or((1005, String::new()), |f| {
-                (f.code.into(), f.reason.to_string())
-            });
-            ws.close_info.get_or_insert(info);
-            closed(conn, env);
-        }
-        // tungstenite queued the pong; receiving anything is all a pong means.
-        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-    }
 }
 
 /// Stores an accepted message in the turn's batch, at once: a socket that
@@ -292,157 +446,10 @@ fn replay(id: ConnId, since: i64, env: &mut Env<'_>) {
     }
 }
 
-fn echo<S: Transport>(conn: &mut Conn<S>, opcode: u8, payload: &[u8], env: &mut Env<'_>) {
-    if let Some(out) = env.fan.outlet(conn.id)
+fn echo(id: ConnId, opcode: u8, payload: &[u8], env: &mut Env<'_>) {
+    if let Some(out) = env.fan.outlet(id)
         && out.accepts == Accepts::Frames
     {
         out.push_owned(ws_frame(opcode, payload));
     }
-}
-
-/// What a tungstenite error means for the connection.
-fn on_error<S: Transport>(conn: &mut Conn<S>, e: WsError, env: &mut Env<'_>) -> Step {
-    let (code, reason) = match e {
-        WsError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            // Push out the pongs and close replies tungstenite holds back.
-            let _ = with_io(conn, env, |ctx, io| ctx.flush(io));
-            return Step::Idle;
-        }
-        WsError::ConnectionClosed | WsError::AlreadyClosed => {
-            conn.after_flush = AfterFlush::Linger(CloseCause::Done);
-            return Step::Idle;
-        }
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) | WsError::Io(_) => {
-            set_close_info(conn, 1006, "connection lost");
-            closed(conn, env);
-            return Step::Close(CloseCause::Peer);
-        }
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => (1009, "message too big"),
-        WsError::Capacity(_) => (1009, "frame too big"),
-        WsError::Utf8(_) => (1007, "invalid utf-8"),
-        _ => (1002, "protocol error"),
-    };
-    fail(conn, code, reason, env);
-    Step::Idle
-}
-
-/// Fails the connection: a close frame with `code`, then FIN without
-/// waiting for the peer's reply.
-fn fail<S: Transport>(conn: &mut Conn<S>, code: u16, reason: &'static str, env: &mut Env<'_>) {
-    set_close_info(conn, code, reason);
-    send_close(conn, code, reason, env);
-    closed(conn, env);
-    conn.after_flush = AfterFlush::Linger(CloseCause::Protocol);
-}
-
-fn set_close_info<S>(conn: &mut Conn<S>, code: u16, reason: &str) {
-    if let super::conn::Phase::Ws(ws) = &mut conn.phase {
-        ws.close_info.get_or_insert((code, reason.to_string()));
-    }
-}
-
-/// Queues our close frame; nothing may follow it.
-fn send_close<S: Transport>(
-    conn: &mut Conn<S>,
-    code: u16,
-    reason: &'static str,
-    env: &mut Env<'_>,
-) {
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    };
-    // Errors here mean the socket is already closing; the frame is moot.
-    let _ = with_io(conn, env, |ctx, io| ctx.close(io, Some(frame)));
-    if let Some(out) = env.fan.outlet(conn.id) {
-        out.accepts = Accepts::Closing;
-    }
-}
-
-/// Starts the closing handshake (logout, shutdown): our close frame, then
-/// up to `CLOSE_WAIT` for the peer's reply.
-pub fn start_close<S: Transport>(
-    conn: &mut Conn<S>,
-    code: u16,
-    reason: &'static str,
-    env: &mut Env<'_>,
-) {
-    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
-        return;
-    };
-    if ws.closing {
-        return;
-    }
-    ws.closing = true;
-    set_close_info(conn, code, reason);
-    send_close(conn, code, reason, env);
-    // At shutdown every socket goes in this same turn: announcing each to
-    // the ones not closed yet would only queue n²/2 `leave` frames ahead
-    // of their own close frame.
-    leave_chat(conn, env, code != GOING_AWAY);
-    conn.arm(env, env.now + CLOSE_WAIT);
-}
-
-/// The socket's chat life is over: the others get `leave` (once), and the
-/// close is logged.
-pub fn closed<S>(conn: &mut Conn<S>, env: &mut Env<'_>) {
-    leave_chat(conn, env, true);
-}
-
-/// Like [`closed`]; `announce: false` tells nobody (shutdown).
-fn leave_chat<S>(conn: &mut Conn<S>, env: &mut Env<'_>, announce: bool) {
-    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
-        return;
-    };
-    if std::mem::replace(&mut ws.left, true) {
-        return;
-    }
-    let Some(user) = &ws.user else { return };
-    if announce {
-        env.chat.ws_closed(conn.id, env.now);
-    } else {
-        env.chat.ws_going_away(conn.id, env.now);
-    }
-    let (code, reason) = ws.close_info.clone().unwrap_or((1006, String::new()));
-    env.log.log(
-        LogLevel::Info,
-        format_args!(
-            "ws close user={} conn={} code={code} reason={}",
-            // Imported names may hold any text (SPEC §7): spaces would
-            // forge fields, bidi controls would reorder the line.
-            escape(user),
-            conn.id,
-            escape(&reason)
-        ),
-    );
-}
-
-/// The ping timer (or the close wait) fired.
-pub fn on_timer<S: Transport>(conn: &mut Conn<S>, env: &mut Env<'_>) -> Step {
-    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
-        return Step::Idle;
-    };
-    let interval = Millis::of(env.cfg.ping_interval);
-    if ws.closing {
-        return Step::Close(CloseCause::Timeout);
-    }
-    if ws.ping_at.is_some_and(|at| ws.last_rx < at) {
-        // Pinged, and nothing at all came back in time: a dead peer.
-        set_close_info(conn, 1006, "ping timeout");
-        closed(conn, env);
-        return Step::Close(CloseCause::Timeout);
-    }
-    if env.now >= ws.last_rx + interval {
-        ws.ping_at = Some(env.now);
-        let _ = with_io(conn, env, |ctx, io| {
-            ctx.write(io, Message::Ping(Default::default()))
-        });
-        conn.arm(env, env.now + env.cfg.ping_timeout);
-    } else {
-        // Heard from since: look again when it has been quiet long enough.
-        ws.ping_at = None;
-        let at = ws.last_rx + interval;
-        conn.arm(env, at);
-    }
-    Step::Idle
 }

@@ -2,11 +2,11 @@
 //! does with readable bytes, and its single timer. Generic over the byte
 //! stream, so the fuzzer drives the same code over memory.
 
+use super::core::{ConnKind, Env, READ_BUDGET};
 use super::link::{self, Link};
 pub use super::link::{AfterFlush, Step, Transport};
 use super::outlet::Accepts;
 use super::ws::{self, WsState};
-use super::{ConnKind, Env};
 use crate::api::{self, Ctx, Routed, client::Peer};
 use crate::chat::Authed;
 use crate::config::LogLevel;
@@ -17,9 +17,6 @@ use crate::metrics::CloseCause;
 use crate::wheel::TimerId;
 use std::io;
 use std::net::SocketAddr;
-
-/// Bytes read from one connection in one turn before others get theirs.
-pub const READ_BUDGET: usize = 64 * 1024;
 
 /// HTTP output queued past which no further pipelined request is parsed
 /// until the client has read some.

@@ -4,7 +4,7 @@
 //! as one enum) and `ws` (the WebSocket phase), so neither imports the
 //! other back.
 
-use super::{Env, Timer};
+use super::core::{Env, Timer};
 use crate::ids::{ConnId, Millis};
 use crate::metrics::CloseCause;
 use crate::wheel::TimerId;

@@ -21,14 +21,11 @@ use crate::chat::{Chat, ChatConfig};
 use crate::config::{Config, LogLevel};
 use crate::ids::{ConnId, Millis};
 use crate::log::Logger;
-use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::wheel::Wheel;
-pub use core::Core;
-use fanout::Fanout;
+pub use core::{ConnKind, Core, Env, Held, READ_BUDGET, Timer};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-pub use persist::Held;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::io;
@@ -50,61 +47,6 @@ const FD_RESERVE: usize = 32;
 /// After `accept` fails for lack of file descriptors, try again this much
 /// later (not at once: the listener would spin).
 const ACCEPT_BACKOFF: Millis = Millis(100);
-
-/// What a server timer is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
-    /// A connection's deadline (its phase knows which).
-    Conn(ConnId),
-    /// Accepting paused after running out of file descriptors.
-    ResumeAccept,
-    /// The shutdown grace period is over.
-    ShutdownDeadline,
-    /// Write sessions' last activity to the database.
-    SessionFlush,
-    /// Delete a batch of messages past the retention limits.
-    Prune,
-}
-
-/// What a connection is, for the open-connection gauges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnKind {
-    /// Still HTTP (or lingering after it).
-    Http,
-    /// A chat WebSocket.
-    Chat,
-    /// An `/echo` WebSocket.
-    Echo,
-}
-
-/// Everything a connection's handlers may use during one event.
-pub struct Env<'a> {
-    /// Settings.
-    pub cfg: &'a Config,
-    /// The chat state.
-    pub chat: &'a mut Chat,
-    /// The database.
-    pub store: &'a mut Store,
-    /// Counters.
-    pub metrics: &'a mut Metrics,
-    /// The server's timer wheel.
-    pub wheel: &'a mut Wheel<Timer>,
-    /// Every connection's outlet.
-    pub fan: Fanout<'a>,
-    /// The logger.
-    pub log: &'a Logger,
-    /// This turn's time.
-    pub now: Millis,
-    /// Seconds since start.
-    pub uptime_secs: u64,
-    /// A read buffer shared by all connections.
-    pub scratch: &'a mut [u8],
-    /// A note for the next access-log line.
-    pub note: Option<String>,
-    /// What of this turn stands only if its commit succeeds (a write that
-    /// failed, replays, held responses).
-    pub held: &'a mut Held,
-}
 
 /// A start-up failure: one line, and exit code 2.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! The loop's side of storage: what comes back at start-up, the per-turn
 //! commit that releases acks, and the retention steps.
 
-use super::{Core, Timer};
+use super::core::{Core, Timer};
 use crate::chat::{Accepted, SessionKey};
 use crate::config::LogLevel;
 use crate::ids::{ConnId, Millis, UserId};
@@ -60,27 +60,24 @@ pub(super) fn restore(
     core.store.commit()
 }
 
-/// What of the current turn stands only if its commit succeeds, besides
-/// its broadcasts (which the fan-out records in `Core::events`) and its
-/// acks (which the chat records).
-#[derive(Debug, Default)]
-pub struct Held {
-    /// A write of the turn failed: the turn is rolled back, not committed,
-    /// so that it is stored all or nothing.
-    pub failed: bool,
-    /// Sockets sent rows read from the turn's uncommitted batch (a replay
-    /// that reached this turn's messages).
-    pub readers: Vec<ConnId>,
-    /// Responses queued with `Outlet::push_held`, each with the 503 that
-    /// replaces it if the commit fails.
-    pub responses: Vec<(ConnId, Rc<[u8]>, Vec<u8>)>,
+impl Core {
+    /// Ends the turn's storage: commits its batch (with the session
+    /// changes; their last activity too when `flush_sessions`), or, if a
+    /// write or the commit failed, takes back everything of the turn that
+    /// depended on it. Runs before any of the turn's output is written.
+    /// Returns the sockets to drop with everything they have queued (those
+    /// acked, or sent a replay, for unstored messages); empty after a
+    /// successful commit.
+    pub fn end_turn(&mut self, flush_sessions: bool) -> Vec<ConnId> {
+        persist_turn(self, flush_sessions)
+    }
 }
 
 /// Writes the turn's session changes and commits the turn's batch (see
 /// [`Core::end_turn`]): a message is acknowledged, broadcast or replayed,
 /// a key or a session handed out, only once its row is committed. On
 /// failure the batch is rolled back and [`take_back`] undoes the rest.
-pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId> {
+fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId> {
     let journal = core.chat.journal();
     let changes = SessionChanges {
         created: std::mem::take(&mut journal.created),

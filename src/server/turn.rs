@@ -6,8 +6,9 @@
 //! code over memory.
 
 use super::conn::{AfterFlush, Conn, Phase, Step, Transport};
+use super::core::{ConnKind, Core, Timer};
 use super::outlet::{Accepts, Outlet};
-use super::{ConnKind, Core, Timer, persist};
+use super::persist;
 use crate::ids::{ConnId, Millis};
 use crate::metrics::CloseCause;
 use std::net::SocketAddr;

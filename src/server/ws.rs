@@ -4,7 +4,7 @@
 //! Every step is a method of [`WsState`], given the connection's
 //! [`Link`]; the phase changes themselves are `conn`'s.
 
-use super::Env;
+use super::core::Env;
 use super::link::{AfterFlush, Link, Step};
 use super::outlet::{Accepts, OP_BINARY, OP_TEXT, Outlet, ws_frame};
 use crate::chat::{Accepted, Authed};

@@ -20,6 +20,7 @@
 pub mod api;
 pub mod chat;
 pub mod config;
+pub mod event;
 pub mod http;
 pub mod ids;
 pub mod log;

@@ -48,6 +48,33 @@ struct ClientFrame<'a> {
     message: Cow<'a, str>,
     #[serde(borrow, default)]
     client_id: Option<Cow<'a, str>>,
+    /// A room other than general.
+    #[serde(borrow, default, deserialize_with = "present")]
+    room: Option<Cow<'a, str>>,
+    /// A direct message's recipient.
+    #[serde(borrow, default, deserialize_with = "present")]
+    to: Option<Cow<'a, str>>,
+}
+
+/// A field that, when present, must be a string: `"to": null` is a
+/// mistake, not a message to general.
+fn present<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Borrowed::deserialize(d).map(|b| Some(b.0))
+}
+
+/// Where a client's message goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// No `room` and no `to`: room general (Part 1).
+    General,
+    /// `"room": NAME` (also `general`, spelled out).
+    Room(Cow<'a, str>),
+    /// `"to": USERNAME`: a direct message.
+    To(Cow<'a, str>),
 }
 
 /// Longest `client_id`, in bytes: an id, not a payload.
@@ -60,6 +87,8 @@ pub struct ChatFrame<'a> {
     pub text: Cow<'a, str>,
     /// The client's deduplication id, 1 to 64 bytes.
     pub client_id: Option<Cow<'a, str>>,
+    /// Where it goes.
+    pub target: Target<'a>,
 }
 
 /// Why a client's text frame was refused, as the code in its error ack.
@@ -76,16 +105,25 @@ pub enum AckError {
     BinaryNotSupported,
     /// Over the per-connection message rate.
     RateLimited,
+    /// The room exists for the sender, but they are not in it.
+    NotAMember,
+    /// No such room, or a private one the sender is not in.
+    RoomNotFound,
+    /// A direct message to nobody.
+    UserNotFound,
 }
 
 impl AckError {
     /// Every variant, for metrics.
-    pub const ALL: [AckError; 5] = [
+    pub const ALL: [AckError; 8] = [
         AckError::InvalidJson,
         AckError::InvalidMessage,
         AckError::MessageTooLong,
         AckError::BinaryNotSupported,
         AckError::RateLimited,
+        AckError::NotAMember,
+        AckError::RoomNotFound,
+        AckError::UserNotFound,
     ];
 
     /// The snake_case code sent in the ack.
@@ -96,6 +134,9 @@ impl AckError {
             AckError::MessageTooLong => "message_too_long",
             AckError::BinaryNotSupported => "binary_not_supported",
             AckError::RateLimited => "rate_limited",
+            AckError::NotAMember => "not_a_member",
+            AckError::RoomNotFound => "room_not_found",
+            AckError::UserNotFound => "user_not_found",
         }
     }
 }
@@ -114,8 +155,17 @@ pub fn decode_chat_text(frame: &str, max_chars: usize) -> Result<ChatFrame<'_>, 
     } else {
         None
     };
-    let (text, client_id) = match typed {
-        Some(f) => (f.message, f.client_id),
+    let (text, client_id, target) = match typed {
+        Some(f) => {
+            let target = match (f.room, f.to) {
+                (None, None) => Target::General,
+                (Some(room), None) if !room.is_empty() => Target::Room(room),
+                (None, Some(to)) if !to.is_empty() => Target::To(to),
+                // Both, or an empty name: no conversation is meant.
+                _ => return Err(AckError::InvalidMessage),
+            };
+            (f.message, f.client_id, target)
+        }
         // The typed decoder stops at the first problem, which may be a
         // shape problem hiding a syntax error later on (`{"x": NaN}`), so
         // tell the two apart with a full syntax check. Only errors pay it.
@@ -138,7 +188,11 @@ pub fn decode_chat_text(frame: &str, max_chars: usize) -> Result<ChatFrame<'_>, 
     if text.chars().take(max_chars + 1).count() > max_chars {
         return Err(AckError::MessageTooLong);
     }
-    Ok(ChatFrame { text, client_id })
+    Ok(ChatFrame {
+        text,
+        client_id,
+        target,
+    })
 }
 
 /// A chat message as broadcast, replayed and listed in history.
@@ -152,6 +206,98 @@ pub struct ChatMessage<'a> {
     pub id: i64,
     /// Server time, Unix milliseconds.
     pub ts: i64,
+    /// The room, for every room but general (whose frames stay exactly
+    /// Part 1's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<&'a str>,
+    /// The recipient of a direct message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<&'a str>,
+}
+
+/// `{"event": "room_join"|"room_leave", "room", "username", "id", "ts"}`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MemberEvent<'a> {
+    /// `room_join` or `room_leave`.
+    pub event: &'static str,
+    /// The room.
+    pub room: &'a str,
+    /// Who joined or left.
+    pub username: &'a str,
+    /// Its place in the event sequence.
+    pub id: i64,
+    /// Server time, Unix milliseconds.
+    pub ts: i64,
+}
+
+/// Body of `POST /api/rooms`: `{"name", "private": false}` (`private`
+/// may be left out: a public room).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoomBody {
+    /// The room's name.
+    pub name: String,
+    /// Join by invitation only.
+    #[serde(default)]
+    pub private: bool,
+}
+
+/// Body of `POST /api/rooms/{name}/join` and `.../leave` when one is
+/// sent: `{}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyBody {}
+
+/// Body of `POST /api/rooms/{name}/invite`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteBody {
+    /// Who is invited.
+    pub username: String,
+}
+
+/// A line of `GET /api/rooms`, fields in the spec's order.
+#[derive(Debug, Serialize)]
+pub struct RoomLine<'a> {
+    /// The room's name.
+    pub name: &'a str,
+    /// Invitation only.
+    pub private: bool,
+    /// How many members.
+    pub members: usize,
+    /// Whether the asking user is a member.
+    pub joined: bool,
+    /// Their role, `null` when not a member.
+    pub role: Option<&'static str>,
+    /// Messages after their read marker.
+    pub unread: u64,
+    /// The room's newest event id.
+    pub last_id: i64,
+}
+
+/// Body of `GET /api/rooms`.
+#[derive(Debug, Serialize)]
+pub struct RoomList<'a> {
+    /// General, the public rooms and the user's private ones.
+    pub rooms: Vec<RoomLine<'a>>,
+}
+
+/// Body of `GET /api/rooms/{name}/members`.
+#[derive(Debug, Serialize)]
+pub struct MemberList<'a> {
+    /// By role, then name.
+    pub members: Vec<MemberLine<'a>>,
+}
+
+/// A line of `GET /api/rooms/{name}/members`.
+#[derive(Debug, Serialize)]
+pub struct MemberLine<'a> {
+    /// The name as registered.
+    pub username: &'a str,
+    /// `owner`, `moderator` or `member`.
+    pub role: &'static str,
+    /// Has an open chat socket.
+    pub online: bool,
 }
 
 /// Body of `GET /api/messages`.
@@ -188,8 +334,10 @@ pub enum ServerFrame<'a> {
         event: &'static str,
     },
     /// `{"message", "author", "id", "ts"}`: a chat message (the first two
-    /// fields are the original's).
+    /// fields are the original's), plus `room` or `to` outside general.
     Message(&'a ChatMessage<'a>),
+    /// A membership change.
+    Member(&'a MemberEvent<'a>),
     /// `{"status": true, "id": 123}`: the sender's message is stored and
     /// went out.
     AckOk {
@@ -227,6 +375,16 @@ mod tests {
         let long_id = format!(r#"{{"message":"x","client_id":"{}"}}"#, "c".repeat(65));
         let cases: &[(&str, Result<&str, AckError>)] = &[
             (r#"{"message":"hi","client_id":"c1"}"#, Ok("hi")),
+            (r#"{"message":"hi","room":"rust"}"#, Ok("hi")),
+            (r#"{"message":"hi","to":"ben","client_id":"c"}"#, Ok("hi")),
+            (
+                r#"{"message":"hi","room":"rust","to":"ben"}"#,
+                Err(InvalidMessage),
+            ),
+            (r#"{"message":"hi","room":""}"#, Err(InvalidMessage)),
+            (r#"{"message":"hi","to":""}"#, Err(InvalidMessage)),
+            (r#"{"message":"hi","room":5}"#, Err(InvalidMessage)),
+            (r#"{"message":"hi","to":null}"#, Err(InvalidMessage)),
             (r#"{"message":"hi","client_id":""}"#, Err(InvalidMessage)),
             (r#"{"message":"hi","client_id":5}"#, Err(InvalidMessage)),
             (&long_id, Err(InvalidMessage)),
@@ -284,8 +442,42 @@ mod tests {
                     author: "ann",
                     id: 7,
                     ts: 9,
+                    room: None,
+                    to: None,
                 }),
                 r#"{"message":"<b>","author":"ann","id":7,"ts":9}"#,
+            ),
+            (
+                ServerFrame::Message(&ChatMessage {
+                    message: "x",
+                    author: "ann",
+                    id: 8,
+                    ts: 9,
+                    room: Some("rust"),
+                    to: None,
+                }),
+                r#"{"message":"x","author":"ann","id":8,"ts":9,"room":"rust"}"#,
+            ),
+            (
+                ServerFrame::Message(&ChatMessage {
+                    message: "x",
+                    author: "ann",
+                    id: 8,
+                    ts: 9,
+                    room: None,
+                    to: Some("ben"),
+                }),
+                r#"{"message":"x","author":"ann","id":8,"ts":9,"to":"ben"}"#,
+            ),
+            (
+                ServerFrame::Member(&MemberEvent {
+                    event: "room_join",
+                    room: "rust",
+                    username: "ann",
+                    id: 3,
+                    ts: 4,
+                }),
+                r#"{"event":"room_join","room":"rust","username":"ann","id":3,"ts":4}"#,
             ),
             (
                 ServerFrame::AckOk {

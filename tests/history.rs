@@ -423,7 +423,7 @@ fn invalid_requests_say_what_was_wrong() {
         ),
         (
             "/api/messages?limt=5",
-            "unknown parameter \"limt\" (known: before, limit)",
+            "unknown parameter \"limt\" (known: before, limit, room, with)",
         ),
     ];
     for (path, detail) in cases {

@@ -9,7 +9,13 @@
 //   as "sending" and settled by the next ack, since acks come back in the order
 //   the frames were sent;
 // - history (api/messages, ws?since=, ids, client_id) is used only when the
-//   server has it: a 404 from api/messages means an older server.
+//   server has it: a 404 from api/messages means an older server; rooms and
+//   direct messages likewise only when api/rooms answers;
+// - every conversation (general, another room, a direct conversation) keeps
+//   its own message list; a frame goes to the list its fields name: `to`
+//   is a direct message (the conversation is the other party), `room`
+//   another room, neither general. Ids are one sequence over all of them,
+//   so one set of seen ids and one newest id serve every conversation.
 'use strict';
 
 (() => {
@@ -28,10 +34,20 @@
     keyBox: $('key-box'), newKey: $('new-key'), copyKey: $('copy-key'), useKey: $('use-key'),
     copyMsg: $('copy-msg'),
     onlineList: $('online-list'), onlineCount: $('online-count'), status: $('conn-status'),
-    log: $('log'), messages: $('messages'), older: $('older'),
+    log: $('log'), older: $('older'),
     sendForm: $('send-form'), text: $('text'), counter: $('counter'), send: $('send'),
     composerMsg: $('composer-msg'),
+    side: $('side'), sideToggle: $('side-toggle'), totalUnread: $('total-unread'),
+    roomsNav: $('rooms-nav'), roomList: $('room-list'), browseRooms: $('browse-rooms'), publicNone: $('public-none'),
+    publicList: $('public-list'), dmList: $('dm-list'), dmHint: $('dm-hint'),
+    newRoom: $('new-room'), roomForm: $('room-form'), roomName: $('room-name'),
+    roomPrivate: $('room-private'), roomMsg: $('room-msg'),
+    convTitle: $('conv-title'), convInfo: $('conv-info'), leaveRoom: $('leave-room'),
+    inviteForm: $('invite-form'), inviteName: $('invite-name'), inviteMsg: $('invite-msg'),
+    newDm: $('new-dm'), dmForm: $('dm-form'), dmName: $('dm-name'), dmMsg: $('dm-msg'),
   };
+  // The list in the page is general's until another conversation is opened.
+  const generalList = $('messages');
 
   // Set while this browser holds a session, so a first visit does not ask
   // api/user/@me just to be told 422 (a red line in the console). The
@@ -47,6 +63,23 @@
     try { return localStorage.getItem(SESSION_FLAG) !== null; } catch { return true; }
   }
 
+  // Per user, in this browser: the newest id received (so a reload resumes
+  // with since= and counts what came meanwhile as unread) and the direct
+  // conversations opened (the server has no list of them).
+  function stored(what) {
+    try {
+      const v = localStorage.getItem(`piratchat.${what}.${state.me.toLowerCase()}`);
+      return v === null ? null : JSON.parse(v);
+    } catch { return null; }
+  }
+  function store(what, value) {
+    try {
+      const key = `piratchat.${what}.${state.me.toLowerCase()}`;
+      if (value === null) localStorage.removeItem(key);
+      else localStorage.setItem(key, JSON.stringify(value));
+    } catch { /* storage off: nothing survives a reload, that is all */ }
+  }
+
   // Human wording for the server's error codes ({"error": code} bodies).
   const HTTP_ERRORS = {
     invalid_username: 'A username is 1 to 32 letters (A–Z, a–z) or digits.',
@@ -55,6 +88,12 @@
     invalid_request: 'The server could not read that request.',
     rate_limited: 'Too many attempts from your address.',
     server_busy: 'The server is busy. Try again in a moment.',
+    invalid_room_name: 'A room name is 1 to 32 of a–z, 0–9, - and _.',
+    room_exists: 'A room with that name exists already.',
+    room_not_found: 'That room does not exist (any more).',
+    user_not_found: 'There is no user with that name.',
+    forbidden: 'Only the room\'s owner or a moderator can do that.',
+    cannot_leave: 'Nobody leaves general.',
   };
   // Wording for {"status": false, "code": ...} acks, shown under the message.
   const ACK_ERRORS = {
@@ -63,7 +102,13 @@
     invalid_message: 'Not sent: the message was empty or malformed.',
     binary_not_supported: 'Not sent: binary data is not supported.',
     rate_limited: 'Not sent: you are sending too fast. Wait a moment.',
+    not_a_member: 'Not sent: you are not in this room (any more).',
+    room_not_found: 'Not sent: this room does not exist for you.',
+    user_not_found: 'Not sent: there is no such user.',
   };
+  // Refusals that sending the same frame again cannot cure.
+  const FINAL_ACKS = ['message_too_long', 'invalid_json', 'invalid_message', 'binary_not_supported',
+    'not_a_member', 'room_not_found', 'user_not_found'];
 
   const state = {
     me: null,          // our username while logged in
@@ -74,9 +119,13 @@
     sent: 0,           // counter for client_id
     online: [],        // usernames, in the server's order
     history: null,     // null: not known yet; false: server has no history API
-    lastId: null,      // newest message id seen, for ws?since= on reconnect
-    oldestId: null,    // oldest id shown, for "show earlier messages"
+    rooms: null,       // null: not known yet; false: server has no rooms API
+    roomLines: [],     // GET api/rooms, as last read
+    roomsGen: 0,       // GET api/rooms requests made, see refreshRooms()
+    lastId: null,      // newest id received on a socket, for ws?since= on reconnect
     seen: new Set(),   // ids already shown, so a replay never doubles a message
+    convs: new Map(),  // conversation key -> conversation (see conv())
+    current: null,     // the conversation on screen
   };
 
   // ---- HTTP ---------------------------------------------------------------
@@ -107,9 +156,9 @@
     flagSession(false);
     state.me = null;
     state.pending = [];
-    state.lastId = state.oldestId = null;
+    state.lastId = null;
     state.seen.clear();
-    el.messages.replaceChildren();
+    resetConvs();
     setOnline([]);
     el.older.hidden = true;
     el.loading.hidden = true;
@@ -130,11 +179,422 @@
     el.newKey.value = '';
     el.chatView.hidden = false;
     el.whoami.hidden = el.logout.hidden = false;
+    const g = general();
+    for (const name of stored('dms') || []) if (typeof name === 'string') conv('dm', name);
+    showConv(g);
     updateComposer();
     el.text.focus();
-    // History first, so the socket can ask for whatever came after it.
-    await loadHistory();
-    if (state.me === username) connect();
+    // History and rooms first, so the socket can ask for whatever came
+    // after them.
+    await Promise.all([loadHistory(g), refreshRooms(true)]);
+    if (state.me !== username) return;
+    // Resume from the newest id this browser received before, so what came
+    // meanwhile in other conversations arrives (and counts as unread);
+    // otherwise from the newest one the page knows of.
+    const last = stored('last');
+    const known = Math.max(g.newestId, ...state.roomLines.filter((r) => r.joined).map((r) => Number(r.last_id) || 0));
+    if (state.history) state.lastId = Number.isSafeInteger(last) && last > 0 ? last : known;
+    connect();
+  }
+
+  // ---- conversations ----------------------------------------------------------
+
+  const same = (a, b) => String(a).toLowerCase() === String(b).toLowerCase();
+  const isGeneral = (c) => c.key === 'r:general';
+  const label = (c) => (c.kind === 'dm' ? `@${c.name}` : `# ${c.name}`);
+
+  // The conversation with that kind ('room' or 'dm') and name, made on
+  // first use. A direct conversation is named by the other party.
+  function conv(kind, name) {
+    const key = `${kind === 'dm' ? 'd' : 'r'}:${String(name).toLowerCase()}`;
+    let c = state.convs.get(key);
+    if (c) return c;
+    let list = generalList;
+    if (key !== 'r:general') {
+      list = document.createElement('ol');
+      list.className = 'messages';
+      list.setAttribute('role', 'log');
+      list.setAttribute('aria-live', 'polite');
+      list.setAttribute('aria-relevant', 'additions');
+    }
+    c = {
+      key, kind, name: kind === 'dm' ? String(name) : String(name).toLowerCase(), list,
+      loaded: false,     // history asked for
+      oldestId: null,    // oldest message id shown, for "show earlier messages"
+      newestId: 0,       // newest message id shown
+      hasOlder: false,
+      unread: 0,
+      countFrom: 0,      // ids up to this one are in the server's `unread` already
+      joined: true, private: false, role: null, members: null,
+      atEnd: true, scrollTop: 0,
+      gen: state.roomsGen, // a room list asked for before this was made may not have it yet
+    };
+    state.convs.set(key, c);
+    if (kind === 'dm') store('dms', dmConvs().map((d) => d.name));
+    return c;
+  }
+  const general = () => conv('room', 'general');
+  const dmConvs = () => [...state.convs.values()].filter((c) => c.kind === 'dm');
+
+  // The fields a frame to this conversation carries, and its history query.
+  function target(c) {
+    if (c.kind === 'dm') return { to: c.name };
+    return isGeneral(c) ? {} : { room: c.name };
+  }
+  function historyQuery(c) {
+    if (c.kind === 'dm') return `with=${encodeURIComponent(c.name)}&`;
+    return isGeneral(c) ? '' : `room=${encodeURIComponent(c.name)}&`;
+  }
+
+  // The conversation a frame from the server belongs to.
+  function convOf(f) {
+    if (typeof f.to === 'string' && f.to) return conv('dm', same(f.author, state.me) ? f.to : f.author);
+    if (typeof f.room === 'string' && f.room) return conv('room', f.room);
+    return general();
+  }
+
+  function resetConvs() {
+    const shown = el.log.querySelector('ol');
+    if (shown !== generalList) shown.replaceWith(generalList);
+    generalList.id = 'messages';
+    generalList.replaceChildren();
+    state.convs.clear();
+    state.current = null;
+    state.roomLines = [];
+    el.roomList.replaceChildren();
+    el.publicList.replaceChildren();
+    el.dmList.replaceChildren();
+    setSide(false);
+    document.title = 'Piratchat';
+  }
+
+  // Forgets a conversation we are no longer in (its ids too, so history
+  // shows them again if we come back).
+  function dropConv(c) {
+    if (isGeneral(c)) return;
+    for (const li of c.list.querySelectorAll('li[data-id]')) state.seen.delete(li.dataset.id);
+    state.convs.delete(c.key);
+    if (state.current === c) showConv(general());
+    renderSide();
+  }
+
+  // Puts a conversation on screen (its list in place of the one shown).
+  function showConv(c) {
+    const old = state.current;
+    if (old && old !== c) {
+      old.atEnd = nearEnd();
+      old.scrollTop = el.log.scrollTop;
+      el.inviteMsg.textContent = '';
+    }
+    const shown = el.log.querySelector('ol');
+    if (shown !== c.list) {
+      shown.removeAttribute('id');
+      shown.replaceWith(c.list);
+    }
+    c.list.id = 'messages';
+    c.list.setAttribute('aria-label', `Messages in ${label(c)}`);
+    state.current = c;
+    c.unread = 0;
+    el.older.hidden = !c.hasOlder;
+    updateHeader();
+    renderSide();
+    updateComposer();
+    if (c.atEnd) scrollToEnd(true);
+    else el.log.scrollTop = c.scrollTop;
+  }
+
+  // What a click in the lists does: show it, and fetch its history once.
+  function openConv(c) {
+    showConv(c);
+    setSide(false);
+    el.text.focus();
+    if (!c.loaded) loadHistory(c);
+  }
+
+  function updateHeader() {
+    const c = state.current;
+    if (!c) return;
+    el.convTitle.textContent = label(c);
+    let info = '';
+    if (c.kind === 'dm') info = state.online.some((n) => same(n, c.name)) ? 'online' : 'offline';
+    else if (isGeneral(c)) info = state.rooms ? 'everyone' : '';
+    else if (c.members !== null) info = `${c.private ? 'private, ' : ''}${c.members} member${c.members === 1 ? '' : 's'}`;
+    el.convInfo.textContent = info;
+    el.leaveRoom.hidden = c.kind !== 'room' || isGeneral(c) || !state.rooms;
+    el.leaveRoom.setAttribute('aria-label', `Leave room ${c.name}`);
+    const canInvite = c.kind === 'room' && c.private && (c.role === 'owner' || c.role === 'moderator');
+    if (el.inviteForm.hidden === canInvite) {
+      el.inviteForm.hidden = !canInvite;
+      el.inviteMsg.textContent = '';
+    }
+    el.text.placeholder = `Message ${label(c)} (Enter sends)`;
+  }
+
+  // Rebuilds the room and direct-message lists (a few dozen entries at
+  // most), keeping the keyboard focus on the entry that had it.
+  function renderSide() {
+    if (!state.current) return;
+    const focused = document.activeElement && document.activeElement.dataset.focusKey;
+    const rooms = [...state.convs.values()].filter((c) => c.kind === 'room' && c.joined)
+      .sort((a, b) => (isGeneral(b) - isGeneral(a)) || a.name.localeCompare(b.name));
+    el.roomList.replaceChildren(...rooms.map(convItem));
+    const open = state.roomLines.filter((r) => !r.joined && !r.private);
+    el.publicNone.hidden = open.length > 0;
+    el.publicList.replaceChildren(...open.map(joinItem));
+    const dms = dmConvs().sort((a, b) => (b.newestId - a.newestId) || a.name.localeCompare(b.name));
+    el.dmList.replaceChildren(...dms.map(convItem));
+    el.dmHint.hidden = dms.length > 0;
+    let total = 0;
+    for (const c of state.convs.values()) total += c.unread;
+    el.totalUnread.textContent = total ? String(total) : '';
+    el.totalUnread.hidden = !total;
+    document.title = total ? `(${total}) Piratchat` : 'Piratchat';
+    if (focused) {
+      const again = el.side.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  function convItem(c) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'conv';
+    b.dataset.focusKey = c.key;
+    b.dataset.conv = c.key;
+    if (c === state.current) b.setAttribute('aria-current', 'true');
+    const name = document.createElement('span');
+    name.className = 'conv-name';
+    name.textContent = label(c);
+    b.append(name);
+    if (c.private) b.append(small(' private'));
+    if (c.kind === 'dm' && state.online.some((n) => same(n, c.name))) {
+      b.classList.add('on');
+      const sr = document.createElement('span');
+      sr.className = 'visually-hidden';
+      sr.textContent = ' (online)';
+      b.append(sr);
+    }
+    if (c.unread) {
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = String(c.unread);
+      const sr = document.createElement('span');
+      sr.className = 'visually-hidden';
+      sr.textContent = ' unread';
+      badge.append(sr);
+      b.append(badge);
+    }
+    b.addEventListener('click', () => openConv(c));
+    li.append(b);
+    return li;
+  }
+
+  function joinItem(r) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'conv-name';
+    name.textContent = `# ${r.name}`;
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'quiet join';
+    b.dataset.focusKey = `j:${r.name}`;
+    b.dataset.join = r.name;
+    b.textContent = 'Join';
+    b.setAttribute('aria-label', `Join room ${r.name}`);
+    b.addEventListener('click', () => joinRoom(r.name));
+    li.append(name, small(` ${Number(r.members) || 0}`, `${Number(r.members) || 0} members`), b);
+    return li;
+  }
+
+  function small(text, title) {
+    const s = document.createElement('span');
+    s.className = 'muted';
+    s.textContent = text;
+    if (title) s.title = title;
+    return s;
+  }
+
+  // The phone layout hides the lists behind the Conversations button.
+  function setSide(open) {
+    el.chatView.classList.toggle('side-open', open);
+    el.sideToggle.setAttribute('aria-expanded', String(open));
+  }
+  el.sideToggle.addEventListener('click', () => {
+    setSide(el.sideToggle.getAttribute('aria-expanded') !== 'true');
+  });
+  el.side.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape' || !el.chatView.classList.contains('side-open')) return;
+    setSide(false);
+    el.sideToggle.focus();
+  });
+
+  // ---- rooms (servers that have GET api/rooms) ---------------------------------
+
+  async function refreshRooms(initial) {
+    if (state.rooms === false) return;
+    const gen = ++state.roomsGen;
+    let r;
+    try { r = await api('GET', 'api/rooms'); } catch { return; }
+    if (!state.me) return;
+    if (r.status === 404 || r.status === 405) {
+      state.rooms = false;
+      el.chatView.classList.add('no-rooms');
+      setOnline(state.online);
+      return;
+    }
+    if (!r.ok || !Array.isArray(r.data.rooms)) return;
+    const fresh = state.rooms !== true;
+    state.rooms = true;
+    el.chatView.classList.remove('no-rooms');
+    state.roomLines = r.data.rooms.filter((x) => x && typeof x.name === 'string');
+    const joined = new Set();
+    for (const line of state.roomLines) {
+      if (!line.joined) continue;
+      const c = conv('room', line.name);
+      joined.add(c);
+      c.joined = true;
+      c.private = !!line.private;
+      c.role = typeof line.role === 'string' ? line.role : null;
+      c.members = Number.isFinite(line.members) ? line.members : null;
+      // A server that keeps read markers counts for us at load; frames up
+      // to its last_id are in that count already.
+      if (initial && Number(line.unread) > 0 && c !== state.current) {
+        c.unread = Number(line.unread);
+        c.countFrom = Number(line.last_id) || 0;
+      }
+    }
+    for (const c of [...state.convs.values()]) {
+      if (c.kind === 'room' && !joined.has(c) && c.gen < gen) dropConv(c);
+    }
+    if (fresh) setOnline(state.online); // people become buttons
+    updateHeader();
+    renderSide();
+  }
+
+  // Membership events come in bursts (a join reaches every member): one
+  // list request for a burst.
+  let roomsTimer = 0;
+  function scheduleRooms() {
+    clearTimeout(roomsTimer);
+    roomsTimer = setTimeout(() => { if (state.me) refreshRooms(false); }, 150);
+  }
+
+  // Nobody is told when a room is made: the list is read again whenever
+  // it is opened.
+  el.browseRooms.addEventListener('toggle', () => { if (el.browseRooms.open) refreshRooms(false); });
+
+  async function roomAction(name, action, body) {
+    try {
+      return await api('POST', `api/rooms/${encodeURIComponent(name)}/${action}`, body);
+    } catch {
+      return { status: 0, ok: false, data: { error: 'unreachable' } };
+    }
+  }
+
+  async function joinRoom(name) {
+    const r = await roomAction(name, 'join');
+    if (!r.ok) {
+      setComposerMsg(r.status ? httpError(r) : 'Cannot reach the server.');
+      return;
+    }
+    await refreshRooms(false);
+    openConv(conv('room', name));
+  }
+
+  el.leaveRoom.addEventListener('click', async () => {
+    const c = state.current;
+    if (!c || c.kind !== 'room' || isGeneral(c)) return;
+    const r = await roomAction(c.name, 'leave');
+    if (!r.ok) {
+      setComposerMsg(r.status ? httpError(r) : 'Cannot reach the server.');
+      return;
+    }
+    dropConv(c);
+    refreshRooms(false);
+    el.text.focus();
+  });
+
+  el.roomForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = el.roomName.value.trim();
+    el.roomMsg.textContent = '';
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(name)) {
+      el.roomMsg.textContent = HTTP_ERRORS.invalid_room_name;
+      el.roomName.focus();
+      return;
+    }
+    let r;
+    try {
+      r = await api('POST', 'api/rooms', { name, private: el.roomPrivate.checked });
+    } catch {
+      el.roomMsg.textContent = 'Cannot reach the server.';
+      return;
+    }
+    if (r.status !== 201) {
+      el.roomMsg.textContent = httpError(r);
+      return;
+    }
+    el.roomName.value = '';
+    el.roomPrivate.checked = false;
+    el.newRoom.open = false;
+    await refreshRooms(false);
+    openConv(conv('room', typeof r.data.name === 'string' ? r.data.name : name));
+  });
+
+  el.inviteForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const c = state.current;
+    const username = el.inviteName.value.trim();
+    if (!c || !username) return;
+    const r = await roomAction(c.name, 'invite', { username });
+    if (!r.ok) {
+      el.inviteMsg.textContent = r.status ? httpError(r) : 'Cannot reach the server.';
+      return;
+    }
+    el.inviteName.value = '';
+    el.inviteMsg.textContent = `Invited ${username}.`;
+  });
+
+  // A direct conversation with someone who is not online: the name is
+  // checked (and its case taken) with api/user/NAME.
+  el.dmForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = el.dmName.value.trim();
+    el.dmMsg.textContent = '';
+    if (!/^[A-Za-z0-9]{1,32}$/.test(name)) {
+      el.dmMsg.textContent = HTTP_ERRORS.user_not_found;
+      el.dmName.focus();
+      return;
+    }
+    let r;
+    try { r = await api('GET', `api/user/${encodeURIComponent(name)}`); } catch { r = null; }
+    if (!r || !r.ok || typeof r.data.username !== 'string') {
+      el.dmMsg.textContent = r ? httpError(r) : 'Cannot reach the server.';
+      return;
+    }
+    el.dmName.value = '';
+    el.newDm.open = false;
+    openConv(conv('dm', r.data.username));
+    renderSide();
+  });
+
+  // room_join / room_leave: a notice in the room; our own ones change the
+  // room list (joined or invited elsewhere, left on another device).
+  function onMembership(f) {
+    if (f.id !== undefined && f.id !== null && state.seen.has(String(f.id))) return;
+    const mine = same(f.username, state.me);
+    const key = `r:${f.room.toLowerCase()}`;
+    if (mine && f.event === 'room_leave') {
+      const c = state.convs.get(key);
+      if (c) dropConv(c);
+    } else {
+      const c = conv('room', f.room);
+      const who = mine ? 'You' : f.username;
+      addNotice(`${who} ${f.event === 'room_join' ? 'joined' : 'left'} the room`, c, f.id, f.ts);
+    }
+    scheduleRooms();
+    if (mine && f.event === 'room_join') renderSide();
   }
 
   // ---- register and log in ------------------------------------------------
@@ -225,6 +685,8 @@
 
   el.logout.addEventListener('click', async () => {
     dropSocket();
+    // Whom one talked to stays off a shared computer after logging out.
+    if (state.me) { store('dms', null); store('last', null); }
     try { await api('POST', 'api/logout'); } catch { /* the view changes anyway */ }
     showAuth('You have logged out.');
   });
@@ -317,7 +779,7 @@
   // the queue. Only with client_id (history servers), so nothing is doubled.
   function resendPending(ws) {
     for (const p of state.pending) {
-      ws.send(JSON.stringify({ message: p.text, client_id: p.cid }));
+      ws.send(JSON.stringify({ message: p.text, client_id: p.cid, ...target(p.conv) }));
       p.note.textContent = 'Sending…';
     }
   }
@@ -332,8 +794,23 @@
       onPresence(f.event, f.username);
     } else if (f.event === 'resync') {
       resync();
+    } else if ((f.event === 'room_join' || f.event === 'room_leave')
+               && typeof f.room === 'string' && typeof f.username === 'string') {
+      received(f.id);
+      onMembership(f);
     } else if (typeof f.message === 'string' && typeof f.author === 'string') {
-      addMessage(f, 'append');
+      received(f.id);
+      addMessage(f, convOf(f), 'append');
+    }
+  }
+
+  // The newest id a socket brought, for since= on the next connection (and
+  // the next page load).
+  function received(id) {
+    if (typeof id !== 'number' || !Number.isSafeInteger(id)) return;
+    if (state.lastId === null || id > state.lastId) {
+      state.lastId = id;
+      store('last', id);
     }
   }
 
@@ -344,14 +821,14 @@
     if (f.status) {
       p.note.textContent = '';
       if (f.id === undefined || f.id === null) return;
+      received(f.id);
       // Already shown by the replay after a reconnect: drop the copy.
       if (state.seen.has(String(f.id))) p.li.remove();
-      else noteId(f.id, p.li);
+      else noteId(f.id, p.li, p.conv, true);
     } else {
       // Sending the same text again can only help when the refusal was
       // about timing; an unknown code might be, so it is offered too.
-      const final = ['message_too_long', 'invalid_json', 'invalid_message', 'binary_not_supported'];
-      markFailed(p, ACK_ERRORS[f.code] || `Not sent (${f.code}).`, !final.includes(f.code));
+      markFailed(p, ACK_ERRORS[f.code] || `Not sent (${f.code}).`, !FINAL_ACKS.includes(f.code));
     }
   }
 
@@ -385,15 +862,15 @@
       setComposerMsg('Not connected: retry once the connection is back.');
       return;
     }
-    const frame = { message: p.text };
+    const frame = { message: p.text, ...target(p.conv) };
     if (state.history) frame.client_id = p.cid = nextClientId();
     ws.send(JSON.stringify(frame));
     p.li.classList.remove('failed');
     p.li.classList.add('pending');
     p.note.textContent = 'Sending…';
     state.pending.push(p);
-    insert(p.li, 'append');
-    scrollToEnd(true);
+    insert(p.li, p.conv, 'append');
+    if (p.conv === state.current) scrollToEnd(true);
   }
 
   // ---- online list ----------------------------------------------------------
@@ -415,66 +892,106 @@
     }
   }
 
+  // Everyone else is a button that opens the direct conversation with them
+  // (on servers with rooms and direct messages).
   function setOnline(names) {
     state.online = names;
     const items = names.map((name) => {
       const li = document.createElement('li');
-      li.textContent = name;
-      if (name === state.me) {
+      if (same(name, state.me || '')) {
+        li.textContent = name;
         li.classList.add('self');
         const you = document.createElement('span');
         you.className = 'you';
         you.textContent = ' (you)';
         li.append(you);
+      } else if (state.rooms) {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'person';
+        b.textContent = name;
+        b.dataset.focusKey = `p:${name}`;
+        b.title = `Write to ${name} alone`;
+        b.setAttribute('aria-label', `${name}: direct message`);
+        b.addEventListener('click', () => { openConv(conv('dm', name)); renderSide(); });
+        li.append(b);
+      } else {
+        li.textContent = name;
       }
       return li;
     });
+    const focused = document.activeElement && document.activeElement.dataset.focusKey;
     el.onlineList.replaceChildren(...items);
     el.onlineList.classList.remove('stale');
     el.onlineCount.textContent = `(${names.length})`;
+    if (focused && focused.startsWith('p:')) {
+      const again = el.onlineList.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
+    // Online marks in the direct-message list and the header.
+    updateHeader();
+    renderSide();
   }
 
   // ---- history (servers that have GET api/messages) -----------------------
 
-  async function loadHistory() {
+  const sessionGone = (r) => r.status === 401 || (r.status === 422 && r.data.error !== 'invalid_request');
+
+  async function loadHistory(c) {
     if (state.history === false) return;
+    c.loaded = true;
     let r;
-    try { r = await api('GET', `api/messages?limit=${HISTORY_PAGE}`); } catch { return; }
-    if (r.status === 404 || r.status === 405) { state.history = false; return; }
-    if (r.status === 401 || r.status === 422) { showAuth('Your session has ended. Please log in again.'); return; }
-    if (!r.ok || !Array.isArray(r.data.messages)) return;
+    try { r = await api('GET', `api/messages?${historyQuery(c)}limit=${HISTORY_PAGE}`); } catch { c.loaded = false; return; }
+    if (isGeneral(c) && (r.status === 404 || r.status === 405)) { state.history = false; return; }
+    if (sessionGone(r)) { showAuth('Your session has ended. Please log in again.'); return; }
+    if (!r.ok || !Array.isArray(r.data.messages)) { c.loaded = false; return; }
+    if (state.convs.get(c.key) !== c) return; // left meanwhile
     state.history = true;
     const list = sortById(r.data.messages);
-    for (const m of list) addMessage(m, 'append', true);
-    el.older.hidden = list.length < HISTORY_PAGE;
-    scrollToEnd(true);
+    for (const m of list) addMessage(m, c, 'append', true);
+    c.hasOlder = list.length >= HISTORY_PAGE;
+    if (c === state.current) {
+      el.older.hidden = !c.hasOlder;
+      scrollToEnd(true);
+    }
   }
 
   // Too much was missed for the server to replay: start again from the
-  // newest page. Live messages arriving meanwhile find their place by id.
+  // newest page of each conversation (the one on screen now, the others
+  // when opened). Live messages arriving meanwhile find their place by id.
   async function resync() {
-    // Our own unconfirmed messages stay: their acks are still to come.
-    for (const n of [...el.messages.children]) if (!n.classList.contains('pending')) n.remove();
+    for (const c of state.convs.values()) {
+      // Our own unconfirmed messages stay: their acks are still to come.
+      for (const n of [...c.list.children]) if (!n.classList.contains('pending')) n.remove();
+      c.loaded = false;
+      c.oldestId = null;
+      c.hasOlder = false;
+    }
     state.seen.clear();
-    state.lastId = state.oldestId = null;
-    addNotice('Many messages were missed; showing the latest.');
-    await loadHistory();
+    const c = state.current;
+    addNotice('Many messages were missed; showing the latest.', c);
+    await refreshRooms(false);
+    // The socket is live from here: resume later from the newest id known.
+    for (const line of state.roomLines) if (line.joined) received(Number(line.last_id));
+    if (state.current) await loadHistory(state.current);
   }
 
   el.older.addEventListener('click', async () => {
-    if (state.oldestId === null) return;
+    const c = state.current;
+    if (!c || c.oldestId === null) return;
     let r;
     try {
-      r = await api('GET', `api/messages?before=${encodeURIComponent(state.oldestId)}&limit=${HISTORY_PAGE}`);
+      r = await api('GET', `api/messages?${historyQuery(c)}before=${encodeURIComponent(c.oldestId)}&limit=${HISTORY_PAGE}`);
     } catch { return; }
-    if (!r.ok || !Array.isArray(r.data.messages)) return;
+    if (!r.ok || !Array.isArray(r.data.messages) || state.current !== c) return;
     const list = sortById(r.data.messages);
     // Prepend newest first, so the oldest ends at the top; keep the view
     // where the reader was.
     const before = el.log.scrollHeight;
-    for (let i = list.length - 1; i >= 0; i--) addMessage(list[i], 'prepend', true);
+    for (let i = list.length - 1; i >= 0; i--) addMessage(list[i], c, 'prepend', true);
     el.log.scrollTop += el.log.scrollHeight - before;
-    el.older.hidden = list.length < HISTORY_PAGE;
+    c.hasOlder = list.length >= HISTORY_PAGE;
+    el.older.hidden = !c.hasOlder;
   });
 
   function sortById(list) {
@@ -484,11 +1001,13 @@
 
   // ---- rendering ------------------------------------------------------------
 
-  function noteId(id, li) {
+  function noteId(id, li, c, isMessage) {
     state.seen.add(String(id));
     li.dataset.id = String(id);
-    if (state.lastId === null || Number(id) > Number(state.lastId)) state.lastId = id;
-    if (state.oldestId === null || Number(id) < Number(state.oldestId)) state.oldestId = id;
+    if (!isMessage) return;
+    const n = Number(id);
+    if (c.oldestId === null || n < Number(c.oldestId)) c.oldestId = id;
+    if (n > c.newestId) c.newestId = n;
   }
 
   // ts may be seconds or milliseconds since 1970, or an ISO 8601 string.
@@ -527,45 +1046,63 @@
     return { li, note };
   }
 
-  function addMessage(m, where, fromHistory) {
-    if (m.id !== undefined && m.id !== null && state.seen.has(String(m.id))) return;
+  // A message into its conversation; one that arrives live for a
+  // conversation not on screen counts as unread there.
+  function addMessage(m, c, where, fromHistory) {
+    const hasId = m.id !== undefined && m.id !== null;
+    if (hasId && state.seen.has(String(m.id))) return;
     const author = String(m.author);
     const { li } = messageItem(author, m.message, toDate(m.ts));
-    if (author === state.me) li.classList.add('own');
-    if (m.id !== undefined && m.id !== null) noteId(m.id, li);
+    const own = same(author, state.me);
+    if (own) li.classList.add('own');
+    if (hasId) noteId(m.id, li, c, true);
     if (fromHistory) li.classList.add('old');
-    insert(li, where, m.id);
+    insert(li, c, where, m.id);
+    if (fromHistory) return;
+    // The lists are rebuilt only when they change (a rebuild between a
+    // press and a release would swallow a click): a new unread mark, or a
+    // direct conversation moving up.
+    if (c !== state.current && !own && !(hasId && Number(m.id) <= c.countFrom)) {
+      c.unread++;
+      renderSide();
+    } else if (c.kind === 'dm') {
+      renderSide();
+    }
   }
 
-  function addNotice(text) {
+  function addNotice(text, c = general(), id, ts) {
     const li = document.createElement('li');
     li.className = 'event';
-    li.append(text, ' ', timeElement(new Date()));
-    insert(li, 'append');
+    li.append(text, ' ', timeElement(ts === undefined ? new Date() : toDate(ts)));
+    if (id !== undefined && id !== null) noteId(id, li, c, false);
+    insert(li, c, 'append', id);
   }
 
-  function insert(li, where, id) {
+  function insert(li, c, where, id) {
+    const list = c.list;
     if (where === 'prepend') {
-      el.messages.prepend(li);
+      list.prepend(li);
       return;
     }
-    const stick = nearEnd();
+    const onScreen = c === state.current;
+    const stick = onScreen && nearEnd();
     // Normally the end; a message older than some shown one (history that
     // arrived after live frames) goes before the first newer one.
     let after = null;
     if (id !== undefined && id !== null) {
-      for (let n = el.messages.lastElementChild; n; n = n.previousElementSibling) {
+      for (let n = list.lastElementChild; n; n = n.previousElementSibling) {
         if (n.dataset.id !== undefined && Number(n.dataset.id) > Number(id)) after = n;
         else if (n.dataset.id !== undefined) break;
       }
     }
-    if (after) el.messages.insertBefore(li, after);
-    else el.messages.append(li);
-    while (el.messages.children.length > MAX_SHOWN) {
-      el.messages.firstElementChild.remove();
-      const first = el.messages.querySelector('li[data-id]');
-      state.oldestId = first ? first.dataset.id : state.oldestId;
-      el.older.hidden = !state.history;
+    if (after) list.insertBefore(li, after);
+    else list.append(li);
+    while (list.children.length > MAX_SHOWN) {
+      list.firstElementChild.remove();
+      const first = list.querySelector('li.msg[data-id]');
+      c.oldestId = first ? first.dataset.id : c.oldestId;
+      c.hasOlder = !!state.history;
+      if (onScreen) el.older.hidden = !c.hasOlder;
     }
     scrollToEnd(stick);
   }
@@ -635,7 +1172,8 @@
       setComposerMsg('Not connected yet: the message is kept here; send it once connected.');
       return;
     }
-    const frame = { message: text };
+    const c = state.current;
+    const frame = { message: text, ...target(c) };
     let cid;
     // client_id makes a resend after a lost ack safe; a server without
     // history would refuse the extra field.
@@ -644,8 +1182,8 @@
     const { li, note } = messageItem(state.me, text, new Date());
     li.classList.add('own', 'pending');
     note.textContent = 'Sending…';
-    state.pending.push({ li, note, text, cid });
-    insert(li, 'append');
+    state.pending.push({ li, note, text, cid, conv: c });
+    insert(li, c, 'append');
     scrollToEnd(true);
     el.text.value = '';
     updateComposer();

@@ -10,11 +10,21 @@
 //! broadcast to the others when accepted); sessions end exactly when the
 //! sliding TTL says; the address limits agree with a window model; and
 //! `chat.check()` holds.
+//!
+//! Rooms and direct messages: rooms are created, joined, left and invited
+//! to against a model of members and roles; every refusal has the model's
+//! error; a room frame or membership event goes to exactly the online
+//! sockets of the room's members, a direct message to exactly the
+//! recipient's socket (never the sender's own), each at most once; and
+//! every stored event (message or membership change) takes the next id of
+//! one sequence.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use piratchat::chat::{AddressLimit, AuthError, Chat, ChatConfig, ConnId, Outbox, SessionKey};
+use piratchat::chat::{
+    AddressLimit, AuthError, Chat, ChatConfig, ConnId, Outbox, Role, RoomError, SessionKey,
+};
 use piratchat::store::UserId;
 use piratchat::wheel::Millis;
 use serde_json::{Value, json};
@@ -25,6 +35,8 @@ const TTL: u64 = 5_000;
 const WINDOW: u64 = 10_000;
 const LIMIT: u32 = 3;
 const USERS: [&str; 3] = ["ann", "ben", "cy"];
+/// Room names; the last is never created.
+const ROOMS: [&str; 4] = ["general", "r1", "r2", "nope"];
 
 #[derive(Debug, Arbitrary)]
 enum Op {
@@ -41,6 +53,13 @@ enum Op {
     Timeouts,
     Record(bool, u8),
     Check(bool, u8),
+    CreateRoom(u8, u8, bool),
+    JoinRoom(u8, u8),
+    LeaveRoom(u8, u8),
+    Invite(u8, u8, u8),
+    RoomText(u8, u8),
+    /// A direct message to `USERS[n]`, or to nobody past the end.
+    Direct(u8, u8),
     /// The server's turn ends: the pending `leave`s go out.
     EndTurn,
 }
@@ -104,6 +123,15 @@ struct Model {
     attempts: HashMap<(bool, u8), Vec<u64>>,
     /// Names of the sockets closed since the last flush of `leave`s.
     leaving: Vec<&'static str>,
+    /// Rooms by index into `ROOMS` (general is not modelled: everyone).
+    rooms: HashMap<usize, MRoom>,
+    /// The last event id handed out.
+    last_id: i64,
+}
+
+struct MRoom {
+    private: bool,
+    members: HashMap<usize, Role>,
 }
 
 impl Model {
@@ -131,6 +159,37 @@ impl Model {
             .drain(..)
             .map(|name| Event::Deliver(online.clone(), presence("leave", name)))
             .collect()
+    }
+
+    /// The open socket of `user`.
+    fn socket_of(&self, user: usize) -> Option<ConnId> {
+        self.online
+            .iter()
+            .copied()
+            .find(|c| self.conns[c.0 as usize].1 == user)
+    }
+
+    /// The open sockets of the members of room `r`, in id order.
+    fn room_sockets(&self, r: usize) -> Vec<ConnId> {
+        let room = &self.rooms[&r];
+        let mut v: Vec<ConnId> = room
+            .members
+            .keys()
+            .filter_map(|&u| self.socket_of(u))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Room `r` as `user` sees it: `Err` when it does not exist for them.
+    fn visible(&self, r: usize, user: usize) -> Result<Option<&MRoom>, RoomError> {
+        if r == 0 {
+            return Ok(None);
+        }
+        match self.rooms.get(&r) {
+            Some(room) if !room.private || room.members.contains_key(&user) => Ok(Some(room)),
+            _ => Err(RoomError::NotFound),
+        }
     }
 
     /// The socket leaves the model; returns its user's name.
@@ -162,11 +221,24 @@ fuzz_target!(|ops: Vec<Op>| {
         dedupe_window: Millis(WINDOW),
     };
     let mut chat = Chat::new(cfg, Millis(0), 0);
+    for (i, name) in USERS.iter().enumerate() {
+        chat.add_user(UserId(i as i64 + 1), name);
+    }
     let mut m = Model::default();
     for op in ops.iter().take(500) {
         let mut out = Recorder::default();
         let want = apply(op, &mut chat, &mut m, &mut out);
         assert_eq!(out.0, want, "outbox after {op:?}");
+        for event in &out.0 {
+            if let Event::Deliver(to, v) = event {
+                let mut seen = to.clone();
+                seen.sort();
+                seen.dedup();
+                assert_eq!(seen.len(), to.len(), "twice to one socket: {v}");
+                assert!(to.iter().all(|c| m.is_open(*c)), "to a closed socket: {v}");
+            }
+        }
+        assert_eq!(chat.last_id(), m.last_id, "one event sequence");
         chat.check();
         let names: Vec<&str> = chat.online_names().collect();
         let model_names: Vec<&str> = m
@@ -255,8 +327,10 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                 Some(Event::Deliver(_, v)) if v.get("message").is_some() => {
                     let author = USERS[m.conns[conn.0 as usize].1];
                     assert_eq!(v["author"], author);
+                    m.last_id += 1;
+                    assert_eq!(v["id"], m.last_id);
                     let mut want = m.flush_leaves();
-                    want.push(Event::Deliver(m.others(conn), v.clone()));
+                    want.push(Event::Deliver(recipients(m, conn, v), v.clone()));
                     want.push(Event::Deliver(
                         vec![conn],
                         json!({ "status": true, "id": v["id"] }),
@@ -345,6 +419,135 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, out: &mut Recorder) -> Vec<Eve
                 .push(m.now);
             vec![]
         }
+        Op::CreateRoom(u, r, private) => {
+            let (user, r) = (usize::from(u) % USERS.len(), usize::from(r) % ROOMS.len());
+            let got = chat.create_room(UserId(user as i64 + 1), ROOMS[r], private, now, out);
+            let exists = r == 0 || m.rooms.contains_key(&r);
+            if exists {
+                assert_eq!(got.map(|_| ()), Err(RoomError::Exists));
+                return vec![];
+            }
+            let (room, owner) = got.expect("a free name");
+            assert_eq!(&*room.name, ROOMS[r]);
+            m.last_id += 1;
+            assert_eq!(owner.id, m.last_id);
+            let members = HashMap::from([(user, Role::Owner)]);
+            m.rooms.insert(r, MRoom { private, members });
+            {
+                let e = member_event(m, "room_join", r, user);
+                with_leaves(m, e)
+            }
+        }
+        Op::JoinRoom(u, r) => {
+            let (user, r) = (usize::from(u) % USERS.len(), usize::from(r) % ROOMS.len());
+            let got = chat.join_room(UserId(user as i64 + 1), ROOMS[r], now, out);
+            match m.visible(r, user) {
+                Err(e) => assert_eq!(got, Err(e)),
+                Ok(None) => assert_eq!(got, Ok(None), "general"),
+                Ok(Some(room)) if room.members.contains_key(&user) => assert_eq!(got, Ok(None)),
+                Ok(Some(_)) => {
+                    m.last_id += 1;
+                    assert_eq!(got.unwrap().unwrap().id, m.last_id);
+                    let room = m.rooms.get_mut(&r).unwrap();
+                    room.members.insert(user, Role::Member);
+                    return {
+                        let e = member_event(m, "room_join", r, user);
+                        with_leaves(m, e)
+                    };
+                }
+            }
+            vec![]
+        }
+        Op::LeaveRoom(u, r) => {
+            let (user, r) = (usize::from(u) % USERS.len(), usize::from(r) % ROOMS.len());
+            let got = chat.leave_room(UserId(user as i64 + 1), ROOMS[r], now, out);
+            match m.visible(r, user) {
+                Err(e) => assert_eq!(got, Err(e)),
+                Ok(None) => assert_eq!(got, Err(RoomError::CannotLeave)),
+                Ok(Some(room)) if !room.members.contains_key(&user) => assert_eq!(got, Ok(None)),
+                Ok(Some(_)) => {
+                    m.last_id += 1;
+                    assert_eq!(got.unwrap().unwrap().id, m.last_id);
+                    // Told to the members, the leaver included, then gone.
+                    let event = {
+                        let e = member_event(m, "room_leave", r, user);
+                        with_leaves(m, e)
+                    };
+                    m.rooms.get_mut(&r).unwrap().members.remove(&user);
+                    return event;
+                }
+            }
+            vec![]
+        }
+        Op::Invite(b, r, u) => {
+            let by = usize::from(b) % USERS.len();
+            let r = usize::from(r) % ROOMS.len();
+            let who = usize::from(u) % (USERS.len() + 1);
+            let name = USERS.get(who).copied().unwrap_or("nobody");
+            let got = chat.invite(UserId(by as i64 + 1), ROOMS[r], name, now, out);
+            let room = match m.visible(r, by) {
+                Err(e) => {
+                    assert_eq!(got, Err(e));
+                    return vec![];
+                }
+                _ if who == USERS.len() => {
+                    assert_eq!(got, Err(RoomError::UserNotFound));
+                    return vec![];
+                }
+                Ok(None) => {
+                    assert_eq!(got, Ok(None), "general");
+                    return vec![];
+                }
+                Ok(Some(room)) => room,
+            };
+            if room.members.contains_key(&who) {
+                assert_eq!(got, Ok(None));
+                return vec![];
+            }
+            if !matches!(room.members.get(&by), Some(Role::Owner | Role::Moderator)) {
+                assert_eq!(got, Err(RoomError::Forbidden));
+                return vec![];
+            }
+            m.last_id += 1;
+            assert_eq!(got.unwrap().unwrap().id, m.last_id);
+            m.rooms
+                .get_mut(&r)
+                .unwrap()
+                .members
+                .insert(who, Role::Member);
+            {
+                let e = member_event(m, "room_join", r, who);
+                with_leaves(m, e)
+            }
+        }
+        Op::RoomText(c, r) => {
+            let Some(conn) = m.conn(c) else { return vec![] };
+            let r = usize::from(r) % ROOMS.len();
+            let frame = json!({ "message": "hi", "room": ROOMS[r] }).to_string();
+            chat.ws_text(conn, &frame, now, out);
+            if !m.is_open(conn) {
+                return vec![];
+            }
+            let user = m.conns[conn.0 as usize].1;
+            let refused = match m.visible(r, user) {
+                Err(_) => Some("room_not_found"),
+                Ok(Some(room)) if !room.members.contains_key(&user) => Some("not_a_member"),
+                Ok(_) => None,
+            };
+            answer(m, conn, refused, out)
+        }
+        Op::Direct(c, u) => {
+            let Some(conn) = m.conn(c) else { return vec![] };
+            let to = usize::from(u) % (USERS.len() + 1);
+            let name = USERS.get(to).copied().unwrap_or("nobody");
+            let frame = json!({ "message": "psst", "to": name }).to_string();
+            chat.ws_text(conn, &frame, now, out);
+            if !m.is_open(conn) {
+                return vec![];
+            }
+            let refused = (to == USERS.len()).then_some("user_not_found");
+            answer(m, conn, refused, out)
+        }
         Op::Check(register, ip) => {
             let limit = if register {
                 AddressLimit::Register
@@ -398,4 +601,79 @@ fn authenticate(chat: &mut Chat, m: &mut Model, s: u8) -> Option<usize> {
 fn addr(ip: u8) -> IpAddr {
     // A few addresses, so that limits are reached.
     IpAddr::from([192, 0, 2, ip % 4])
+}
+
+/// The sockets a message frame `v` from `conn` must reach: the others in
+/// general, the room's online members, or the two sides of a direct
+/// message; never `conn` itself.
+fn recipients(m: &Model, conn: ConnId, v: &Value) -> Vec<ConnId> {
+    if let Some(room) = v.get("room").and_then(Value::as_str) {
+        let r = ROOMS.iter().position(|&n| n == room).expect("a known room");
+        assert!(r != 0, "general frames carry no room");
+        let author = m.conns[conn.0 as usize].1;
+        assert!(
+            m.rooms[&r].members.contains_key(&author),
+            "a non-member's message"
+        );
+        return m
+            .room_sockets(r)
+            .into_iter()
+            .filter(|&c| c != conn)
+            .collect();
+    }
+    if let Some(to) = v.get("to").and_then(Value::as_str) {
+        let to = USERS.iter().position(|&n| n == to).expect("a known user");
+        return m.socket_of(to).into_iter().filter(|&c| c != conn).collect();
+    }
+    m.others(conn)
+}
+
+/// What a well-formed room or direct frame from `conn` gets: an error ack
+/// (the model's, or the bucket's `rate_limited`), or the delivery and the
+/// ack with the next id.
+fn answer(m: &mut Model, conn: ConnId, refused: Option<&str>, out: &Recorder) -> Vec<Event> {
+    let nack = |code: &str| Event::Deliver(vec![conn], json!({ "status": false, "code": code }));
+    // Pending `leave`s go out before an accepted message.
+    let first = out.0.iter().find(|e| match e {
+        Event::Deliver(_, v) => v.get("event").is_none(),
+        Event::Close(..) => true,
+    });
+    match first {
+        Some(Event::Deliver(_, v)) if v["code"] == "rate_limited" => vec![nack("rate_limited")],
+        _ if refused.is_some() => vec![nack(refused.unwrap())],
+        Some(Event::Deliver(_, v)) if v.get("message").is_some() => {
+            m.last_id += 1;
+            assert_eq!(v["id"], m.last_id);
+            assert_eq!(v["author"], USERS[m.conns[conn.0 as usize].1]);
+            let mut want = m.flush_leaves();
+            want.push(Event::Deliver(recipients(m, conn, v), v.clone()));
+            want.push(Event::Deliver(
+                vec![conn],
+                json!({ "status": true, "id": m.last_id }),
+            ));
+            want
+        }
+        other => panic!("no delivery for an accepted frame: {other:?}"),
+    }
+}
+
+/// The pending `leave`s (the chat flushes them before any delivery), then
+/// `event`.
+fn with_leaves(m: &mut Model, event: Event) -> Vec<Event> {
+    let mut want = m.flush_leaves();
+    want.push(event);
+    want
+}
+
+/// A membership event of room `r` about `user`, as sent to the room's
+/// online members (the model's members at this point).
+fn member_event(m: &Model, event: &str, r: usize, user: usize) -> Event {
+    let v = json!({
+        "event": event,
+        "room": ROOMS[r],
+        "username": USERS[user],
+        "id": m.last_id,
+        "ts": m.now,
+    });
+    Event::Deliver(m.room_sockets(r), v)
 }

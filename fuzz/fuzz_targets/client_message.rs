@@ -5,7 +5,8 @@
 //! the answer agrees with a reference reading through `serde_json::Value`:
 //! invalid JSON is `invalid_json`; anything but an object with a string
 //! `message` holding a non-whitespace character (and at most an optional
-//! `client_id` string of 1 to 64 bytes) is `invalid_message`; more than `max_chars` scalar values is
+//! `client_id` string of 1 to 64 bytes, and one of `room` or `to`, a
+//! non-empty string) is `invalid_message`; more than `max_chars` scalar values is
 //! `message_too_long`; otherwise the accepted text is that string, within
 //! the limit. A REST body is accepted only as an object with exactly the
 //! one string field.
@@ -56,8 +57,21 @@ fn reference(text: &str, max_chars: usize) -> Result<(String, Option<String>), A
     // Duplicate names are legal JSON but ambiguous; they are refused.
     let mut fields = unique_fields(text.as_bytes()).ok_or(AckError::InvalidMessage)?;
     fields.sort();
-    if fields != ["message"] && fields != ["client_id", "message"] {
+    // `message`, and optionally `client_id` and one of `room` / `to`.
+    let allowed = ["client_id", "message", "room", "to"];
+    let has = |f: &str| fields.iter().any(|g| g == f);
+    if !has("message") || fields.iter().any(|f| !allowed.contains(&f.as_str())) {
         return Err(AckError::InvalidMessage);
+    }
+    if has("room") && has("to") {
+        return Err(AckError::InvalidMessage);
+    }
+    for target in ["room", "to"] {
+        match value.get(target) {
+            None => {}
+            Some(Value::String(name)) if !name.is_empty() => {}
+            Some(_) => return Err(AckError::InvalidMessage),
+        }
     }
     let Some(message) = value["message"].as_str() else {
         return Err(AckError::InvalidMessage);

@@ -433,7 +433,7 @@ impl Driver {
             .turn
             .core
             .store
-            .messages_after(first - 1, usize::MAX >> 1);
+            .events_after(first - 1, usize::MAX >> 1);
         for m in stored.expect("in-memory database") {
             assert!(
                 !self.unstored.contains(&m.id),

@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod client;
+pub mod rooms;
 pub mod upgrade;
 
 use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionKey};
@@ -78,6 +79,9 @@ enum Endpoint {
     Metrics,
     Ws,
     Echo,
+    Rooms,
+    RoomAction,
+    RoomMembers,
     Asset(&'static assets::Asset),
 }
 
@@ -85,8 +89,9 @@ impl Endpoint {
     /// The methods allowed, as the `Allow` header lists them.
     fn allow(self) -> &'static str {
         match self {
-            Endpoint::Register | Endpoint::Login => "POST",
+            Endpoint::Register | Endpoint::Login | Endpoint::RoomAction => "POST",
             Endpoint::Logout => "GET, POST",
+            Endpoint::Rooms => "GET, HEAD, POST",
             Endpoint::Ws | Endpoint::Echo => "GET",
             _ => "GET, HEAD",
         }
@@ -94,18 +99,7 @@ impl Endpoint {
 
     /// Whether `m` is allowed; [`Endpoint::allow`] lists the same.
     fn allows(self, m: &Method) -> bool {
-        use Endpoint::{Echo, Login, Logout, Register, Ws};
-        match m {
-            Method::Get => !matches!(self, Register | Login),
-            // Only the plain GET resources: a HEAD must not log out, and
-            // an upgrade has no body to leave out.
-            Method::Head => !matches!(self, Register | Login | Logout | Ws | Echo),
-            Method::Post => matches!(
-                self,
-                Endpoint::Register | Endpoint::Login | Endpoint::Logout
-            ),
-            Method::Other(_) => false,
-        }
+        self.allow().split(", ").any(|a| a == m.as_str())
     }
 }
 
@@ -131,6 +125,9 @@ pub fn handle<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Ro
         Endpoint::Metrics => Ok(metrics(ctx)),
         Endpoint::Ws => return ws(req, ctx),
         Endpoint::Echo => return echo(req, ctx),
+        Endpoint::Rooms if req.method == Method::Post => rooms::create(req, ctx),
+        Endpoint::Rooms => Ok(rooms::list(req, ctx)),
+        Endpoint::RoomAction | Endpoint::RoomMembers => rooms::action(req, path, ctx),
         Endpoint::Asset(asset) => Ok(assets::response(asset)),
     };
     let resp = result.unwrap_or_else(|e| {
@@ -138,10 +135,16 @@ pub fn handle<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Ro
         Response::error(500, "internal_error")
     });
     // The store's connection sees the turn's uncommitted rows; a login's
-    // session row is written at the end of the turn.
+    // session row is written at the end of the turn; a room change is
+    // written in the turn's batch.
     let reads_store = matches!(
         endpoint,
-        Endpoint::Register | Endpoint::Login | Endpoint::Messages | Endpoint::User
+        Endpoint::Register
+            | Endpoint::Login
+            | Endpoint::Messages
+            | Endpoint::User
+            | Endpoint::Rooms
+            | Endpoint::RoomAction
     );
     let new_session = endpoint == Endpoint::Login && resp.status == 200;
     if reads_store && (ctx.store.has_batch() || new_session) {
@@ -169,6 +172,11 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/metrics" if peer.may_see_metrics() => Endpoint::Metrics,
         "/ws" => Endpoint::Ws,
         "/echo" if cfg.echo_endpoint => Endpoint::Echo,
+        "/api/rooms" => Endpoint::Rooms,
+        p if rooms::parse_path(p).is_some() => match rooms::parse_path(p)?.1 {
+            rooms::Action::Members => Endpoint::RoomMembers,
+            _ => Endpoint::RoomAction,
+        },
         p => match assets::find(p) {
             Some(asset) => Endpoint::Asset(asset),
             None if p
@@ -188,7 +196,7 @@ pub fn valid_username(name: &str) -> bool {
 }
 
 /// 422 `invalid_request` for a body that is not `{"<field>": "<text>"}`.
-fn invalid_body(field: &str) -> Response {
+pub(crate) fn invalid_body(field: &str) -> Response {
     let detail = format!(
         "the body must be a JSON object with exactly one field, \"{field}\", a non-empty string"
     );
@@ -222,7 +230,11 @@ fn register<O: Outbox>(
             .store
             .create_user(&body.username, &secret::sha256_hex(&key))?
         {
-            Some(_) => Response::json(201, &json!({ "key": key })),
+            Some(user) => {
+                // Direct messages and member lists may name them at once.
+                ctx.chat.add_user(user.id, &user.name);
+                Response::json(201, &json!({ "key": key }))
+            }
             None => Response::error(409, "username_taken"),
         },
     )
@@ -389,16 +401,35 @@ fn ws<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
     }
 }
 
-/// `GET /api/messages?before=ID&limit=N`: a page of history, oldest first.
+/// `GET /api/messages?before=ID&limit=N` with `room=NAME` or
+/// `with=USERNAME` (neither: general): a page of one conversation's
+/// history, oldest first.
 fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, StoreError> {
-    if let Err(r) = authenticate(req, ctx) {
-        return Ok(r);
-    }
-    let (before, limit) = match history_params(req.query().unwrap_or("")) {
-        Ok(params) => params,
+    let me = match authenticate(req, ctx) {
+        Ok(me) => me,
+        Err(r) => return Ok(r),
+    };
+    let q = match history_params(req.query().unwrap_or("")) {
+        Ok(q) => q,
         Err(detail) => return Ok(Response::error_detail(422, "invalid_request", &detail)),
     };
-    let page = ctx.store.messages_before(before, limit)?;
+    let found = ctx
+        .chat
+        .conversation(me.user, q.room.as_deref(), q.with.as_deref());
+    let crate::chat::Paged {
+        conv,
+        room,
+        with: to,
+    } = match found {
+        Ok(found) => found,
+        Err(e) => {
+            let (status, code) = e.status();
+            return Ok(Response::error(status, code));
+        }
+    };
+    let page = ctx.store.messages_before(conv, q.before, q.limit)?;
+    // A direct message's `to` is its recipient: either side.
+    let me_name = me.name.clone();
     let messages = page
         .iter()
         .map(|m| ChatMessage {
@@ -406,6 +437,14 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
             author: &m.author,
             id: m.id,
             ts: m.ts,
+            room: room.as_deref(),
+            to: to.as_ref().map(|other| {
+                if m.author == **other {
+                    &*me_name
+                } else {
+                    &**other
+                }
+            }),
         })
         .collect();
     Ok(Response::json(200, &History { messages }))
@@ -414,23 +453,41 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
 /// Default and largest page of `GET /api/messages`.
 const HISTORY_PAGE: (usize, usize) = (50, 200);
 
-/// `before` (a positive id, default: after the newest) and `limit` (1 to
-/// 200, default 50); for a bad or unknown parameter, what was wrong (the
-/// 422's `detail`).
-fn history_params(query: &str) -> Result<(i64, usize), String> {
-    let (mut before, mut limit) = (i64::MAX, HISTORY_PAGE.0);
+/// The parameters of `GET /api/messages`.
+#[derive(Debug, PartialEq, Eq)]
+struct HistoryQuery {
+    /// Ids below this (default: after the newest).
+    before: i64,
+    /// Page size.
+    limit: usize,
+    /// A room's name.
+    room: Option<String>,
+    /// The other side of a direct conversation.
+    with: Option<String>,
+}
+
+/// `before` (a positive id, default: after the newest), `limit` (1 to
+/// 200, default 50), and at most one of `room` and `with`; for a bad,
+/// repeated or unknown parameter, what was wrong (the 422's `detail`).
+fn history_params(query: &str) -> Result<HistoryQuery, String> {
+    let mut q = HistoryQuery {
+        before: i64::MAX,
+        limit: HISTORY_PAGE.0,
+        room: None,
+        with: None,
+    };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "before" => {
-                before = value
+                q.before = value
                     .parse()
                     .ok()
                     .filter(|&b: &i64| b > 0)
                     .ok_or("before must be a message id, an integer from 1")?
             }
             "limit" => {
-                limit = value
+                q.limit = value
                     .parse()
                     .ok()
                     .filter(|l| (1..=HISTORY_PAGE.1).contains(l))
@@ -438,17 +495,33 @@ fn history_params(query: &str) -> Result<(i64, usize), String> {
                         format!("limit must be an integer from 1 to {}", HISTORY_PAGE.1)
                     })?
             }
+            "room" | "with" => {
+                let name_rule = format!("{name} must be given once, a non-empty name");
+                let value = percent_decode(value).filter(|v| !v.is_empty());
+                let slot = if name == "room" {
+                    &mut q.room
+                } else {
+                    &mut q.with
+                };
+                if slot.is_some() {
+                    return Err(name_rule);
+                }
+                *slot = Some(value.ok_or(name_rule)?);
+            }
             // A misspelt parameter is a mistake worth hearing about. The
             // name is the client's text; keep it short.
             _ => {
                 let name: String = name.chars().take(32).collect();
                 return Err(format!(
-                    "unknown parameter \"{name}\" (known: before, limit)"
+                    "unknown parameter \"{name}\" (known: before, limit, room, with)"
                 ));
             }
         }
     }
-    Ok((before, limit))
+    if q.room.is_some() && q.with.is_some() {
+        return Err("room and with name different conversations; give one".into());
+    }
+    Ok(q)
 }
 
 fn echo<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
@@ -505,11 +578,26 @@ mod tests {
     fn history_parameters() {
         const LIMIT: &str = "limit must be an integer from 1 to 200";
         const BEFORE: &str = "before must be a message id, an integer from 1";
-        type Want = Result<(i64, usize), &'static str>;
-        let cases: &[(&str, Want)] = &[
-            ("", Ok((i64::MAX, 50))),
-            ("limit=200", Ok((i64::MAX, 200))),
-            ("before=10&limit=1", Ok((10, 1))),
+        const ROOM: &str = "room must be given once, a non-empty name";
+        const BOTH: &str = "room and with name different conversations; give one";
+        let q = |before, limit, room: Option<&str>, with: Option<&str>| {
+            Ok(HistoryQuery {
+                before,
+                limit,
+                room: room.map(str::to_string),
+                with: with.map(str::to_string),
+            })
+        };
+        let cases: &[(&str, Result<HistoryQuery, &str>)] = &[
+            ("", q(i64::MAX, 50, None, None)),
+            ("limit=200", q(i64::MAX, 200, None, None)),
+            ("before=10&limit=1", q(10, 1, None, None)),
+            ("room=rust", q(i64::MAX, 50, Some("rust"), None)),
+            ("with=ben&limit=3", q(i64::MAX, 3, None, Some("ben"))),
+            ("room=", Err(ROOM)),
+            ("room", Err(ROOM)),
+            ("room=a&room=b", Err(ROOM)),
+            ("room=a&with=b", Err(BOTH)),
             ("limit=0", Err(LIMIT)),
             ("limit=201", Err(LIMIT)),
             ("limit=-1", Err(LIMIT)),
@@ -518,12 +606,16 @@ mod tests {
             ("before", Err(BEFORE)),
             (
                 "limt=5",
-                Err("unknown parameter \"limt\" (known: before, limit)"),
+                Err("unknown parameter \"limt\" (known: before, limit, room, with)"),
             ),
         ];
-        for &(query, want) in cases {
-            let want = want.map_err(str::to_string);
-            assert_eq!(history_params(query), want, "{query}");
+        for (query, want) in cases {
+            let got = history_params(query);
+            assert_eq!(
+                got.as_ref().map_err(String::as_str),
+                want.as_ref().map_err(|e| *e),
+                "{query}"
+            );
         }
     }
 
@@ -559,7 +651,19 @@ mod tests {
             Method::Other("PUT".into()),
         ];
         for e in [
-            Register, Login, Logout, Online, Messages, User, Healthz, Metrics, Ws, Echo,
+            Register,
+            Login,
+            Logout,
+            Online,
+            Messages,
+            User,
+            Healthz,
+            Metrics,
+            Ws,
+            Echo,
+            Rooms,
+            RoomAction,
+            RoomMembers,
         ] {
             for m in &methods {
                 let listed = e.allow().split(", ").any(|a| a == m.as_str());

@@ -1,9 +1,10 @@
 //! Chat messages: ids and timestamps, broadcast to the others, duplicate
 //! suppression by `client_id`, and acks held until the turn's commit.
 
+use super::rooms::{GENERAL, RoomId};
 use super::{Chat, ConnId, Due, Outbox};
 use crate::ids::{Millis, UserId};
-use crate::protocol::{AckError, ChatFrame, ChatMessage, ServerFrame, decode_chat_text};
+use crate::protocol::{AckError, ChatFrame, ChatMessage, ServerFrame, Target, decode_chat_text};
 use std::borrow::Cow;
 use std::rc::Rc;
 
@@ -21,6 +22,17 @@ pub struct Accepted {
     pub text: String,
     /// The client's deduplication id.
     pub client_id: Option<String>,
+    /// The room; `None` for general and for a direct message.
+    pub room: Option<RoomId>,
+    /// The recipient of a direct message.
+    pub to: Option<UserId>,
+}
+
+/// Where an admitted message goes.
+enum Dest {
+    General,
+    Room(RoomId),
+    Direct(UserId),
 }
 
 impl Chat {
@@ -35,28 +47,106 @@ impl Chat {
         out: &mut impl Outbox,
     ) -> Option<Accepted> {
         let (user, name, frame) = self.admit(conn, text, now, out)?;
-        self.last_id += 1;
-        self.last_ts = self.last_ts.max(self.unix_ms(now));
-        let (id, ts) = (self.last_id, self.last_ts);
+        let dest = self
+            .destination(user, &frame.target)
+            .map_err(|e| self.ack_error(conn, e, out))
+            .ok()?;
+        let (id, ts) = self.next_event(now);
         let message = ChatMessage {
             message: &frame.text,
             author: &name,
             id,
             ts,
+            room: None,
+            to: None,
         };
-        self.broadcast(conn, &ServerFrame::Message(&message).to_json(), out);
+        self.send_message(conn, user, &dest, &message, out);
         if let Some(client_id) = &frame.client_id {
             self.remember_client_id(user, client_id, id, now);
         }
         self.ack(conn, id, out);
         let client_id = frame.client_id.map(Cow::into_owned);
+        let (room, to) = match dest {
+            Dest::General => (None, None),
+            Dest::Room(r) => (Some(r), None),
+            Dest::Direct(u) => (None, Some(u)),
+        };
         Some(Accepted {
             id,
             user,
             ts,
             text: frame.text.into_owned(),
             client_id,
+            room,
+            to,
         })
+    }
+
+    /// Queues an accepted message for its conversation: every other
+    /// socket in general, the room's other online members, or the two
+    /// sides of a direct message. Framed once whatever the count.
+    fn send_message(
+        &mut self,
+        conn: ConnId,
+        user: UserId,
+        dest: &Dest,
+        message: &ChatMessage<'_>,
+        out: &mut impl Outbox,
+    ) {
+        // Presence first, as before every delivery (see `flush_leaves`).
+        self.flush_leaves(out);
+        let mut message = message.clone();
+        let delivered = &mut self.stats.messages_delivered;
+        match *dest {
+            Dest::General => {
+                self.general_last_id = message.id;
+                self.broadcast(conn, &ServerFrame::Message(&message).to_json(), out);
+            }
+            Dest::Room(room) => {
+                let r = self.rooms.rooms.get_mut(&room).expect("resolved");
+                r.last_id = message.id;
+                message.room = Some(&r.name);
+                let json = ServerFrame::Message(&message).to_json();
+                let members = r.online.iter().copied().filter(|&c| c != conn);
+                out.deliver_event(members.inspect(|_| *delivered += 1), &json);
+            }
+            Dest::Direct(to) => {
+                let to_name = self.directory.name(to).cloned().unwrap_or_default();
+                message.to = Some(&to_name);
+                let json = ServerFrame::Message(&message).to_json();
+                // The recipient's sockets and the sender's others; a note
+                // to oneself reaches one's other sockets once.
+                let sender = (to != user).then(|| self.user_socket.get(&user).copied());
+                let sockets = [self.user_socket.get(&to).copied(), sender.flatten()];
+                let others = sockets.into_iter().flatten().filter(|&c| c != conn);
+                out.deliver_event(others.inspect(|_| *delivered += 1), &json);
+            }
+        }
+    }
+
+    /// The conversation a frame names, as its sender may use it.
+    fn destination(&self, user: UserId, target: &Target<'_>) -> Result<Dest, AckError> {
+        match target {
+            Target::General => Ok(Dest::General),
+            Target::Room(name) => match self.rooms.visible(name, user) {
+                Ok(GENERAL) => Ok(Dest::General),
+                Ok(id) if self.rooms.role(id, user).is_some() => Ok(Dest::Room(id)),
+                Ok(_) => Err(AckError::NotAMember),
+                Err(_) => Err(AckError::RoomNotFound),
+            },
+            Target::To(name) => match self.directory.find(name) {
+                Some((to, _)) => Ok(Dest::Direct(to)),
+                None => Err(AckError::UserNotFound),
+            },
+        }
+    }
+
+    /// The next event's id and time: ids increase by one, and times never
+    /// go back.
+    pub(super) fn next_event(&mut self, now: Millis) -> (i64, i64) {
+        self.last_id += 1;
+        self.last_ts = self.last_ts.max(self.unix_ms(now));
+        (self.last_id, self.last_ts)
     }
 
     /// What a frame must pass to become a message: the rate limit, the
@@ -118,15 +208,15 @@ impl Chat {
         self.remember_client_id(user, client_id, id, at);
     }
 
-    /// Message ids continue after `id` and times do not go below `ts`
-    /// (the newest stored message's).
+    /// Event ids continue after `id` and times do not go below `ts`
+    /// (the newest stored event's).
     pub fn continue_after(&mut self, id: i64, ts: i64) {
         self.last_id = self.last_id.max(id);
         self.stored_id = self.last_id;
         self.last_ts = self.last_ts.max(ts);
     }
 
-    /// The largest message id handed out.
+    /// The largest event id handed out.
     pub fn last_id(&self) -> i64 {
         self.last_id
     }

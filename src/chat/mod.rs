@@ -8,18 +8,23 @@
 //! stores it before handling anything else. Nothing here reads a clock or
 //! touches a socket, so every rule is testable and fuzzable on its own.
 
+mod directory;
+mod history;
 pub mod limits;
 mod messages;
 pub mod online;
+pub mod rooms;
 mod sessions;
 
 use crate::protocol::{AckError, ServerFrame};
 
 use crate::ids::{Millis, UserId};
 use crate::wheel::Wheel;
+pub use history::Paged;
 use limits::{AddressLimiter, TokenBucket};
 pub use messages::Accepted;
 use online::Ordered;
+pub use rooms::{GENERAL, MemberInfo, Membership, NewRoom, Role, RoomError, RoomId, RoomInfo};
 pub use sessions::{SessionJournal, SessionKey};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -143,7 +148,7 @@ pub struct ChatStats {
     /// `{"status": true}` acks sent.
     pub acks_ok: u64,
     /// Error acks sent, indexed like [`AckError::ALL`].
-    pub acks_err: [u64; 5],
+    pub acks_err: [u64; 8],
     /// Sessions ended by the per-user cap.
     pub sessions_evicted: u64,
 }
@@ -219,6 +224,13 @@ pub struct Chat {
     /// turn's commit; if the commit fails, these sockets are dropped with
     /// their output.
     unconfirmed: Vec<ConnId>,
+    /// Every user's name.
+    directory: directory::Directory,
+    /// Rooms, members, and the members' open sockets.
+    rooms: rooms::Rooms,
+    /// The newest event of general (kept apart: general's path is the
+    /// hot one and needs no room lookup).
+    general_last_id: i64,
     /// Counters for `/metrics`.
     pub stats: ChatStats,
 }
@@ -252,6 +264,9 @@ impl Chat {
             recent: HashMap::new(),
             leaving: Vec::new(),
             unconfirmed: Vec::new(),
+            directory: directory::Directory::default(),
+            rooms: rooms::Rooms::new(),
+            general_last_id: 0,
             stats: ChatStats::default(),
         }
     }
@@ -308,6 +323,7 @@ impl Chat {
             },
         );
         self.user_socket.insert(user, conn);
+        self.rooms_socket_open(user, conn);
     }
 
     /// A binary frame from chat socket `conn`: always refused.
@@ -363,6 +379,7 @@ impl Chat {
         let sock = self.sockets.remove(&conn)?;
         self.online.remove(sock.pos, conn);
         self.user_socket.remove(&sock.user);
+        self.rooms_socket_closed(sock.user, conn);
         if let Some(session) = self.sessions.get_mut(&sock.key) {
             session.socket = None;
         }
@@ -517,6 +534,7 @@ impl Chat {
                 "idle sessions of {user:?} over the cap"
             );
         }
+        self.check_rooms();
         self.wheel.check();
     }
 }

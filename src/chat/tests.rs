@@ -510,6 +510,203 @@ fn acks_keep_the_order_of_the_frames() {
     );
 }
 
+/// Users 1..=n connected, with names known to the directory, and user 1
+/// owner of public room `rust` that users in `members` joined.
+fn with_room(n: u64, members: &[u64]) -> (Chat, Rec) {
+    let (mut chat, mut out) = ws_open(n);
+    for i in 1..=n {
+        chat.add_user(UserId(i as i64), &format!("u{i}"));
+    }
+    chat.create_room(UserId(1), "Rust", false, Millis(0), &mut out)
+        .unwrap();
+    for &m in members {
+        chat.join_room(UserId(m as i64), "rust", Millis(0), &mut out)
+            .unwrap();
+    }
+    chat.check();
+    out.take();
+    (chat, out)
+}
+
+#[test]
+fn a_room_message_reaches_the_online_members_only() {
+    let (mut chat, mut out) = with_room(4, &[3]);
+    let accepted = chat.ws_text(
+        ConnId(1),
+        r#"{"message":"hi","room":"RUST"}"#,
+        Millis(1),
+        &mut out,
+    );
+    let accepted = accepted.unwrap();
+    assert_eq!(accepted.room, Some(RoomId(2)));
+    let id = accepted.id;
+    let msg = format!(r#"{{"message":"hi","author":"u1","id":{id},"ts":1000001,"room":"rust"}}"#);
+    let ack = format!(r#"{{"status":true,"id":{id}}}"#);
+    assert_eq!(out.take(), [(3, msg), (1, ack)]);
+    // A member who is offline gets it by history; a socket closing leaves
+    // the room's online set.
+    chat.ws_closed(ConnId(3), Millis(2));
+    chat.check();
+    chat.flush_leaves(&mut out);
+    out.take();
+    chat.ws_text(
+        ConnId(1),
+        r#"{"message":"x","room":"rust"}"#,
+        Millis(2),
+        &mut out,
+    );
+    assert_eq!(out.take().len(), 1, "only the ack");
+}
+
+#[test]
+fn room_and_direct_error_acks() {
+    let (mut chat, mut out) = with_room(3, &[]);
+    chat.create_room(UserId(1), "priv", true, Millis(0), &mut out)
+        .unwrap();
+    out.take();
+    let cases = [
+        (r#"{"message":"x","room":"rust"}"#, "not_a_member"),
+        (r#"{"message":"x","room":"priv"}"#, "room_not_found"),
+        (r#"{"message":"x","room":"nope"}"#, "room_not_found"),
+        (r#"{"message":"x","to":"nobody"}"#, "user_not_found"),
+    ];
+    for (i, (frame, code)) in cases.into_iter().enumerate() {
+        // A second apart: the burst of 3 is not the point here.
+        let now = Millis(1000 * i as u64);
+        assert!(chat.ws_text(ConnId(2), frame, now, &mut out).is_none());
+        let want = format!(r#"{{"status":false,"code":"{code}"}}"#);
+        assert_eq!(out.take(), [(2, want)], "{frame}");
+    }
+    assert_eq!(chat.last_id(), 2, "errors take no id");
+}
+
+#[test]
+fn a_direct_message_reaches_the_recipient_only() {
+    let (mut chat, mut out) = with_room(3, &[]);
+    let accepted = chat
+        .ws_text(
+            ConnId(1),
+            r#"{"message":"psst","to":"U2"}"#,
+            Millis(1),
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!((accepted.room, accepted.to), (None, Some(UserId(2))));
+    let sent = out.take();
+    let to: Vec<u64> = sent.iter().map(|s| s.0).collect();
+    assert_eq!(to, [2, 1]);
+    assert!(sent[0].1.ends_with(r#","to":"u2"}"#), "{}", sent[0].1);
+    // To oneself: one's other sockets (none here), then the ack.
+    chat.ws_text(
+        ConnId(1),
+        r#"{"message":"me","to":"u1"}"#,
+        Millis(1),
+        &mut out,
+    );
+    assert_eq!(out.take().len(), 1);
+}
+
+#[test]
+fn membership_events_go_to_the_room_and_the_joiner() {
+    let (mut chat, mut out) = with_room(3, &[]);
+    let m = chat
+        .join_room(UserId(2), "rust", Millis(5), &mut out)
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.room, m.role), (RoomId(2), Some(Role::Member)));
+    let sent = out.take();
+    let to: Vec<u64> = sent.iter().map(|s| s.0).collect();
+    assert_eq!(to, [1, 2]);
+    assert_eq!(
+        sent[0].1,
+        format!(
+            r#"{{"event":"room_join","room":"rust","username":"u2","id":{},"ts":1000005}}"#,
+            m.id
+        )
+    );
+    assert_eq!(
+        chat.join_room(UserId(2), "rust", Millis(5), &mut out),
+        Ok(None)
+    );
+    let left = chat
+        .leave_room(UserId(2), "rust", Millis(6), &mut out)
+        .unwrap();
+    assert_eq!(left.unwrap().role, None);
+    assert_eq!(out.take().len(), 2, "the leaver hears it too");
+    assert_eq!(
+        chat.leave_room(UserId(2), "general", Millis(6), &mut out),
+        Err(RoomError::CannotLeave)
+    );
+    assert_eq!(
+        chat.invite(UserId(2), "rust", "u3", Millis(6), &mut out),
+        Err(RoomError::Forbidden)
+    );
+    assert_eq!(
+        chat.create_room(UserId(2), "RUST", false, Millis(6), &mut out),
+        Err(RoomError::Exists)
+    );
+    assert_eq!(
+        chat.create_room(UserId(2), "a b", false, Millis(6), &mut out),
+        Err(RoomError::InvalidName)
+    );
+    chat.check();
+}
+
+#[test]
+fn replay_shows_each_user_their_conversations_only() {
+    use crate::store::{EventKind, StoredEvent};
+    let (mut chat, mut out) = with_room(3, &[2]);
+    chat.create_room(UserId(1), "priv", true, Millis(0), &mut out)
+        .unwrap();
+    let event = |kind, user: i64, room: Option<i64>, to: Option<i64>| StoredEvent {
+        id: 9,
+        kind: Some(kind),
+        user: UserId(user),
+        name: format!("u{user}"),
+        room,
+        to: to.map(|t| (UserId(t), format!("u{t}"))),
+        ts: 5,
+        text: "t".into(),
+    };
+    let m = EventKind::Message;
+    // (event, who sees it among users 1, 2, 3)
+    let table = [
+        (event(m, 1, None, None), [true, true, true]),
+        (event(m, 1, Some(2), None), [true, true, false]),
+        (event(m, 1, Some(3), None), [true, false, false]),
+        (event(m, 1, None, Some(2)), [true, true, false]),
+        (event(m, 3, None, Some(3)), [false, false, true]),
+        (
+            event(EventKind::RoomLeave, 3, Some(2), None),
+            [true, true, true],
+        ),
+        (
+            event(EventKind::RoomJoin, 3, Some(3), None),
+            [true, false, true],
+        ),
+        (event(m, 1, Some(99), None), [false, false, false]),
+        (
+            StoredEvent {
+                kind: None,
+                ..event(m, 1, None, None)
+            },
+            [false; 3],
+        ),
+    ];
+    for (e, seen) in table {
+        for (i, want) in seen.into_iter().enumerate() {
+            let got = chat.replay_json(UserId(i as i64 + 1), &e);
+            assert_eq!(got.is_some(), want, "user {} {e:?}", i + 1);
+        }
+    }
+    let json = chat.replay_json(UserId(2), &event(m, 1, Some(2), None));
+    let json = String::from_utf8(json.unwrap()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"message":"t","author":"u1","id":9,"ts":5,"room":"rust"}"#
+    );
+}
+
 /// Logs user 1 in under token(n) at `Millis(at)`.
 fn login_as_1(chat: &mut Chat, n: u64, at: u64) {
     chat.login(SessionKey::of(&token(n)), UserId(1), "u1", Millis(at));

@@ -5,16 +5,19 @@ use super::core::{Core, Timer};
 use crate::chat::{Accepted, SessionKey};
 use crate::config::LogLevel;
 use crate::ids::{ConnId, Millis, UserId};
-use crate::store::{NewMessage, StoreError};
+use crate::store::{EventKind, NewEvent, StoreError};
 use std::collections::HashSet;
 use std::rc::Rc;
 
 /// The row that stores an accepted message (the chat knows nothing of
 /// the store's types).
-pub(super) fn message_row(accepted: &Accepted) -> NewMessage<'_> {
-    NewMessage {
+pub(super) fn message_row(accepted: &Accepted) -> NewEvent<'_> {
+    NewEvent {
         id: accepted.id,
+        kind: EventKind::Message,
         user: accepted.user,
+        room: accepted.room.map(|r| r.0),
+        to: accepted.to,
         ts: accepted.ts,
         text: &accepted.text,
         client_id: accepted.client_id.as_deref(),
@@ -45,6 +48,7 @@ pub(super) fn restore(
     let ttl = Millis::of(core.cfg.session_ttl);
     let (id, ts) = core.store.newest_message()?;
     core.chat.continue_after(id, ts);
+    restore_rooms(core)?;
     for s in core.store.load_sessions()? {
         let last = millis_ago(now, unix_now, s.last_active);
         match crate::chat::SessionKey::from_hex(&s.token_hash) {
@@ -58,6 +62,29 @@ pub(super) fn restore(
             .restore_client_id(user, &client_id, id, millis_ago(now, unix_now, ts));
     }
     core.store.commit()
+}
+
+/// Start-up: every user's name, the rooms, their members and their newest
+/// event ids come back into the chat's memory, where messages find them
+/// without a query.
+fn restore_rooms(core: &mut Core) -> Result<(), crate::store::StoreError> {
+    use crate::chat::{Role, RoomId};
+    for user in core.store.load_users()? {
+        core.chat.add_user(user.id, &user.name);
+    }
+    for room in core.store.load_rooms()? {
+        core.chat
+            .restore_room(RoomId(room.id), &room.name, room.private);
+    }
+    for (room, user, role) in core.store.load_members()? {
+        core.chat
+            .restore_member(RoomId(room), user, Role::parse(&role));
+    }
+    for (room, id) in core.store.room_last_ids()? {
+        let room = room.map_or(crate::chat::GENERAL, RoomId);
+        core.chat.restore_room_last_id(room, id);
+    }
+    Ok(())
 }
 
 impl Core {
@@ -165,6 +192,13 @@ fn undo_turn(core: &mut Core, mut acked: Vec<ConnId>, changes: SessionChanges) -
     journal.ended.extend(changes.ended);
     journal.touched.extend(changes.touched);
     acked.extend(held.readers);
+    // Rooms, members and new users of the turn were rolled back in the
+    // store: memory follows (a rare path; a full reload is simplest).
+    core.chat.forget_rooms_and_users();
+    if let Err(e) = restore_rooms(core) {
+        core.log.log(LogLevel::Error, format_args!("{e}"));
+    }
+    core.chat.reindex_room_sockets();
     core.log.log(
         LogLevel::Error,
         format_args!(

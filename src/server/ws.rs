@@ -9,10 +9,10 @@ use super::link::{AfterFlush, Link, Step};
 use super::outlet::{Accepts, OP_BINARY, OP_TEXT, Outlet, ws_frame};
 use crate::chat::{Accepted, Authed};
 use crate::config::LogLevel;
-use crate::ids::{ConnId, Millis};
+use crate::ids::{ConnId, Millis, UserId};
 use crate::log::escape;
 use crate::metrics::CloseCause;
-use crate::protocol::{ChatMessage, ServerFrame};
+use crate::protocol::ServerFrame;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -140,7 +140,7 @@ impl WsState {
             if let Some(since) = since {
                 // Before the socket joins the broadcast: the replay ends where
                 // live messages begin, with no gap and no duplicate.
-                replay(id, since, env);
+                replay(id, authed.user, since, env);
             }
             env.chat.ws_open(id, &authed.key, env.now, &mut env.fan);
             let name = &authed.name;
@@ -396,7 +396,7 @@ fn store_message(accepted: &Accepted, env: &mut Env<'_>) {
     }
     if let Err(e) = env
         .store
-        .insert_message(&super::persist::message_row(accepted))
+        .insert_event(&super::persist::message_row(accepted))
     {
         env.log.log(LogLevel::Error, format_args!("{e}"));
         // The turn is stored all or nothing: it will be rolled back.
@@ -404,39 +404,55 @@ fn store_message(accepted: &Accepted, env: &mut Env<'_>) {
     }
 }
 
-/// Queues the stored messages after `since` for a resuming socket, or
-/// `{"event": "resync"}` when there are more than the configured maximum
-/// (or more bytes than half the socket's output limit): then the client
+/// Events read from the store per query during a replay.
+const REPLAY_PAGE: usize = 256;
+
+/// A replay reads at most this many times `resume_max` events of all
+/// conversations: events the user may not see are skipped, and a socket
+/// that missed that much traffic is told to resync rather than have the
+/// loop read the whole backlog.
+const REPLAY_SCAN_FACTOR: usize = 16;
+
+/// Queues the stored events after `since` that `user` may see (general,
+/// their rooms, their direct messages), in id order, for a resuming
+/// socket; or `{"event": "resync"}` when there are more than the
+/// configured maximum, more bytes than half the socket's output limit, or
+/// more events of all conversations than the scan allows: then the client
 /// pages the history instead.
-fn replay(id: ConnId, since: i64, env: &mut Env<'_>) {
+fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
     let max = env.cfg.resume_max;
     let budget = env.cfg.max_output_bytes / 2;
-    let page = env
-        .store
-        .messages_after(since, max + 1)
-        .unwrap_or_else(|e| {
-            env.log.log(LogLevel::Error, format_args!("{e}"));
-            Vec::new()
-        });
-    let mut frames = Vec::new();
-    for m in page.iter().take(max) {
-        let message = ChatMessage {
-            message: &m.text,
-            author: &m.author,
-            id: m.id,
-            ts: m.ts,
-        };
-        frames.extend_from_slice(&ws_frame(
-            OP_TEXT,
-            &ServerFrame::Message(&message).to_json(),
-        ));
-        if frames.len() > budget {
-            break;
+    let scan = max.saturating_mul(REPLAY_SCAN_FACTOR);
+    let (mut frames, mut count, mut scanned, mut after) = (Vec::new(), 0, 0, since);
+    // The newest event replayed.
+    let mut newest = since;
+    let resync = loop {
+        let page = env
+            .store
+            .events_after(after, REPLAY_PAGE)
+            .unwrap_or_else(|e| {
+                env.log.log(LogLevel::Error, format_args!("{e}"));
+                Vec::new()
+            });
+        for e in &page {
+            if let Some(json) = env.chat.replay_json(user, e) {
+                count += 1;
+                newest = e.id;
+                frames.extend_from_slice(&ws_frame(OP_TEXT, &json));
+            }
         }
-    }
-    if page.len() > max || frames.len() > budget {
+        scanned += page.len();
+        if count > max || frames.len() > budget || scanned > scan {
+            break true;
+        }
+        match page.last() {
+            Some(last) if page.len() == REPLAY_PAGE => after = last.id,
+            _ => break false,
+        }
+    };
+    if resync {
         frames = ws_frame(OP_TEXT, &ServerFrame::Event { event: "resync" }.to_json());
-    } else if page.last().is_some_and(|m| m.id > env.chat.stored_id()) {
+    } else if newest > env.chat.stored_id() {
         // Rows of this turn's batch, which the loop's own connection sees
         // before they are committed: they stand only if the commit does.
         env.held.readers.push(id);

@@ -7,6 +7,7 @@
 //! process; a power loss may take the last commits).
 
 use super::{Store, StoreError, UserId, fail};
+use crate::event::{Conversation, EventKind, NewEvent, StoredEvent};
 use rusqlite::{OptionalExtension, Row, params};
 
 /// Version 2: messages (with the client's deduplication id) and sessions
@@ -34,49 +35,90 @@ pub(super) const MIGRATION_2_HISTORY: &str = "
 /// writes and measurably the delivery latency's tail under load.
 pub(super) const MIGRATION_3_NO_TS_INDEX: &str = "DROP INDEX messages_ts;";
 
-const SQL_INSERT_MESSAGE: &str =
-    "INSERT INTO messages (id, user_id, ts, text, client_id) VALUES (?1, ?2, ?3, ?4, ?5)";
-const SQL_NEWEST_MESSAGE: &str = "SELECT id, ts FROM messages ORDER BY id DESC LIMIT 1";
-const SQL_MESSAGES_BEFORE: &str = "SELECT m.id, u.name, m.text, m.ts FROM messages m \
-     JOIN users u ON u.id = m.user_id WHERE m.id < ?1 ORDER BY m.id DESC LIMIT ?2";
-const SQL_MESSAGES_AFTER: &str = "SELECT m.id, u.name, m.text, m.ts FROM messages m \
-     JOIN users u ON u.id = m.user_id WHERE m.id > ?1 ORDER BY m.id LIMIT ?2";
+/// Version 4: one event sequence for every conversation. The messages
+/// table becomes `events`: a `kind` (0 message, 1 `room_join`, 2
+/// `room_leave`; edits, deletions and reactions are further kinds that
+/// point at their message through `target`), the `room_id` of a room
+/// event and the `to_id` of a direct message. Today's rows become
+/// `general`'s: general's events have neither (`room_id` NULL, `to_id`
+/// NULL), so a general message is still one insert into one B-tree, as
+/// fast as before; the indexes are partial and hold only the other rooms'
+/// events and direct messages, for paging one conversation. Rooms and
+/// their stored members (never general's: everyone is in it) get tables
+/// of their own.
+pub(super) const MIGRATION_4_EVENTS: &str = "
+    CREATE TABLE rooms (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        private INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    );
+    INSERT INTO rooms (id, name, private, created) VALUES (1, 'general', 0, 0);
+    CREATE TABLE members (
+        room_id INTEGER NOT NULL REFERENCES rooms (id),
+        user_id INTEGER NOT NULL REFERENCES users (id),
+        role TEXT NOT NULL,
+        PRIMARY KEY (room_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX members_user ON members (user_id);
+    ALTER TABLE messages RENAME TO events;
+    ALTER TABLE events ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN room_id INTEGER REFERENCES rooms (id);
+    ALTER TABLE events ADD COLUMN to_id INTEGER REFERENCES users (id);
+    ALTER TABLE events ADD COLUMN target INTEGER;
+    CREATE INDEX events_room ON events (room_id, id) WHERE room_id IS NOT NULL;
+    CREATE INDEX events_direct ON events (min(user_id, to_id), max(user_id, to_id), id)
+        WHERE to_id IS NOT NULL;
+";
+
+const SQL_INSERT_EVENT: &str = "INSERT INTO events \
+     (id, kind, user_id, room_id, to_id, ts, text, client_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+const SQL_NEWEST_EVENT: &str = "SELECT id, ts FROM events ORDER BY id DESC LIMIT 1";
+/// The columns of a page; `kind = 0`: messages only.
+const SQL_GENERAL_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts FROM events e \
+     JOIN users u ON u.id = e.user_id WHERE e.id < ?1 AND e.room_id IS NULL \
+     AND e.to_id IS NULL AND e.kind = 0 ORDER BY e.id DESC LIMIT ?2";
+const SQL_ROOM_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts FROM events e \
+     JOIN users u ON u.id = e.user_id WHERE e.room_id = ?3 AND e.id < ?1 \
+     AND e.kind = 0 ORDER BY e.id DESC LIMIT ?2";
+/// The expressions and the `to_id IS NOT NULL` term match the partial
+/// index `events_direct`, so SQLite can use it.
+const SQL_DIRECT_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts FROM events e \
+     JOIN users u ON u.id = e.user_id WHERE e.to_id IS NOT NULL \
+     AND min(e.user_id, e.to_id) = ?3 AND max(e.user_id, e.to_id) = ?4 \
+     AND e.id < ?1 AND e.kind = 0 ORDER BY e.id DESC LIMIT ?2";
+/// Every event after an id, for the replay (filtered by the caller).
+const SQL_EVENTS_AFTER: &str = "SELECT e.id, e.kind, e.user_id, u.name, e.room_id, \
+     e.to_id, t.name, e.ts, e.text FROM events e JOIN users u ON u.id = e.user_id \
+     LEFT JOIN users t ON t.id = e.to_id WHERE e.id > ?1 ORDER BY e.id LIMIT ?2";
+/// The newest event of every room but general (at start-up).
+const SQL_ROOM_LAST_IDS: &str =
+    "SELECT room_id, max(id) FROM events WHERE room_id IS NOT NULL GROUP BY room_id";
+/// The newest event of general: walks the ids down to the first one.
+const SQL_GENERAL_LAST_ID: &str =
+    "SELECT id FROM events WHERE room_id IS NULL AND to_id IS NULL ORDER BY id DESC LIMIT 1";
 /// Newest first; the caller stops at the first row older than its window.
-const SQL_NEWEST_FIRST: &str = "SELECT user_id, client_id, id, ts FROM messages ORDER BY id DESC";
-/// Both prunes keep the newest message whatever the limits say: ids
+const SQL_NEWEST_FIRST: &str = "SELECT user_id, client_id, id, ts FROM events ORDER BY id DESC";
+/// Both prunes keep the newest event whatever the limits say: ids
 /// continue after the newest stored one on restart, so deleting it would
 /// hand out acknowledged ids again.
-const SQL_PRUNE_BEFORE_ID: &str = "DELETE FROM messages WHERE id IN \
-     (SELECT id FROM messages WHERE id <= ?1 AND id < (SELECT max(id) FROM messages) \
+const SQL_PRUNE_BEFORE_ID: &str = "DELETE FROM events WHERE id IN \
+     (SELECT id FROM events WHERE id <= ?1 AND id < (SELECT max(id) FROM events) \
      ORDER BY id LIMIT ?2)";
 /// Looks only at the `?2` oldest rows, so a prune step reads a bounded
 /// number of rows even when nothing is old enough. Should the wall clock
 /// have gone back between runs, an old row behind a newer-stamped one
 /// waits until that one is old too.
-const SQL_PRUNE_BEFORE_TS: &str = "DELETE FROM messages WHERE id IN \
-     (SELECT id FROM (SELECT id, ts FROM messages ORDER BY id LIMIT ?2) WHERE ts < ?1 \
-     AND id < (SELECT max(id) FROM messages))";
+const SQL_PRUNE_BEFORE_TS: &str = "DELETE FROM events WHERE id IN \
+     (SELECT id FROM (SELECT id, ts FROM events ORDER BY id LIMIT ?2) WHERE ts < ?1 \
+     AND id < (SELECT max(id) FROM events))";
 const SQL_INSERT_SESSION: &str =
     "INSERT OR REPLACE INTO sessions (token_hash, user_id, last_active) VALUES (?1, ?2, ?3)";
 const SQL_TOUCH_SESSION: &str = "UPDATE sessions SET last_active = ?2 WHERE token_hash = ?1";
 const SQL_DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = ?1";
 const SQL_LOAD_SESSIONS: &str = "SELECT s.token_hash, s.user_id, u.name, s.last_active \
      FROM sessions s JOIN users u ON u.id = s.user_id";
-
-/// A message to store: its id is assigned by the chat, in order.
-#[derive(Debug, Clone, Copy)]
-pub struct NewMessage<'a> {
-    /// Message id (increasing).
-    pub id: i64,
-    /// Its author.
-    pub user: UserId,
-    /// Server time, Unix milliseconds.
-    pub ts: i64,
-    /// The text.
-    pub text: &'a str,
-    /// The client's deduplication id, if it sent one.
-    pub client_id: Option<&'a str>,
-}
 
 /// A stored message as history and resume return it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,60 +212,105 @@ impl Store {
         self.in_batch
     }
 
-    /// Stores an accepted message in the turn's batch.
-    pub fn insert_message(&mut self, m: &NewMessage<'_>) -> Result<(), StoreError> {
+    /// Stores an event in the turn's batch.
+    pub fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<(), StoreError> {
         self.begin_batch()?;
+        let to = e.to.map(|u| u.0);
         self.conn
-            .prepare_cached(SQL_INSERT_MESSAGE)
-            .and_then(|mut s| s.execute(params![m.id, m.user.0, m.ts, m.text, m.client_id]))
+            .prepare_cached(SQL_INSERT_EVENT)
+            .and_then(|mut s| {
+                s.execute(params![
+                    e.id,
+                    e.kind as i64,
+                    e.user.0,
+                    e.room,
+                    to,
+                    e.ts,
+                    e.text,
+                    e.client_id
+                ])
+            })
             .map(drop)
-            .map_err(|e| fail(&self.label, "storing a message", e))
+            .map_err(|e| fail(&self.label, "storing an event", e))
     }
 
-    /// The newest stored message's id and time; `(0, i64::MIN)` when there
+    /// The newest stored event's id and time; `(0, i64::MIN)` when there
     /// is none.
     pub fn newest_message(&mut self) -> Result<(i64, i64), StoreError> {
         self.conn
-            .prepare_cached(SQL_NEWEST_MESSAGE)
+            .prepare_cached(SQL_NEWEST_EVENT)
             .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map(|v| v.unwrap_or((0, i64::MIN)))
-            .map_err(|e| fail(&self.label, "reading the newest message", e))
+            .map_err(|e| fail(&self.label, "reading the newest event", e))
     }
 
-    /// Up to `limit` messages with ids below `before` (the newest ones),
-    /// oldest first.
+    /// Up to `limit` messages of one conversation with ids below `before`
+    /// (the newest ones), oldest first.
     pub fn messages_before(
         &mut self,
+        conv: Conversation,
         before: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut page = self.query_messages(SQL_MESSAGES_BEFORE, before, limit)?;
-        page.reverse();
-        Ok(page)
-    }
-
-    /// Up to `limit` messages with ids above `after`, oldest first.
-    pub fn messages_after(
-        &mut self,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        self.query_messages(SQL_MESSAGES_AFTER, after, limit)
-    }
-
-    fn query_messages(
-        &mut self,
-        sql: &str,
-        bound: i64,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let run = || {
+            let (sql, a, b) = match conv {
+                Conversation::General => (SQL_GENERAL_BEFORE, None, None),
+                Conversation::Room(room) => (SQL_ROOM_BEFORE, Some(room), None),
+                Conversation::Direct(x, y) => {
+                    (SQL_DIRECT_BEFORE, Some(x.0.min(y.0)), Some(x.0.max(y.0)))
+                }
+            };
             let mut stmt = self.conn.prepare_cached(sql)?;
-            let rows = stmt.query_map(params![bound, limit], message_from_row)?;
+            let rows = match (a, b) {
+                (None, _) => stmt.query_map(params![before, limit], message_from_row)?,
+                (Some(a), None) => stmt.query_map(params![before, limit, a], message_from_row)?,
+                (Some(a), Some(b)) => {
+                    stmt.query_map(params![before, limit, a, b], message_from_row)?
+                }
+            };
             rows.collect::<rusqlite::Result<Vec<_>>>()
         };
-        run().map_err(|e| fail(&self.label, "reading messages", e))
+        let mut page = run().map_err(|e| fail(&self.label, "reading messages", e))?;
+        page.reverse();
+        Ok(page)
+    }
+
+    /// Up to `limit` events of every conversation with ids above `after`,
+    /// oldest first; the caller keeps the ones its user may see.
+    pub fn events_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let run = || {
+            let mut stmt = self.conn.prepare_cached(SQL_EVENTS_AFTER)?;
+            let rows = stmt.query_map(params![after, limit], event_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        };
+        run().map_err(|e| fail(&self.label, "reading events", e))
+    }
+
+    /// The newest event id of general and of every other room that has one
+    /// (`None` for general), for start-up.
+    pub fn room_last_ids(&mut self) -> Result<Vec<(Option<i64>, i64)>, StoreError> {
+        let run = || {
+            let general: Option<i64> = self
+                .conn
+                .prepare_cached(SQL_GENERAL_LAST_ID)?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            let mut stmt = self.conn.prepare_cached(SQL_ROOM_LAST_IDS)?;
+            let rows = stmt.query_map([], |r| Ok((Some(r.get(0)?), r.get(1)?)))?;
+            let mut all: Vec<(Option<i64>, i64)> =
+                general.map(|id| (None, id)).into_iter().collect();
+            for row in rows {
+                all.push(row?);
+            }
+            Ok::<_, rusqlite::Error>(all)
+        };
+        run().map_err(|e| fail(&self.label, "reading the rooms' newest events", e))
     }
 
     /// Deduplication ids of messages stored at or after `since_ts`, oldest
@@ -342,6 +429,21 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     })
 }
 
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let to: Option<i64> = r.get(5)?;
+    let to_name: Option<String> = r.get(6)?;
+    Ok(StoredEvent {
+        id: r.get(0)?,
+        kind: EventKind::from_i64(r.get(1)?),
+        user: UserId(r.get(2)?),
+        name: r.get(3)?,
+        room: r.get(4)?,
+        to: to.map(|t| (UserId(t), to_name.unwrap_or_default())),
+        ts: r.get(7)?,
+        text: r.get(8)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,14 +458,23 @@ mod tests {
 
     fn put(store: &mut Store, user: UserId, id: i64, client_id: Option<&str>) {
         let text = format!("m{id}");
-        let m = NewMessage {
+        let m = NewEvent {
             id,
+            kind: EventKind::Message,
             user,
+            room: None,
+            to: None,
             ts: 1000 + id,
             text: &text,
             client_id,
         };
-        store.insert_message(&m).unwrap();
+        store.insert_event(&m).unwrap();
+    }
+
+    /// The ids of every event after `after`.
+    fn after(store: &mut Store, after: i64) -> Vec<i64> {
+        let events = store.events_after(after, 100).unwrap();
+        events.iter().map(|e| e.id).collect()
     }
 
     #[test]
@@ -374,12 +485,14 @@ mod tests {
         }
         store.commit().unwrap();
         let ids = |v: Vec<StoredMessage>| v.iter().map(|m| m.id).collect::<Vec<_>>();
-        assert_eq!(ids(store.messages_before(i64::MAX, 3).unwrap()), [8, 9, 10]);
-        assert_eq!(ids(store.messages_before(8, 3).unwrap()), [5, 6, 7]);
-        assert_eq!(ids(store.messages_before(2, 3).unwrap()), [1]);
-        assert_eq!(ids(store.messages_after(7, 100).unwrap()), [8, 9, 10]);
+        let general = Conversation::General;
+        let page = |s: &mut Store, before, n| ids(s.messages_before(general, before, n).unwrap());
+        assert_eq!(page(&mut store, i64::MAX, 3), [8, 9, 10]);
+        assert_eq!(page(&mut store, 8, 3), [5, 6, 7]);
+        assert_eq!(page(&mut store, 2, 3), [1]);
+        assert_eq!(after(&mut store, 7), [8, 9, 10]);
         assert_eq!(store.newest_message().unwrap(), (10, 1010));
-        let m = &store.messages_after(0, 1).unwrap()[0];
+        let m = &store.messages_before(general, 2, 1).unwrap()[0];
         assert_eq!(
             (m.author.as_str(), m.text.as_str(), m.ts),
             ("ann", "m1", 1001)
@@ -416,13 +529,7 @@ mod tests {
             "ts 1008 goes"
         );
         store.commit().unwrap();
-        let left: Vec<i64> = store
-            .messages_after(0, 100)
-            .unwrap()
-            .iter()
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(left, [9, 10]);
+        assert_eq!(after(&mut store, 0), [9, 10]);
     }
 
     #[test]
@@ -471,8 +578,7 @@ mod tests {
         assert_eq!(store.prune_messages(None, Some(1009), 3).unwrap(), 3);
         assert_eq!(store.prune_messages(None, Some(1009), 100).unwrap(), 5);
         assert_eq!(store.prune_messages(None, Some(1009), 100).unwrap(), 0);
-        let left = store.messages_after(0, 100).unwrap();
-        assert_eq!(left.iter().map(|m| m.id).collect::<Vec<_>>(), [9, 10]);
+        assert_eq!(after(&mut store, 0), [9, 10]);
     }
 
     #[test]
@@ -490,28 +596,137 @@ mod tests {
     #[test]
     fn history_queries_use_indexes() {
         let (store, _) = store_with_user();
-        for sql in [SQL_MESSAGES_BEFORE, SQL_MESSAGES_AFTER, SQL_PRUNE_BEFORE_ID] {
-            let plan = store.plan(&sql.replace("?1", "1").replace("?2", "1"));
-            assert!(
-                plan.contains("INTEGER PRIMARY KEY") || plan.contains("USING"),
-                "{sql}: {plan}"
-            );
+        let bind = |sql: &str| {
+            let sql = sql.replace("?1", "1").replace("?2", "1");
+            sql.replace("?3", "2").replace("?4", "3")
+        };
+        let table = [
+            (SQL_GENERAL_BEFORE, "INTEGER PRIMARY KEY"),
+            (SQL_EVENTS_AFTER, "INTEGER PRIMARY KEY"),
+            (SQL_PRUNE_BEFORE_ID, "INTEGER PRIMARY KEY"),
+            (SQL_ROOM_BEFORE, "INDEX events_room"),
+            (SQL_DIRECT_BEFORE, "INDEX events_direct"),
+            (SQL_ROOM_LAST_IDS, "INDEX events_room"),
+        ];
+        for (sql, want) in table {
+            let plan = store.plan(&bind(sql));
+            assert!(plan.contains(want), "{sql}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
         }
         // The scans by time walk the primary key in order: no sort, no
         // temporary B-tree over the whole table.
-        for sql in [SQL_NEWEST_FIRST, SQL_PRUNE_BEFORE_TS] {
-            let plan = store.plan(&sql.replace("?1", "1").replace("?2", "1"));
+        for sql in [SQL_NEWEST_FIRST, SQL_PRUNE_BEFORE_TS, SQL_GENERAL_LAST_ID] {
+            let plan = store.plan(&bind(sql));
             assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
         }
-        let indexes: i64 = store
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'",
-                [],
-                |r| r.get(0),
+    }
+
+    #[test]
+    fn migration_4_makes_existing_messages_generals() {
+        let dir = crate::store::tests::TempDir::new();
+        let path = dir.file("v3.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for step in &super::super::MIGRATIONS[..3] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (id, name, name_fold, key_hash) VALUES (1, 'ann', 'ann', 'h');
+                 INSERT INTO messages (id, user_id, ts, text, client_id) VALUES (7, 1, 5, 'old', 'c');",
             )
             .unwrap();
-        assert_eq!(indexes, 0, "an insert touches one B-tree");
+        }
+        let mut store = Store::open(&path).unwrap();
+        let page = store
+            .messages_before(Conversation::General, i64::MAX, 10)
+            .unwrap();
+        assert_eq!((page[0].id, page[0].text.as_str()), (7, "old"));
+        assert_eq!(store.newest_message().unwrap(), (7, 5));
+        assert_eq!(store.room_last_ids().unwrap(), [(None, 7)]);
+        assert_eq!(store.recent_client_ids(0).unwrap().len(), 1);
+        let rooms = store.load_rooms().unwrap();
+        assert_eq!(rooms[0].name, "general");
+        let e = &store.events_after(0, 10).unwrap()[0];
+        assert_eq!(
+            (e.kind, e.room, e.to.clone()),
+            (Some(EventKind::Message), None, None)
+        );
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn pages_per_conversation() {
+        let (mut store, ann) = store_with_user();
+        let ben = store
+            .create_user("ben", &crate::secret::sha256_hex("b"))
+            .unwrap()
+            .unwrap()
+            .id;
+        store.insert_room(2, "rust", false, 0).unwrap();
+        let event = |id, room, to| NewEvent {
+            id,
+            kind: EventKind::Message,
+            user: if id % 2 == 0 { ann } else { ben },
+            room,
+            to,
+            ts: id,
+            text: "t",
+            client_id: None,
+        };
+        let rows = [
+            event(1, None, None),
+            event(2, Some(2), None),
+            event(3, None, Some(ann)),
+            event(4, None, Some(ben)),
+            event(5, Some(2), None),
+            event(6, None, Some(ann)),
+        ];
+        for row in &rows {
+            store.insert_event(row).unwrap();
+        }
+        let leave = NewEvent {
+            kind: EventKind::RoomLeave,
+            ..event(7, Some(2), None)
+        };
+        store.insert_event(&leave).unwrap();
+        store.commit().unwrap();
+        let ids = |s: &mut Store, conv| {
+            let page = s.messages_before(conv, i64::MAX, 10).unwrap();
+            page.iter().map(|m| m.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&mut store, Conversation::General), [1]);
+        assert_eq!(
+            ids(&mut store, Conversation::Room(2)),
+            [2, 5],
+            "messages only"
+        );
+        assert_eq!(ids(&mut store, Conversation::Direct(ann, ben)), [3, 4]);
+        assert_eq!(ids(&mut store, Conversation::Direct(ben, ann)), [3, 4]);
+        assert_eq!(ids(&mut store, Conversation::Direct(ann, ann)), [6]);
+        assert_eq!(store.room_last_ids().unwrap(), [(None, 1), (Some(2), 7)]);
+        let e = store.events_after(6, 10).unwrap();
+        assert_eq!(
+            (e[0].kind, e[0].room),
+            (Some(EventKind::RoomLeave), Some(2))
+        );
+        let dm = &store.events_after(2, 1).unwrap()[0];
+        assert_eq!(dm.to, Some((ann, "ann".to_string())));
+    }
+
+    #[test]
+    fn a_general_message_touches_one_b_tree() {
+        let (mut store, user) = store_with_user();
+        put(&mut store, user, 1, None);
+        store.commit().unwrap();
+        // Both indexes are partial: general's rows are in neither.
+        for index in ["events_room", "events_direct"] {
+            let n: i64 = store
+                .conn
+                .query_row(&format!("SELECT count(*) FROM events INDEXED BY {index} WHERE room_id IS NOT NULL OR to_id IS NOT NULL"), [], |r| r.get(0))
+                .unwrap_or(0);
+            assert_eq!(n, 0, "{index}");
+        }
         let plan = store.plan(&SQL_TOUCH_SESSION.replace("?1", "'x'").replace("?2", "1"));
         assert!(plan.contains("PRIMARY KEY"), "{plan}");
     }

@@ -15,7 +15,10 @@ use std::path::Path;
 
 mod checkpoint;
 mod history;
-pub use history::{NewMessage, StoredMessage, StoredSession};
+mod rooms;
+pub use crate::event::{Conversation, EventKind, NewEvent, StoredEvent};
+pub use history::{StoredMessage, StoredSession};
+pub use rooms::{StoredMember, StoredRoom};
 use std::time::Duration;
 
 /// How long a statement waits for a lock held by another connection (the
@@ -30,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     MIGRATION_1_USERS,
     history::MIGRATION_2_HISTORY,
     history::MIGRATION_3_NO_TS_INDEX,
+    history::MIGRATION_4_EVENTS,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`
@@ -512,23 +516,23 @@ fn is_key_hash(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::secret::{fill_random, hex, sha256_hex};
     use std::path::PathBuf;
 
     /// A fresh directory under the system temp dir, removed on drop (also
     /// when the test panics).
-    struct TempDir(PathBuf);
+    pub(crate) struct TempDir(PathBuf);
 
     impl TempDir {
-        fn new() -> TempDir {
+        pub(crate) fn new() -> TempDir {
             let dir = std::env::temp_dir().join(format!("piratchat-store-{}", random_hex(8)));
             std::fs::create_dir(&dir).expect("create temp dir");
             TempDir(dir)
         }
 
-        fn file(&self, name: &str) -> PathBuf {
+        pub(crate) fn file(&self, name: &str) -> PathBuf {
             self.0.join(name)
         }
     }

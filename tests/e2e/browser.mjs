@@ -243,6 +243,186 @@ try {
     assertEq(await page.isVisible('#composer-msg'), false, 'reason gone once fixed');
   });
 
+  // ---- rooms and direct messages ------------------------------------------
+  const room = `r${tag}`;
+  const secret = `p${tag}`;
+  const title = (p) => p.page.textContent('#conv-title');
+  const convButton = (p, key) => p.page.locator(`#side button.conv[data-conv="${key}"]`);
+  const badge = (p, key) => p.page.locator(`#side button.conv[data-conv="${key}"] .badge`);
+  async function openConv(p, key, want) {
+    await convButton(p, key).click();
+    await waitText(p.page, '#conv-title', want);
+  }
+  async function createRoom(p, name, priv) {
+    const { page } = p;
+    if (!(await page.evaluate(() => document.getElementById('new-room').open))) await page.click('#new-room summary');
+    await page.fill('#room-name', name);
+    await page.setChecked('#room-private', priv);
+    await page.click('#room-form button[type=submit]');
+    await waitText(page, '#conv-title', `# ${name}`);
+  }
+  async function say(p, text) {
+    await p.page.fill('#text', text);
+    await p.page.press('#text', 'Enter');
+    await p.page.waitForFunction(() => document.querySelectorAll('#messages li.pending').length === 0, null, { timeout: WAIT });
+  }
+  const texts = (p) => p.page.$$eval('#messages li.msg .text', (ps) => ps.map((e) => e.textContent));
+
+  await check('creating a public room opens it and lists it', async () => {
+    await createRoom(ann, room, false);
+    await waitText(ann.page, '#room-list button.conv', `# ${room}`);
+    assertEq(await convButton(ann, `r:${room}`).getAttribute('aria-current'), 'true', 'current room marked');
+    assertEq(await ann.page.isVisible('#leave-room'), true, 'Leave offered');
+    await waitText(ann.page, '#messages li.event', 'You joined the room');
+  });
+
+  await check('the other person finds the room in the list and joins it', async () => {
+    const { page } = ben;
+    await page.click('#browse-rooms summary');
+    await page.locator(`#public-list button[data-join="${room}"]`).click();
+    await waitText(page, '#conv-title', `# ${room}`);
+    await waitText(page, '#room-list button.conv', `# ${room}`);
+    await waitNoText(page, '#public-list', `# ${room}`);
+    await waitText(ann.page, '#messages li.event', `${ben.name} joined the room`);
+    await waitText(ann.page, '#conv-info', '2 members');
+  });
+
+  await check('a room message appears in the room view, not in general', async () => {
+    await say(ann, 'hello room');
+    await waitText(ben.page, '#messages li.msg .text', 'hello room');
+    // Ben is looking at the room: nothing unread there.
+    assertEq(await badge(ben, `r:${room}`).count(), 0, 'badge on the room on screen');
+    await openConv(ben, 'r:general', '# general');
+    if ((await texts(ben)).includes('hello room')) throw new Error('room message shown in general');
+    // History of the room (GET api/messages?room=) agrees.
+    const hist = await ben.page.evaluate(async (r) => (await (await fetch(`api/messages?room=${r}`)).json()).messages.map((m) => m.message), room);
+    if (!hist.includes('hello room')) throw new Error(`room history: ${hist}`);
+  });
+
+  await check('unread marks: room and general count frames for the conversation not on screen', async () => {
+    await say(ann, 'second in room');
+    await ben.page.locator(`#side button.conv[data-conv="r:${room}"] .badge`).waitFor();
+    assertEq((await badge(ben, `r:${room}`).textContent()).trim(), '1 unread', 'room badge');
+    await waitText(ben.page, '#total-unread', '1');
+    // Ben says something in general while Ann looks at the room.
+    await say(ben, 'general while you are in the room');
+    await badge(ann, 'r:general').waitFor();
+    if ((await texts(ann)).includes('general while you are in the room')) throw new Error('general message in the room view');
+    await openConv(ben, `r:${room}`, `# ${room}`);
+    await waitText(ben.page, '#messages li.msg .text', 'second in room');
+    assertEq(await badge(ben, `r:${room}`).count(), 0, 'badge gone once read');
+    await openConv(ann, 'r:general', '# general');
+    await waitText(ann.page, '#messages li.msg .text', 'general while you are in the room');
+    assertEq(await badge(ann, 'r:general').count(), 0, 'general badge gone');
+  });
+
+  await check('screenshot of the room view (desktop and phone, lists open)', async () => {
+    await openConv(ann, `r:${room}`, `# ${room}`);
+    await ann.page.screenshot({ path: `${SHOTS}/room.png` });
+    await ben.page.setViewportSize({ width: 390, height: 760 });
+    await ben.page.screenshot({ path: `${SHOTS}/room-phone.png` });
+    await ben.page.click('#side-toggle');
+    await ben.page.locator('#side').waitFor({ state: 'visible' });
+    await ben.page.screenshot({ path: `${SHOTS}/room-phone-lists.png` });
+    const wide = await ben.page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > 390) throw new Error(`page is ${wide}px wide at 390px`);
+    // Choosing a conversation closes the lists again.
+    await openConv(ben, 'r:general', '# general');
+    assertEq(await ben.page.isVisible('#side'), false, 'lists closed');
+    await ben.page.setViewportSize({ width: 1000, height: 700 });
+  });
+
+  await check('direct message from the online list: unread mark, then the message', async () => {
+    const key = `d:${ben.name.toLowerCase()}`;
+    await ann.page.locator('#online-list button.person', { hasText: ben.name }).click();
+    await waitText(ann.page, '#conv-title', `@${ben.name}`);
+    await waitText(ann.page, '#conv-info', 'online');
+    await say(ann, 'psst, just you');
+    const annKey = `d:${ann.name.toLowerCase()}`;
+    await badge(ben, annKey).waitFor();
+    assertEq((await badge(ben, annKey).textContent()).trim(), '1 unread', 'DM badge');
+    await ben.page.screenshot({ path: `${SHOTS}/dm-unread.png` });
+    if ((await texts(ben)).includes('psst, just you')) throw new Error('DM shown in general');
+    await openConv(ben, annKey, `@${ann.name}`);
+    await waitText(ben.page, '#messages li.msg .text', 'psst, just you');
+    assertEq(await ben.page.$eval('#messages li.msg:last-child .author', (e) => e.textContent), ann.name, 'author');
+    await say(ben, 'got it');
+    // Ann has the conversation on screen: shown at once, nothing unread.
+    await waitText(ann.page, '#messages li.msg .text', 'got it');
+    assertEq(await badge(ann, key).count(), 0, 'no badge on the open DM');
+    const hist = await ann.page.evaluate(async (b) => (await (await fetch(`api/messages?with=${b}`)).json()).messages.map((m) => m.message), ben.name);
+    assertEq(JSON.stringify(hist), JSON.stringify(['psst, just you', 'got it']), 'DM history');
+  });
+
+  await check('"Write to…" opens a direct conversation by name, unknown names refused', async () => {
+    const { page } = ann;
+    await openConv(ann, 'r:general', '# general');
+    await page.click('#new-dm summary');
+    await page.fill('#dm-name', `nobody${tag}`);
+    await page.press('#dm-name', 'Enter');
+    await waitText(page, '#dm-msg', 'no user with that name');
+    await page.fill('#dm-name', ben.name.toUpperCase());
+    await page.press('#dm-name', 'Enter');
+    // The conversation already open with him, under the name as registered.
+    await waitText(page, '#conv-title', `@${ben.name}`);
+    await waitText(page, '#messages li.msg .text', 'got it');
+    assertEq(await page.locator('#dm-list button.conv').count(), 1, 'one direct conversation');
+  });
+
+  await check('a private room is not listed for others until its owner invites them', async () => {
+    await createRoom(ann, secret, true);
+    await waitText(ann.page, '#conv-info', 'private');
+    await ann.page.locator('#invite-form').waitFor({ state: 'visible' });
+    await say(ann, 'before the invitation');
+    const { page } = ben;
+    // Reopening the list reads it again.
+    await page.click('#browse-rooms summary');
+    await page.click('#browse-rooms summary');
+    await page.waitForFunction(() => document.getElementById('browse-rooms').open);
+    await page.waitForLoadState('networkidle');
+    const listed = await page.$$eval('#side button', (bs) => bs.map((b) => b.textContent).join(' '));
+    if (listed.includes(secret)) throw new Error(`private room listed for ${ben.name}: ${listed}`);
+    const api = await page.evaluate(async () => (await (await fetch('api/rooms')).json()).rooms.map((r) => r.name));
+    if (api.includes(secret)) throw new Error('in api/rooms');
+    await ann.page.fill('#invite-name', ben.name);
+    await ann.page.click('#invite-form button[type=submit]');
+    await waitText(ann.page, '#invite-msg', `Invited ${ben.name}`);
+    await waitText(page, '#room-list button.conv', `# ${secret}`);
+    await say(ann, 'welcome in');
+    await badge(ben, `r:${secret}`).waitFor();
+    await openConv(ben, `r:${secret}`, `# ${secret}`);
+    await waitText(page, '#messages li.msg .text', 'welcome in');
+    // Its history is open to him now, the earlier message included.
+    await waitText(page, '#messages li.msg .text', 'before the invitation');
+  });
+
+  await check('leaving a room: back in general, the room offered to join again', async () => {
+    const { page } = ben;
+    await openConv(ben, `r:${room}`, `# ${room}`);
+    await page.click('#leave-room');
+    await waitText(page, '#conv-title', '# general');
+    await waitNoText(page, '#room-list', `# ${room}`);
+    await waitText(page, '#public-list', `# ${room}`);
+    const members = await page.evaluate(async (r) => (await (await fetch(`api/rooms/${r}/members`)).json()).members.map((m) => m.username), room);
+    assertEq(JSON.stringify(members), JSON.stringify([ann.name]), 'members after leaving');
+  });
+
+  await check('a reload resumes: room messages that came meanwhile are unread, DMs kept', async () => {
+    const { page } = ben;
+    await page.goto('about:blank');
+    await say(ann, 'while ben was away');  // Ann is in the private room
+    await page.goto(BASE);
+    await page.locator('#chat-view').waitFor({ state: 'visible' });
+    await badge(ben, `r:${secret}`).waitFor();
+    await waitText(page, '#dm-list button.conv', `@${ann.name}`);
+    await openConv(ben, `r:${secret}`, `# ${secret}`);
+    await waitText(page, '#messages li.msg .text', 'while ben was away');
+    const copies = (await texts(ben)).filter((t) => t === 'while ben was away').length;
+    assertEq(copies, 1, 'copies');
+    await openConv(ben, 'r:general', '# general');
+    await openConv(ann, 'r:general', '# general');
+  });
+
   await check('screenshots (desktop and phone width)', async () => {
     await ann.page.fill('#text', 'Typing a reply…');
     await ann.page.screenshot({ path: `${SHOTS}/chat.png` });

@@ -23,6 +23,10 @@ FLAGS
   --clients N         users / sockets (default 100)
   --senders S         fanout: clients that send (default 10)
   --inflight K        fanout: messages in flight per sender, closed loop (default 4)
+  --rooms R           fanout: split the clients into R rooms (client i joins room
+                      i mod R before opening its socket); each sender talks in its
+                      own room, so a message reaches the room's other members
+                      (default 0: everyone in general)
   --rate R            fanout: fixed total rate in messages/s instead of closed loop
   --duration SECS     measurement window (default 5)
   --warmup SECS       fanout: sending before the window opens (default 1)
@@ -67,6 +71,8 @@ pub struct Args {
     pub senders: usize,
     /// Fanout: closed-loop messages in flight per sender.
     pub inflight: usize,
+    /// Fanout: rooms the clients are split into (0: everyone in general).
+    pub rooms: usize,
     /// Fanout: total messages per second; `None` is closed loop.
     pub rate: Option<f64>,
     /// Measurement window.
@@ -101,6 +107,7 @@ impl Default for Args {
             clients: 100,
             senders: 10,
             inflight: 4,
+            rooms: 0,
             rate: None,
             duration: Duration::from_secs(5),
             warmup: Duration::from_secs(1),
@@ -191,6 +198,7 @@ pub fn parse(argv: &[String]) -> Result<Args, ArgsError> {
             "--clients" => a.clients = value(f, it.next())?,
             "--senders" => a.senders = value(f, it.next())?,
             "--inflight" => a.inflight = value(f, it.next())?,
+            "--rooms" => a.rooms = value(f, it.next())?,
             "--rate" => a.rate = Some(value(f, it.next())?),
             "--duration" => a.duration = seconds(f, it.next())?,
             "--warmup" => a.warmup = seconds(f, it.next())?,
@@ -223,6 +231,9 @@ fn check(a: &Args) -> Result<(), String> {
     if a.scenario == Scenario::Fanout && (a.senders == 0 || a.senders > a.clients) {
         return Err("--senders must be between 1 and --clients".into());
     }
+    if a.rooms > 0 && a.clients < 2 * a.rooms {
+        return Err("--rooms needs at least two clients per room".into());
+    }
     if a.inflight == 0 || a.parallel == 0 {
         return Err("--inflight and --parallel must be at least 1".into());
     }
@@ -253,7 +264,7 @@ mod tests {
     fn defaults_and_every_flag() {
         assert_eq!(p(""), Ok(Args::default()));
         let a = p(
-            "idle --url http://10.0.0.1:8080/x --clients 2000 --senders 3 --inflight 8 \
+            "idle --url http://10.0.0.1:8080/x --clients 2000 --senders 3 --inflight 8 --rooms 10 \
                    --rate 5000 --duration 2.5 --warmup=0 --size 120 --parallel 16 --drain 3 \
                    --json --spawn target/release/piratchat --cpu 0 --bench-cpu 1 --pid 42 \
                    --server-arg=--store-messages=off --server-arg --echo-endpoint",
@@ -265,6 +276,7 @@ mod tests {
             clients: 2000,
             senders: 3,
             inflight: 8,
+            rooms: 10,
             rate: Some(5000.0),
             duration: Duration::from_millis(2500),
             warmup: Duration::ZERO,
@@ -290,6 +302,8 @@ mod tests {
             "--senders 0",
             "--senders 101",
             "--inflight 0",
+            "--clients 10 --rooms 6",
+            "--rooms x",
             "--rate 0",
             "--rate -3",
             "--size 20",

@@ -38,7 +38,13 @@ const MAX_ERRORS: usize = 10;
 enum Step {
     Register,
     Login,
-    Upgrade { ws_key: String },
+    /// `POST /api/rooms` (201, or 409 when another user made it first).
+    CreateRoom,
+    /// `POST /api/rooms/{room}/join`.
+    JoinRoom,
+    Upgrade {
+        ws_key: String,
+    },
 }
 
 /// A connection carrying one request at a time.
@@ -133,6 +139,8 @@ pub struct User {
     pub name: String,
     key: Option<String>,
     session: Option<String>,
+    /// A room to create (if need be) and join before opening the socket.
+    room: Option<String>,
     sock: Sock,
 }
 
@@ -180,6 +188,8 @@ pub struct Engine {
     parallel: usize,
     epoch: Instant,
     read_buffer: usize,
+    /// Rooms of users not added yet, by index.
+    room_plan: Vec<Option<String>>,
     /// Counters.
     pub stats: Stats,
 }
@@ -204,6 +214,7 @@ impl Engine {
             parallel,
             epoch: Instant::now(),
             read_buffer,
+            room_plan: Vec::new(),
             stats: Stats::default(),
         })
     }
@@ -220,9 +231,22 @@ impl Engine {
             name,
             key: None,
             session: None,
+            room: self.room_plan.get(self.users.len()).cloned().flatten(),
             sock: Sock::None,
         });
         self.users.len() - 1
+    }
+
+    /// Makes user `u` (added now or later) join `room`, creating it if
+    /// need be, after logging in and before opening its socket.
+    pub fn plan_room(&mut self, u: usize, room: String) {
+        match self.users.get_mut(u) {
+            Some(user) => user.room = Some(room),
+            None => {
+                self.room_plan.resize(self.room_plan.len().max(u + 1), None);
+                self.room_plan[u] = Some(room);
+            }
+        }
     }
 
     /// Queues user `u` to walk to an open socket (registering and logging in
@@ -347,6 +371,15 @@ impl Engine {
                 &[],
                 &http::login_body(key.unwrap_or("")),
             ),
+            Step::CreateRoom | Step::JoinRoom => {
+                let cookie = format!("session={}", session.unwrap_or(""));
+                let room = user.room.as_deref().unwrap_or("");
+                let (path, body) = match step {
+                    Step::CreateRoom => ("/api/rooms".to_string(), http::room_body(room)),
+                    _ => (format!("/api/rooms/{room}/join"), Vec::new()),
+                };
+                http::request("POST", &path, host, &[("Cookie", &cookie)], &body)
+            }
             Step::Upgrade { ws_key } => http::upgrade("/ws", host, session.unwrap_or(""), ws_key),
         }
     }
@@ -394,6 +427,8 @@ impl Engine {
         let result = match (&c.step, resp.status) {
             (Step::Register, 201) => self.registered(u, c, &resp),
             (Step::Login, 200) => self.logged_in(u, &resp),
+            (Step::CreateRoom, 201 | 409) => self.next_step(u, c, &resp, Step::JoinRoom),
+            (Step::JoinRoom, 200) => self.open_socket(u),
             (Step::Upgrade { ws_key }, 101) => {
                 let accept = derive_accept_key(ws_key.as_bytes());
                 self.upgraded(u, c.stream, &resp, &accept, rest, h)
@@ -411,27 +446,15 @@ impl Engine {
 
     /// Stores the key and sends the login, on the same connection unless
     /// the server closes it.
-    fn registered(
-        &mut self,
-        u: usize,
-        mut c: Box<HttpConn>,
-        resp: &Response,
-    ) -> Result<bool, String> {
+    fn registered(&mut self, u: usize, c: Box<HttpConn>, resp: &Response) -> Result<bool, String> {
         let key = http::key_of(&resp.body).ok_or("register answer without a key")?;
         self.stats.registered += 1;
         self.users[u].key = Some(key);
-        if resp.close {
-            self.connect(u, Step::Login)?;
-            return Ok(false);
-        }
-        c.out = self.request(u, &Step::Login);
-        c.sent = 0;
-        c.step = Step::Login;
-        self.users[u].sock = Sock::Http(c);
-        Ok(true)
+        self.next_step(u, c, resp, Step::Login)
     }
 
-    /// Stores the session and opens the WebSocket on a new connection.
+    /// Stores the session, then joins the user's room or opens the
+    /// WebSocket, on a new connection.
     fn logged_in(&mut self, u: usize, resp: &Response) -> Result<bool, String> {
         let session = resp
             .session
@@ -439,6 +462,35 @@ impl Engine {
             .ok_or("login answer without a session cookie")?;
         self.stats.logged_in += 1;
         self.users[u].session = Some(session);
+        if self.users[u].room.is_some() {
+            self.connect(u, Step::CreateRoom)?;
+            return Ok(false);
+        }
+        self.open_socket(u)
+    }
+
+    /// Sends `step`'s request on the same connection unless the server
+    /// closes it.
+    fn next_step(
+        &mut self,
+        u: usize,
+        mut c: Box<HttpConn>,
+        resp: &Response,
+        step: Step,
+    ) -> Result<bool, String> {
+        if resp.close {
+            self.connect(u, step)?;
+            return Ok(false);
+        }
+        c.out = self.request(u, &step);
+        c.sent = 0;
+        c.step = step;
+        self.users[u].sock = Sock::Http(c);
+        Ok(true)
+    }
+
+    /// Opens the WebSocket on a new connection.
+    fn open_socket(&mut self, u: usize) -> Result<bool, String> {
         self.connect(
             u,
             Step::Upgrade {

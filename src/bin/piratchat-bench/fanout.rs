@@ -2,6 +2,10 @@
 //! (closed loop with K in flight each, or a fixed total rate), every client
 //! records delivery latency. Phases: setup, join storm, warm-up, measured
 //! window, drain (no new sends; wait for stragglers until a deadline).
+//!
+//! With `--rooms R`, client i joins room i mod R before opening its
+//! socket, and each sender talks in its own room: a message is expected
+//! at the other members of that room only.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -21,6 +25,8 @@ const MAX_BEHIND: u64 = 1000;
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     sent: u64,
+    /// Deliveries the sent messages must make (their rooms' other members).
+    expected: u64,
     acks: u64,
     nacks: u64,
     delivered: u64,
@@ -43,6 +49,10 @@ struct Fanout {
     seq: u64,
     /// The frame being sent (reused).
     buf: String,
+    /// Room names (empty: general).
+    rooms: Vec<String>,
+    /// How many others each client's message reaches.
+    peers: Vec<u64>,
     /// Send times of unacknowledged messages, per sender (acks are FIFO).
     outstanding: Vec<VecDeque<u64>>,
     /// Rate mode: when each sender sends next, and the spacing.
@@ -57,11 +67,20 @@ struct Fanout {
 }
 
 impl Fanout {
-    fn new(args: &Args, epoch: Instant) -> Self {
+    fn new(args: &Args, epoch: Instant, rooms: Vec<String>) -> Self {
         let interval_ns = args
             .rate
             .map_or(0, |r| (1e9 * args.senders as f64 / r) as u64);
+        let n = args.clients;
+        let peers = (0..n)
+            .map(|u| match rooms.len() {
+                0 => n as u64 - 1,
+                r => (n - u % r).div_ceil(r) as u64 - 1,
+            })
+            .collect();
         Self {
+            rooms,
+            peers,
             size: args.size,
             senders: args.senders,
             closed_loop: args.rate.is_none(),
@@ -88,11 +107,13 @@ impl Fanout {
         t_ns >= self.window.0 && t_ns < self.window.1
     }
 
-    /// Writes the next message, stamped now, into `self.buf`; returns the stamp.
-    fn next_frame(&mut self) -> u64 {
+    /// Writes sender `u`'s next message, stamped now, into `self.buf`;
+    /// returns the stamp.
+    fn next_frame(&mut self, u: usize) -> u64 {
         self.seq += 1;
         let now = self.now_ns();
-        frames::chat_frame(&mut self.buf, self.seq, now, self.size);
+        let room = (!self.rooms.is_empty()).then(|| self.rooms[u % self.rooms.len()].as_str());
+        frames::chat_frame(&mut self.buf, self.seq, now, self.size, room);
         now
     }
 
@@ -101,6 +122,7 @@ impl Fanout {
         match result {
             Ok(()) => {
                 self.c.sent += 1;
+                self.c.expected += self.peers[u];
                 self.outstanding[u].push_back(t);
             }
             Err(_) => self.c.send_errors += 1,
@@ -120,7 +142,7 @@ impl Fanout {
             }
         }
         if self.sending && self.closed_loop {
-            let t = self.next_frame();
+            let t = self.next_frame(u);
             let result = ws.send_text(&self.buf);
             self.sent(u, t, result);
         }
@@ -135,7 +157,7 @@ impl Fanout {
             self.next_due[u] = now + self.interval_ns * u as u64 / self.senders as u64;
             if self.closed_loop {
                 for _ in 0..inflight {
-                    let t = self.next_frame();
+                    let t = self.next_frame(u);
                     let result = eng.send(u, &self.buf);
                     self.sent(u, t, result);
                 }
@@ -143,10 +165,11 @@ impl Fanout {
         }
     }
 
-    /// Everything sent has been acknowledged and delivered N-1 times.
-    fn settled(&self, n: usize) -> bool {
+    /// Everything sent has been acknowledged and delivered to every other
+    /// client of its room.
+    fn settled(&self) -> bool {
         let answered = self.c.acks + self.c.nacks + self.c.stray_acks >= self.c.sent;
-        answered && self.c.delivered >= self.c.sent * (n as u64 - 1)
+        answered && self.c.delivered >= self.c.expected
     }
 }
 
@@ -188,7 +211,7 @@ impl Scenario for Fanout {
                 self.next_due[u] += behind * self.interval_ns;
             }
             while self.next_due[u] <= now {
-                let t = self.next_frame();
+                let t = self.next_frame(u);
                 let result = eng.send(u, &self.buf);
                 self.sent(u, t, result);
                 self.next_due[u] += self.interval_ns;
@@ -210,10 +233,20 @@ impl Scenario for Fanout {
 /// Runs the scenario and reports.
 pub fn run(args: &Args, eng: &mut Engine, ctx: &Ctx) -> Result<Report, String> {
     let n = args.clients;
-    let mut s = Fanout::new(args, Instant::now());
+    let rooms: Vec<String> = (0..args.rooms)
+        .map(|k| format!("bench{}-{k}", ctx.run_tag))
+        .collect();
+    for u in 0..n {
+        if !rooms.is_empty() {
+            // Users are added in order by `open_room`, so user u is index u.
+            eng.plan_room(u, rooms[u % rooms.len()].clone());
+        }
+    }
+    let mut s = Fanout::new(args, Instant::now(), rooms);
     let mut r = Report::default();
     r.add("scenario", "fanout", "fanout");
     r.count("clients", n as u64);
+    r.count("rooms", args.rooms as u64);
     r.count("senders", args.senders as u64);
     match args.rate {
         Some(rate) => r.rate("target_rate", rate),
@@ -225,8 +258,8 @@ pub fn run(args: &Args, eng: &mut Engine, ctx: &Ctx) -> Result<Report, String> {
         return Ok(r);
     }
     let window = measure(args, eng, &mut s, ctx)?;
-    let drained = drain(args, eng, &mut s, n)?;
-    results(&s, eng, n, &window, drained, &mut r);
+    let drained = drain(args, eng, &mut s)?;
+    results(&s, eng, &window, drained, &mut r);
     Ok(r)
 }
 
@@ -258,17 +291,17 @@ fn measure(args: &Args, eng: &mut Engine, s: &mut Fanout, ctx: &Ctx) -> Result<W
 }
 
 /// Stops sending and waits for every ack and delivery; true when all came.
-fn drain(args: &Args, eng: &mut Engine, s: &mut Fanout, n: usize) -> Result<bool, String> {
+fn drain(args: &Args, eng: &mut Engine, s: &mut Fanout) -> Result<bool, String> {
     s.sending = false;
     let deadline = Instant::now() + args.drain;
-    let w = scenario::run_until(eng, s, "drain", deadline, |_, s| s.settled(n))?;
+    let w = scenario::run_until(eng, s, "drain", deadline, |_, s| s.settled())?;
     Ok(w == Waited::Done)
 }
 
 /// Fills the report and its problems.
-fn results(s: &Fanout, eng: &Engine, n: usize, w: &Window, drained: bool, r: &mut Report) {
+fn results(s: &Fanout, eng: &Engine, w: &Window, drained: bool, r: &mut Report) {
     let c = &s.c;
-    let expected = c.sent * (n as u64 - 1);
+    let expected = c.expected;
     r.count("sent", c.sent);
     r.count("acks", c.acks);
     r.count("error_acks", c.nacks);
@@ -289,13 +322,13 @@ fn results(s: &Fanout, eng: &Engine, n: usize, w: &Window, drained: bool, r: &mu
     }
     w.end
         .report_since(&w.start, r, "window_", Some(("delivery", delivered)));
-    fanout_problems(s, eng, n, drained, r);
+    fanout_problems(s, eng, drained, r);
 }
 
 /// Everything that makes a fanout run fail.
-fn fanout_problems(s: &Fanout, eng: &Engine, n: usize, drained: bool, r: &mut Report) {
+fn fanout_problems(s: &Fanout, eng: &Engine, drained: bool, r: &mut Report) {
     let c = &s.c;
-    let expected = c.sent * (n as u64 - 1);
+    let expected = c.expected;
     if !drained || c.delivered != expected {
         r.problem(format!(
             "deliveries: expected {expected}, received {}",

@@ -34,14 +34,18 @@ pub enum Incoming {
 }
 
 /// Writes the frame for message `seq` sent at `t_ns` into `buf`, padded
-/// with `x` to `size` bytes when it is shorter.
-pub fn chat_frame(buf: &mut String, seq: u64, t_ns: u64, size: usize) {
+/// with `x` to `size` bytes when it is shorter; with `room`, the frame
+/// names that room.
+pub fn chat_frame(buf: &mut String, seq: u64, t_ns: u64, size: usize, room: Option<&str>) {
     buf.clear();
     // Writing to a String cannot fail.
     let _ = write!(buf, "{{\"message\":\"{seq} {t_ns} ");
-    let pad = size.saturating_sub(buf.len() + 2);
+    let tail = room.map_or(String::new(), |r| format!(",\"room\":\"{r}\""));
+    let pad = size.saturating_sub(buf.len() + 2 + tail.len());
     buf.extend(std::iter::repeat_n('x', pad));
-    buf.push_str("\"}");
+    buf.push('"');
+    buf.push_str(&tail);
+    buf.push('}');
 }
 
 /// The send time in a message text `<seq> <t_ns> …` (the text may run on
@@ -118,12 +122,18 @@ mod tests {
     fn frames_have_the_requested_size_and_round_trip() {
         let mut buf = String::new();
         for size in [56, 100, 300] {
-            chat_frame(&mut buf, u64::MAX, u64::MAX, size);
+            chat_frame(&mut buf, u64::MAX, u64::MAX, size, None);
             assert_eq!(buf.len(), size, "{buf}");
             let v: serde_json::Value = serde_json::from_str(&buf).unwrap();
             assert!(v["message"].is_string());
         }
-        chat_frame(&mut buf, 7, 123_456, 100);
+        chat_frame(&mut buf, 7, 123_456, 100, None);
+        let echoed = buf.replace("\"}", "\",\"author\":\"b1\"}");
+        assert_eq!(classify(&echoed), Incoming::Delivery { t_ns: 123_456 });
+        chat_frame(&mut buf, 7, 123_456, 100, Some("r1"));
+        assert_eq!(buf.len(), 100, "{buf}");
+        let v: serde_json::Value = serde_json::from_str(&buf).unwrap();
+        assert_eq!(v["room"], "r1");
         let echoed = buf.replace("\"}", "\",\"author\":\"b1\"}");
         assert_eq!(classify(&echoed), Incoming::Delivery { t_ns: 123_456 });
     }

@@ -35,6 +35,12 @@ pub fn request(
     out
 }
 
+/// The body of `POST /api/rooms` for a public room `name` (letters,
+/// digits, `-`, `_`: nothing to escape).
+pub fn room_body(name: &str) -> Vec<u8> {
+    format!("{{\"name\":\"{name}\"}}").into_bytes()
+}
+
 /// The WebSocket upgrade request for `path`, carrying the session cookie.
 pub fn upgrade(path: &str, host: &str, session: &str, ws_key: &str) -> Vec<u8> {
     let cookie = format!("session={session}");

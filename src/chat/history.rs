@@ -1,0 +1,107 @@
+//! What a user may see of the stored events: the conversation a history
+//! page names, and the frames a resuming socket is replayed.
+
+use super::Chat;
+use super::rooms::{GENERAL, RoomError, RoomId};
+use crate::event::{Conversation, EventKind, StoredEvent};
+use crate::ids::UserId;
+use crate::protocol::{ChatMessage, MemberEvent, ServerFrame};
+use std::rc::Rc;
+
+/// A conversation to page, with the names its messages carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paged {
+    /// Which one.
+    pub conv: Conversation,
+    /// The room's name, outside general.
+    pub room: Option<Rc<str>>,
+    /// The other user of a direct conversation, as registered.
+    pub with: Option<Rc<str>>,
+}
+
+impl Chat {
+    /// The conversation `GET /api/messages` pages: `room=NAME` (a room
+    /// `user` sees; public rooms are readable without joining), or
+    /// `with=USERNAME`, or general.
+    pub fn conversation(
+        &self,
+        user: UserId,
+        room: Option<&str>,
+        with: Option<&str>,
+    ) -> Result<Paged, RoomError> {
+        if let Some(name) = with {
+            let (other, shown) = self.directory.find(name).ok_or(RoomError::UserNotFound)?;
+            return Ok(Paged {
+                conv: Conversation::Direct(user, other),
+                room: None,
+                with: Some(shown.clone()),
+            });
+        }
+        let general = Paged {
+            conv: Conversation::General,
+            room: None,
+            with: None,
+        };
+        let Some(name) = room else {
+            return Ok(general);
+        };
+        Ok(match self.rooms.visible(name, user)? {
+            GENERAL => general,
+            id => Paged {
+                conv: Conversation::Room(id.0),
+                room: Some(self.rooms.get(id).expect("visible").name.clone()),
+                with: None,
+            },
+        })
+    }
+
+    /// The frame a resuming socket of `user` gets for a stored event, or
+    /// `None` when the event is not theirs to see: general's, the rooms
+    /// they are in now, their own membership changes, and the direct
+    /// messages they sent or received.
+    pub fn replay_json(&self, user: UserId, e: &StoredEvent) -> Option<Vec<u8>> {
+        let kind = e.kind?;
+        if !self.may_see(user, e, kind) {
+            return None;
+        }
+        let room_name = match e.room {
+            None => None,
+            Some(id) => Some(&*self.rooms.get(RoomId(id))?.name),
+        };
+        let json = match kind {
+            EventKind::Message => ServerFrame::Message(&ChatMessage {
+                message: &e.text,
+                author: &e.name,
+                id: e.id,
+                ts: e.ts,
+                room: room_name,
+                to: e.to.as_ref().map(|(_, n)| n.as_str()),
+            })
+            .to_json(),
+            EventKind::RoomJoin | EventKind::RoomLeave => ServerFrame::Member(&MemberEvent {
+                event: if kind == EventKind::RoomJoin {
+                    "room_join"
+                } else {
+                    "room_leave"
+                },
+                room: room_name?,
+                username: &e.name,
+                id: e.id,
+                ts: e.ts,
+            })
+            .to_json(),
+        };
+        Some(json)
+    }
+
+    /// Whether `user` may see event `e`: see [`Chat::replay_json`].
+    fn may_see(&self, user: UserId, e: &StoredEvent, kind: EventKind) -> bool {
+        let mine = e.user == user;
+        match (e.room, &e.to) {
+            (Some(_), _) if kind != EventKind::Message && mine => true,
+            (Some(room), _) => self.rooms.role(RoomId(room), user).is_some(),
+            (None, Some((to, _))) => mine || *to == user,
+            (None, None) => true,
+        }
+    }
+}

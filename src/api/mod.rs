@@ -9,7 +9,7 @@ pub mod upgrade;
 
 use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionKey};
 use crate::config::Config;
-use crate::http::{Method, Request, Response, cookie_value, percent_decode, query_param};
+use crate::http::{self, Method, Request, Response, cookie_value, percent_decode, query_param};
 use crate::ids::Millis;
 use crate::metrics::Metrics;
 use crate::protocol::{ChatMessage, History, LoginBody, RegisterBody, UserInfo, decode_body};
@@ -259,14 +259,14 @@ fn login<O: Outbox>(
     let token = secret::new_session_token();
     ctx.chat
         .login(SessionKey::of(&token), user.id, &user.name, ctx.now);
-    let ttl = ctx.cfg.session_ttl.as_secs();
-    let secure = if peer.https { "; Secure" } else { "" };
-    let cookie = format!("session={token}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}");
+    let cookie = http::set_cookie("session", &token, ctx.cfg.session_ttl.as_secs(), peer.https);
     Ok(Response::json(200, &json!({ "username": user.name })).with_header("Set-Cookie", cookie))
 }
 
 /// The `Set-Cookie` value that clears the session cookie.
-const CLEAR_COOKIE: &str = "session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax";
+fn clear_cookie() -> String {
+    http::set_cookie("session", "", 0, false)
+}
 
 /// The first value of header `name` (lower case).
 fn header<'r>(req: &'r Request, name: &str) -> Option<&'r [u8]> {
@@ -296,7 +296,7 @@ fn logout<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
     if let Some(token) = session_cookie(req) {
         ctx.chat.logout(token, ctx.out);
     }
-    Response::json(200, &json!({})).with_header("Set-Cookie", CLEAR_COOKIE)
+    Response::json(200, &json!({})).with_header("Set-Cookie", clear_cookie())
 }
 
 /// Authenticates the request or gives the error response.
@@ -306,7 +306,7 @@ fn authenticate<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed
         .map_err(|e| match e {
             AuthError::Missing => Response::error(422, "missing_session"),
             AuthError::Invalid => {
-                Response::error(401, "invalid_session").with_header("Set-Cookie", CLEAR_COOKIE)
+                Response::error(401, "invalid_session").with_header("Set-Cookie", clear_cookie())
             }
         })
 }

@@ -18,4 +18,4 @@ pub use percent::{percent_decode, query_param};
 pub use request::{
     CHUNK_FRAMING_SLACK, HttpError, Limits, Method, Parsed, Request, Version, parse_request,
 };
-pub use response::{CONTINUE, Response, cookie_value, status_reason};
+pub use response::{CONTINUE, Response, cookie_value, set_cookie, status_reason};

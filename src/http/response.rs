@@ -3,7 +3,8 @@
 
 use std::io::Write;
 
-use super::request::{HttpError, Version};
+use super::limits::HttpError;
+use super::request::Version;
 
 /// The interim response to `Expect: 100-continue`, ready to send.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";

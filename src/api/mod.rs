@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod client;
+pub mod resume;
 pub mod rooms;
 pub mod upgrade;
 

@@ -7,12 +7,12 @@
 use super::core::Env;
 use super::link::{AfterFlush, Link, Step};
 use super::outlet::{Accepts, OP_BINARY, OP_TEXT, Outlet, ws_frame};
+use crate::api::resume;
 use crate::chat::{Accepted, Authed};
 use crate::config::LogLevel;
 use crate::ids::{ConnId, Millis, UserId};
 use crate::log::escape;
 use crate::metrics::CloseCause;
-use crate::protocol::ServerFrame;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -404,55 +404,22 @@ fn store_message(accepted: &Accepted, env: &mut Env<'_>) {
     }
 }
 
-/// Events read from the store per query during a replay.
-const REPLAY_PAGE: usize = 256;
-
-/// A replay reads at most this many times `resume_max` events of all
-/// conversations: events the user may not see are skipped, and a socket
-/// that missed that much traffic is told to resync rather than have the
-/// loop read the whole backlog.
-const REPLAY_SCAN_FACTOR: usize = 16;
-
-/// Queues the stored events after `since` that `user` may see (general,
-/// their rooms, their direct messages), in id order, for a resuming
-/// socket; or `{"event": "resync"}` when there are more than the
-/// configured maximum, more bytes than half the socket's output limit, or
-/// more events of all conversations than the scan allows: then the client
-/// pages the history instead.
+/// Queues what a resuming socket missed (the policy is the API's, see
+/// [`resume::replay`]); rows of this turn's uncommitted batch make it one
+/// of the turn's readers, which stand only if the commit does.
 fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
-    let max = env.cfg.resume_max;
-    let budget = env.cfg.max_output_bytes / 2;
-    let scan = max.saturating_mul(REPLAY_SCAN_FACTOR);
-    let (mut frames, mut count, mut scanned, mut after) = (Vec::new(), 0, 0, since);
-    // The newest event replayed.
-    let mut newest = since;
-    let resync = loop {
-        let page = env
-            .store
-            .events_after(after, REPLAY_PAGE)
-            .unwrap_or_else(|e| {
-                env.log.log(LogLevel::Error, format_args!("{e}"));
-                Vec::new()
-            });
-        for e in &page {
-            if let Some(json) = env.chat.replay_json(user, e) {
-                count += 1;
-                newest = e.id;
-                frames.extend_from_slice(&ws_frame(OP_TEXT, &json));
-            }
-        }
-        scanned += page.len();
-        if count > max || frames.len() > budget || scanned > scan {
-            break true;
-        }
-        match page.last() {
-            Some(last) if page.len() == REPLAY_PAGE => after = last.id,
-            _ => break false,
-        }
-    };
-    if resync {
-        frames = ws_frame(OP_TEXT, &ServerFrame::Event { event: "resync" }.to_json());
-    } else if newest > env.chat.stored_id() {
+    let max_bytes = env.cfg.max_output_bytes / 2;
+    let (frames, newest) = resume::replay(
+        user,
+        since,
+        env.cfg.resume_max,
+        max_bytes,
+        env.store,
+        env.chat,
+        env.log,
+        |json| ws_frame(OP_TEXT, json),
+    );
+    if newest.is_some_and(|newest| newest > env.chat.stored_id()) {
         // Rows of this turn's batch, which the loop's own connection sees
         // before they are committed: they stand only if the commit does.
         env.held.readers.push(id);

@@ -21,7 +21,7 @@ pub const CHUNK_FRAMING_SLACK: usize = 1024;
 
 impl Limits {
     /// The most bytes one request can occupy on the wire under these limits:
-    /// head, body, chunk framing and trailer section. [`parse_request`] never
+    /// head, body, chunk framing and trailer section. [`parse_request`](super::parse_request) never
     /// answers `Partial` for a longer buffer, so a connection's input buffer
     /// capped at this size (plus one read) can never grow without bound.
     pub fn max_request_bytes(&self) -> usize {

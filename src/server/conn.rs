@@ -58,7 +58,7 @@ enum ReadStop {
 
 /// State of the HTTP phase.
 #[derive(Debug)]
-pub struct HttpState {
+pub(super) struct HttpState {
     buf: Vec<u8>,
     stage: Stage,
     continue_sent: bool,
@@ -68,7 +68,7 @@ pub struct HttpState {
 }
 
 /// The phases; each owns what it needs.
-pub enum Phase {
+pub(super) enum Phase {
     /// Reading requests, writing responses.
     Http(HttpState),
     /// An upgraded WebSocket.
@@ -88,20 +88,20 @@ pub struct Conn<S> {
     /// The TCP peer.
     pub peer: SocketAddr,
     /// The phase.
-    pub phase: Phase,
+    pub(super) phase: Phase,
     /// Its pending timer, if any.
-    pub timer: Option<TimerId>,
+    pub(super) timer: Option<TimerId>,
     /// What to do once the outlet is empty.
-    pub after_flush: AfterFlush,
+    pub(super) after_flush: AfterFlush,
     /// What it is, for the open-connection gauges.
     pub kind: ConnKind,
     /// Why it is lingering, for the closed-connection counter.
-    pub closing_cause: Option<CloseCause>,
+    pub(super) closing_cause: Option<CloseCause>,
 }
 
 impl<S: Transport> Conn<S> {
     /// A new connection in the HTTP phase with its head deadline armed.
-    pub fn new(id: ConnId, sock: S, peer: SocketAddr, env: &mut Env<'_>) -> Self {
+    pub(super) fn new(id: ConnId, sock: S, peer: SocketAddr, env: &mut Env<'_>) -> Self {
         let http = HttpState {
             buf: Vec::new(),
             stage: Stage::Head,
@@ -124,7 +124,7 @@ impl<S: Transport> Conn<S> {
     }
 
     /// Replaces this connection's timer with one at `deadline`.
-    pub fn arm(&mut self, env: &mut Env<'_>, deadline: Millis) {
+    pub(super) fn arm(&mut self, env: &mut Env<'_>, deadline: Millis) {
         link::arm(&mut self.timer, self.id, env, deadline);
     }
 
@@ -182,28 +182,28 @@ impl<S: Transport> Conn<S> {
     }
 
     /// Starts a WebSocket's closing handshake (a close request, shutdown).
-    pub fn start_close(&mut self, code: u16, reason: &'static str, env: &mut Env<'_>) {
+    pub(super) fn start_close(&mut self, code: u16, reason: &'static str, env: &mut Env<'_>) {
         if let (Phase::Ws(ws), mut link) = self.split() {
             ws.start_close(&mut link, code, reason, env);
         }
     }
 
     /// A WebSocket's chat life is over (if it was one, and not yet).
-    pub fn ws_closed(&mut self, env: &mut Env<'_>) {
+    pub(super) fn ws_closed(&mut self, env: &mut Env<'_>) {
         if let Phase::Ws(ws) = &mut self.phase {
             ws.closed(self.id, env);
         }
     }
 
     /// Cancels this connection's timer.
-    pub fn disarm(&mut self, env: &mut Env<'_>) {
+    pub(super) fn disarm(&mut self, env: &mut Env<'_>) {
         if let Some(old) = self.timer.take() {
             env.wheel.cancel(old);
         }
     }
 
     /// The socket is readable (or a turn's budget ran out last time).
-    pub fn on_readable(&mut self, env: &mut Env<'_>) -> Step {
+    pub(super) fn on_readable(&mut self, env: &mut Env<'_>) -> Step {
         match self.split() {
             (Phase::Http(_), _) => self.http_readable(env),
             (Phase::Ws(ws), mut link) => ws.readable(&mut link, env),
@@ -212,7 +212,7 @@ impl<S: Transport> Conn<S> {
     }
 
     /// This connection's timer fired.
-    pub fn on_timer(&mut self, env: &mut Env<'_>) -> Step {
+    pub(super) fn on_timer(&mut self, env: &mut Env<'_>) -> Step {
         self.timer = None;
         match self.split() {
             // Slowloris, a stalled body, or an idle keep-alive connection:
@@ -223,7 +223,7 @@ impl<S: Transport> Conn<S> {
     }
 
     /// The outlet is empty: act on `after_flush`.
-    pub fn on_flushed(&mut self, env: &mut Env<'_>) -> Step {
+    pub(super) fn on_flushed(&mut self, env: &mut Env<'_>) -> Step {
         match self.after_flush {
             AfterFlush::Stay => Step::Idle,
             AfterFlush::Linger(cause) => {
@@ -332,7 +332,7 @@ impl<S: Transport> Conn<S> {
     }
 
     /// Parses and answers every complete request in the buffer, in order.
-    pub fn process_http(&mut self, env: &mut Env<'_>) -> Step {
+    pub(super) fn process_http(&mut self, env: &mut Env<'_>) -> Step {
         let limits = limits(env);
         loop {
             let Phase::Http(http) = &mut self.phase else {

@@ -25,11 +25,11 @@ use tungstenite::protocol::{Message, Role, WebSocketConfig, WebSocketContext};
 /// (measured: 4.8 KiB per idle socket with 2 KiB, 3.8 KiB with 1 KiB), so
 /// it is small: chat frames are about a hundred bytes, and a larger frame
 /// grows the buffer while it is read.
-pub const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 1024;
 
 /// The read buffer of an `/echo` socket: conformance cases send messages
 /// of megabytes, and there are few such sockets.
-pub const ECHO_READ_BUFFER: usize = 64 * 1024;
+const ECHO_READ_BUFFER: usize = 64 * 1024;
 
 /// Messages handled for one socket in one turn before others get theirs.
 const MESSAGE_BUDGET: usize = 64;
@@ -45,7 +45,7 @@ const GOING_AWAY: u16 = 1001;
 const CLOSE_WAIT: Millis = Millis(5_000);
 
 /// State of the WebSocket phase.
-pub struct WsState {
+pub(super) struct WsState {
     ctx: WebSocketContext,
     /// The user of a chat socket; `None` for `/echo`.
     user: Option<Rc<str>>,
@@ -87,7 +87,7 @@ impl<S> Write for Io<'_, S> {
 impl WsState {
     /// The state of a socket just upgraded; `leftover` holds the bytes that
     /// came after the request head, `user` the chat user (`None`: `/echo`).
-    pub fn new(leftover: Vec<u8>, user: Option<Rc<str>>, env: &Env<'_>) -> WsState {
+    pub(super) fn new(leftover: Vec<u8>, user: Option<Rc<str>>, env: &Env<'_>) -> WsState {
         let is_chat = user.is_some();
         WsState {
             ctx: context(leftover, is_chat, env.cfg.ws_max_message_bytes),
@@ -101,7 +101,7 @@ impl WsState {
     }
 
     /// Whether this is a chat socket (not `/echo`).
-    pub fn is_chat(&self) -> bool {
+    pub(super) fn is_chat(&self) -> bool {
         self.user.is_some()
     }
 
@@ -128,7 +128,7 @@ impl WsState {
 
     /// The socket is open: a resuming chat socket gets what it missed,
     /// then joins the chat; the ping timer starts.
-    pub fn opened<S>(
+    pub(super) fn opened<S>(
         &mut self,
         link: &mut Link<'_, S>,
         chat: Option<Authed>,
@@ -154,7 +154,7 @@ impl WsState {
 
     /// Reads and handles messages until the socket would block or the
     /// turn's budget is spent.
-    pub fn readable<S: Read>(&mut self, link: &mut Link<'_, S>, env: &mut Env<'_>) -> Step {
+    pub(super) fn readable<S: Read>(&mut self, link: &mut Link<'_, S>, env: &mut Env<'_>) -> Step {
         for _ in 0..MESSAGE_BUDGET {
             let bytes_before = env.metrics.bytes_in;
             let read = self.with_io(link, env, |ctx, io| ctx.read(io));
@@ -262,7 +262,7 @@ impl WsState {
 
     /// Starts the closing handshake (logout, shutdown): our close frame,
     /// then up to `CLOSE_WAIT` for the peer's reply.
-    pub fn start_close<S: Read>(
+    pub(super) fn start_close<S: Read>(
         &mut self,
         link: &mut Link<'_, S>,
         code: u16,
@@ -284,7 +284,7 @@ impl WsState {
 
     /// The socket's chat life is over: the others get `leave` (once), and
     /// the close is logged.
-    pub fn closed(&mut self, id: ConnId, env: &mut Env<'_>) {
+    pub(super) fn closed(&mut self, id: ConnId, env: &mut Env<'_>) {
         self.leave_chat(id, env, true);
     }
 
@@ -314,7 +314,7 @@ impl WsState {
     }
 
     /// The ping timer (or the close wait) fired.
-    pub fn on_timer<S: Read>(&mut self, link: &mut Link<'_, S>, env: &mut Env<'_>) -> Step {
+    pub(super) fn on_timer<S: Read>(&mut self, link: &mut Link<'_, S>, env: &mut Env<'_>) -> Step {
         let interval = Millis::of(env.cfg.ping_interval);
         if self.closing {
             return Step::Close(CloseCause::Timeout);
@@ -343,7 +343,7 @@ impl WsState {
 
 /// The 101 that answers an upgrade, queued; an `/echo` socket's outlet
 /// gets room for a whole message on its way back.
-pub fn push_switching(out: &mut Outlet, accept: &str, is_chat: bool, max_output: usize) {
+pub(super) fn push_switching(out: &mut Outlet, accept: &str, is_chat: bool, max_output: usize) {
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {accept}\r\n\r\n"

@@ -1,7 +1,8 @@
 //! What a resuming WebSocket is sent before it joins: the stored events
 //! it missed that its user may see, or `resync` when that is too much.
-//! Request policy, like the history paging of `GET /api/messages`; both
-//! map stored events to wire frames through the chat's `replay_json`.
+//! Request policy, like the history paging of `GET /api/messages` (which
+//! still maps its stored rows itself; the replay maps events through the
+//! chat's `replay_json`, which knows who may see what).
 
 use crate::chat::Chat;
 use crate::config::LogLevel;

@@ -4,23 +4,33 @@
 //! Layers (arrows point down only; a lower module never imports a higher one):
 //!
 //! ```text
-//! server/   the only code that touches mio, sockets, signals or the clock
+//! server/   the only code that touches mio, sockets, signals or the clock;
+//!           the loop turn itself is generic over the socket (server::turn)
 //! api/      (request, session) -> response; WebSocket text -> chat calls
+//! metrics   counters and gauges, the /metrics text
 //! chat/     the domain, sans-IO: sessions, presence, broadcast, acks, limits
 //! store     the only code that imports rusqlite
 //! http/     request framing over httparse, responses, cookies
+//! log       the logger (levels, one escaped line per event)
+//! config    every setting with its default
 //! wheel     the timer wheel: pure data, `now` passed in
 //! protocol  serde types for every JSON body and frame
-//! config    every setting with its default
 //! secret    random keys and tokens, SHA-256
+//! event     the event log's records, shared by chat and store
+//! ids       UserId, ConnId, Millis: the ids and time every layer shares
 //! ```
+//!
+//! (`metrics` reads the chat's counters; `log` reads the log level from
+//! `config`; `chat` imports nothing from `store` or `server`.)
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod chat;
 pub mod config;
+pub mod event;
 pub mod http;
+pub mod ids;
 pub mod log;
 pub mod metrics;
 pub mod protocol;

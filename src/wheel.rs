@@ -21,10 +21,7 @@
 
 use std::fmt;
 
-/// A point in time or a span, in whole milliseconds since an arbitrary
-/// origin chosen by the caller (the server uses its start instant).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Millis(pub u64);
+pub use crate::ids::Millis;
 
 /// Names one inserted timer, for cancelling it. Carries a generation, so a
 /// stale id (of a timer that already fired or was cancelled) never cancels

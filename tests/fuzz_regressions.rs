@@ -1,6 +1,9 @@
-//! Regression tests for defects the fuzz targets found, each named after
-//! its bug. They include the fuzz crate's harness files, so each replays
-//! its reproducer exactly as the target ran it.
+//! The fuzz targets' seed corpora replayed under `cargo test` (the
+//! `*_seeds_*` tests: not defects, they keep the harness in step with the
+//! code), and regression tests through the fuzz harness, each named after
+//! the bug it pins (`issue<N>_<what went wrong>`). They include the fuzz
+//! crate's harness files, so each replays its input exactly as the target
+//! runs it.
 
 #[allow(dead_code)]
 #[path = "../fuzz/src/conn_driver.rs"]
@@ -83,7 +86,7 @@ fn ws_frames_seeds_agree_with_the_model() {
 /// written to alice or bob and that none is in the database; here, that
 /// the refusals did hit messages.
 #[test]
-fn refused_commit_in_the_connection_code_leaks_nothing() {
+fn issue11_refused_commit_leaked_unstored_messages() {
     let frames: Vec<Vec<u8>> = [
         r#"{"message":"one","client_id":"c-1"}"#,
         r#"{"message":"one","client_id":"c-1"}"#,

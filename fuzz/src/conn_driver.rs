@@ -1,26 +1,28 @@
-//! The real connection code (`Conn` over an in-memory [`MemSock`], an
-//! in-memory `Store`, a `Chat`) driven by a tiny event loop that does what
-//! `Server::run` does in one turn: read, fire timers, then before sleeping
-//! apply the outlet flags, close, flush and act on an empty outlet.
+//! The server's own turn (`piratchat::server::Turn`: serving, timers,
+//! the commit, closes and the urgent-first flush) over an in-memory
+//! socket ([`MemSock`]), an in-memory `Store` and a `Chat`; the driver
+//! only plays the poll: it hands the connection its input, a readable and
+//! writable event and the time, turn after turn, as `Server::run` does.
 //!
 //! One client connection ("alice") at slot 0; slot 1 is "bob", a chat
-//! socket opened directly through the chat, so that broadcasts, `join` and
-//! `leave` have somewhere to go and can be counted.
+//! socket opened directly through the chat in a slot the turn does not
+//! serve, so that broadcasts, `join` and `leave` have somewhere to go and
+//! can be counted.
 //!
-//! Used by the `connection` and `ws_frames` fuzz targets and included by
+//! Used by the `connection` fuzz target and included by
 //! `tests/fuzz_regressions.rs`; it uses only `std` and `piratchat`.
 
-use piratchat::chat::{Chat, ChatConfig, ConnId, SessionKey};
+use piratchat::chat::{Chat, ChatConfig, SessionKey};
 use piratchat::config::{Config, LogLevel};
+use piratchat::ids::{ConnId, Millis, UserId};
 use piratchat::log::Logger;
-use piratchat::metrics::{CloseCause, Metrics};
+use piratchat::metrics::Metrics;
 use piratchat::secret::sha256_hex;
-use piratchat::server::conn::{AfterFlush, Conn, Phase, Step, Transport};
-use piratchat::server::fanout::conn_id;
-use piratchat::server::outlet::{Accepts, Outlet};
-use piratchat::server::{ConnKind, Core, Timer, ws};
-use piratchat::store::{Store, UserId};
-use piratchat::wheel::{Millis, Wheel};
+use piratchat::server::link::Transport;
+use piratchat::server::outlet::Accepts;
+use piratchat::server::{ConnKind, Core, Turn};
+use piratchat::store::Store;
+use piratchat::wheel::Wheel;
 use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -157,18 +159,14 @@ pub const BOB: ConnId = ConnId(1);
 
 /// The driver. See the module doc.
 pub struct Driver {
-    core: Core,
-    conn: Option<Conn<MemSock>>,
+    turn: Turn<MemSock>,
     /// The socket after the connection closed.
     pub closed_sock: Option<MemSock>,
     /// What bob's socket received.
     pub bob_got: Vec<u8>,
     now: Millis,
     setup: Setup,
-    /// Serve again next turn without a new event (budget or paused output).
-    ready: bool,
-    closing: Option<CloseCause>,
-    /// The turn in which alice's socket became a WebSocket, if it did.
+    /// What alice's socket became when it was upgraded, if it was.
     pub upgraded: Option<ConnKind>,
     /// Input bytes read when the upgrade happened.
     pub upgraded_after: usize,
@@ -184,6 +182,11 @@ pub struct Driver {
     /// one of them may ever be written to a socket.
     pub unstored: BTreeSet<i64>,
 }
+
+/// Zero-timeout turns run after a turn while connections are still ready
+/// (the real loop runs them until none is; bounded here so that a spin
+/// is a failed check, not a hung fuzzer).
+const READY_TURNS: usize = 8;
 
 impl Driver {
     /// A driver at time 0 with alice's connection open over `input` and
@@ -208,21 +211,12 @@ impl Driver {
         // Any Unix offset will do: timestamps only go into frames.
         let chat = Chat::new(ChatConfig::from_config(&cfg), now, 1_700_000_000_000);
         let log = Logger::new(cfg.log_level);
-        let mut core = Core::new(cfg, chat, store, Wheel::new(now), log);
-        let limit = core.cfg.max_output_bytes;
-        core.outlets = vec![
-            Outlet::new(limit, Accepts::Http),
-            Outlet::new(limit, Accepts::Frames),
-        ];
-        core.generations = vec![0, 0];
+        let mut turn = Turn::new(Core::new(cfg, chat, store, Wheel::new(now), log));
+        let core = &mut turn.core;
         core.chat
             .login(SessionKey::of(ALICE_TOKEN), alice.id, &alice.name, now);
         core.chat
             .login(SessionKey::of(BOB_TOKEN), bob.id, &bob.name, now);
-        let mut env = core.env(now);
-        env.chat
-            .ws_open(BOB, &SessionKey::of(BOB_TOKEN), now, &mut env.fan);
-        env.metrics.open_http += 1;
         let peer: SocketAddr = if setup.loopback {
             ([127, 0, 0, 1], 40000).into()
         } else {
@@ -239,16 +233,18 @@ impl Driver {
             shut: false,
             after_fin: 0,
         };
-        let conn = Conn::new(conn_id(0, 0), sock, peer, &mut env);
+        let id = turn.admit(sock, peer, false, now, |_, _| Ok(()));
+        assert_eq!(id, Some(ALICE));
+        assert_eq!(turn.detached_slot(Accepts::Frames), BOB);
+        let mut env = turn.core.env(now);
+        env.chat
+            .ws_open(BOB, &SessionKey::of(BOB_TOKEN), now, &mut env.fan);
         let mut driver = Driver {
-            core,
-            conn: Some(conn),
+            turn,
             closed_sock: None,
             bob_got: Vec::new(),
             now,
             setup,
-            ready: false,
-            closing: None,
             upgraded: None,
             upgraded_after: 0,
             max_queued: 0,
@@ -257,19 +253,18 @@ impl Driver {
             refused: 0,
             unstored: BTreeSet::new(),
         };
-        driver.serve();
         driver.before_sleep();
         driver
     }
 
     /// Whether alice's connection is still open.
     pub fn is_open(&self) -> bool {
-        self.conn.is_some()
+        self.turn.conn(ALICE).is_some()
     }
 
     /// Everything the server sent alice.
     pub fn written(&self) -> &[u8] {
-        match (&self.conn, &self.closed_sock) {
+        match (self.turn.conn(ALICE), &self.closed_sock) {
             (Some(c), _) => &c.sock.written,
             (None, Some(s)) => &s.written,
             (None, None) => &[],
@@ -278,47 +273,45 @@ impl Driver {
 
     /// The chat, to check its invariants.
     pub fn chat(&self) -> &Chat {
-        &self.core.chat
+        &self.turn.core.chat
     }
 
     /// The server counters.
     pub fn metrics(&self) -> &Metrics {
-        &self.core.metrics
+        &self.turn.core.metrics
     }
 
     /// Checks the invariants of the wheel, the chat and the gauges.
     pub fn check(&self) {
-        self.core.wheel.check();
-        self.core.chat.check();
-        let m = &self.core.metrics;
-        let open = u64::from(self.conn.is_some());
+        let core = &self.turn.core;
+        core.wheel.check();
+        core.chat.check();
+        let m = &core.metrics;
+        let open = u64::from(self.is_open());
         assert_eq!(m.open_http + m.open_ws + m.open_echo, open, "gauges");
-        if let Some(c) = &self.conn {
+        assert_eq!(self.turn.open() as u64, open, "open connections");
+        if let Some(c) = self.turn.conn(ALICE) {
             assert_eq!(c.sock.after_fin, 0, "bytes written after FIN");
-            let queued = self.core.outlets[0].queued();
-            assert!(
-                queued <= self.core.cfg.max_output_bytes,
-                "outlet over its limit"
-            );
+            let queued = core.outlets[ALICE.slot()].queued();
+            assert!(queued <= core.cfg.max_output_bytes, "outlet over its limit");
         }
     }
 
     /// One turn: the next chunk arrives (or end of file when there is
-    /// none), time moves on by the step, then read, timers, before sleep.
-    /// Returns false once there was nothing left to deliver.
+    /// none), time moves on by the step, then the loop's turn: the event
+    /// (readable, and writable: the socket has room again), the ready
+    /// list, timers, before sleep; then zero-timeout turns while
+    /// connections are still ready. Returns false once there was nothing
+    /// left to deliver.
     pub fn turn(&mut self) -> bool {
         self.turns += 1;
-        self.now = Millis(self.now.0 + self.setup.step_ms);
-        let more = match self.conn.as_mut() {
-            Some(c) => {
-                let s = &mut c.sock;
+        self.now += Millis(self.setup.step_ms);
+        let chunk = self.setup.chunk;
+        let more = match self.turn.sock_mut(ALICE) {
+            Some(s) => {
                 s.room_left = s.room;
-                if !self.core.outlets[0].is_empty() {
-                    // The socket has room again: mio's writable event.
-                    self.core.mark_dirty(0);
-                }
                 if s.avail < s.input.len() {
-                    s.avail = (s.avail + self.setup.chunk).min(s.input.len());
+                    s.avail = (s.avail + chunk).min(s.input.len());
                     true
                 } else {
                     s.eof = true;
@@ -327,65 +320,46 @@ impl Driver {
             }
             None => false,
         };
-        self.serve();
-        self.fire_timers();
-        self.before_sleep();
-        if self.ready && self.conn.is_some() {
-            // What the budget cut short is served again without new input.
-            self.ready = false;
-            self.serve();
-            self.before_sleep();
+        self.turn.event(ALICE, true, true, self.now);
+        self.note_upgrade();
+        self.rest_of_turn();
+        for _ in 0..READY_TURNS {
+            if !self.turn.has_ready() {
+                break;
+            }
+            self.rest_of_turn();
         }
         more
     }
 
-    fn serve(&mut self) {
-        let Some(conn) = self.conn.as_mut() else {
+    /// The ready list, timers and before-sleep of one turn.
+    fn rest_of_turn(&mut self) {
+        self.turn.serve_ready(self.now);
+        self.note_upgrade();
+        let mut others = Vec::new();
+        self.turn.fire_timers(self.now, &mut others);
+        assert_eq!(others, [], "server timers in the driver");
+        self.note_upgrade();
+        self.before_sleep();
+    }
+
+    /// Records when alice's socket stopped being HTTP (a step that
+    /// upgrades returns before reading what follows the request).
+    fn note_upgrade(&mut self) {
+        if self.upgraded.is_some() {
             return;
-        };
-        let was_http = matches!(conn.phase, Phase::Http(_));
-        let mut env = self.core.env(self.now);
-        let step = conn.on_readable(&mut env);
-        if was_http && matches!(conn.phase, Phase::Ws(_)) {
-            self.upgraded = Some(conn.kind);
-            self.upgraded_after = conn.sock.pos;
         }
-        self.after_step(step);
-    }
-
-    fn after_step(&mut self, step: Step) {
-        match step {
-            Step::Idle => {}
-            Step::MoreReady => self.ready = true,
-            Step::Close(cause) => self.closing = Some(cause),
-        }
-        if self
-            .conn
-            .as_ref()
-            .is_some_and(|c| c.after_flush != AfterFlush::Stay)
+        if let Some(c) = self.turn.conn(ALICE)
+            && c.kind != ConnKind::Http
         {
-            self.core.mark_dirty(0);
+            self.upgraded = Some(c.kind);
+            self.upgraded_after = c.sock.pos;
         }
     }
 
-    fn fire_timers(&mut self) {
-        let mut fired = Vec::new();
-        self.core.wheel.advance(self.now, &mut fired);
-        for timer in fired {
-            if let (Timer::Conn(id), Some(conn)) = (timer, self.conn.as_mut())
-                && id == conn.id
-            {
-                let mut env = self.core.env(self.now);
-                let step = conn.on_timer(&mut env);
-                self.after_step(step);
-            }
-        }
-        self.core.chat.handle_timeouts(self.now);
-    }
-
-    /// `Server::before_sleep`: the turn's commit (refused when the setup
-    /// says so; an in-memory database does not fail it otherwise), then
-    /// flags, closes, flushes, in rounds.
+    /// `Turn::before_sleep` (with the sessions' activity every turn), the
+    /// commit refused when the setup says so (an in-memory database does
+    /// not fail it otherwise); then bob reads what he was sent.
     fn before_sleep(&mut self) {
         // Never the set-up's own commit (turn 0): it logs bob in and opens
         // his socket in one turn, which the server cannot do (a session's
@@ -395,107 +369,24 @@ impl Driver {
             && (self.turns == at || always && self.turns > at)
         {
             self.refused += 1;
-            self.core.store.refuse_next_commit();
+            self.turn.core.store.refuse_next_commit();
         }
-        let last_id = self.core.chat.last_id();
-        let dropped = self.core.end_turn(true);
-        let stored_id = self.core.chat.stored_id();
+        let queued = self.turn.core.outlets[ALICE.slot()].queued();
+        self.max_queued = self.max_queued.max(queued);
+        let last_id = self.turn.core.chat.last_id();
+        self.turn.flush_sessions();
+        let closed_sock = &mut self.closed_sock;
+        self.turn.before_sleep(self.now, &mut |sock| {
+            assert!(closed_sock.is_none(), "alice closed twice");
+            *closed_sock = Some(sock);
+        });
+        let stored_id = self.turn.core.chat.stored_id();
         self.unstored.extend(stored_id + 1..=last_id);
-        for id in dropped {
-            // Acked (or replayed to) for an unstored message: like the
-            // server, drop it with everything it has queued.
-            assert_eq!(Some(id), self.conn.as_ref().map(|c| c.id), "dropped {id:?}");
-            self.core.outlets[0].clear();
-            self.closing = Some(CloseCause::Error);
-        }
-        for _ in 0..100 {
-            let dirty = std::mem::take(&mut self.core.dirty);
-            for &slot in &dirty {
-                self.max_queued = self.max_queued.max(self.core.outlets[slot].queued());
-                self.apply_flags(slot);
-            }
-            if let Some(cause) = self.closing.take() {
-                self.close(cause);
-            }
-            let mut env = self.core.env(self.now);
-            env.chat.flush_leaves(&mut env.fan);
-            for &slot in &dirty {
-                self.flush(slot);
-            }
-            if self.core.dirty.is_empty() && self.closing.is_none() {
-                return;
-            }
-        }
-        panic!("before_sleep does not settle");
-    }
-
-    fn apply_flags(&mut self, slot: usize) {
-        let outlet = &mut self.core.outlets[slot];
-        if slot == 1 {
-            assert!(!outlet.overflow, "bob overflowed");
-            return;
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        if outlet.overflow {
-            self.closing = Some(CloseCause::SlowConsumer);
-        } else if let Some((code, reason)) = outlet.close_request.take() {
-            let mut env = self.core.env(self.now);
-            ws::start_close(conn, code, reason, &mut env);
-        }
-    }
-
-    fn flush(&mut self, slot: usize) {
-        let outlet = &mut self.core.outlets[slot];
-        outlet.dirty = false;
-        if slot == 1 {
-            outlet.write_to(&mut self.bob_got).expect("a Vec takes all");
-            return;
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        if outlet.overflow {
-            return;
-        }
-        if outlet.write_to(&mut conn.sock).is_err() {
-            self.closing = Some(CloseCause::Peer);
-            return;
-        }
-        if !self.core.outlets[0].is_empty() {
-            return;
-        }
-        let mut env = self.core.env(self.now);
-        let step = conn.on_flushed(&mut env);
-        if matches!(&conn.phase, Phase::Http(h) if h.paused) {
-            self.ready = true;
-        }
-        self.after_step(step);
-    }
-
-    /// `Server::close_conn` for alice.
-    fn close(&mut self, cause: CloseCause) {
-        let Some(mut conn) = self.conn.take() else {
-            return;
-        };
-        let mut env = self.core.env(self.now);
-        ws::closed(&mut conn, &mut env);
-        conn.disarm(&mut env);
-        let m = &mut self.core.metrics;
-        m.closed(conn.closing_cause.unwrap_or(cause));
-        match conn.kind {
-            ConnKind::Http => m.open_http -= 1,
-            ConnKind::Chat => m.open_ws -= 1,
-            ConnKind::Echo => m.open_echo -= 1,
-        }
-        let outlet = &mut self.core.outlets[0];
-        outlet.clear();
-        outlet.accepts = Accepts::Nothing;
-        outlet.overflow = false;
-        outlet.close_request = None;
-        self.core.generations[0] = self.core.generations[0].wrapping_add(1);
-        self.closed_sock = Some(conn.sock);
+        let bob = &mut self.turn.core.outlets[BOB.slot()];
+        assert!(!bob.overflow, "bob overflowed");
+        bob.write_to(&mut self.bob_got).expect("a Vec takes all");
+        bob.dirty = false;
+        bob.urgent = false;
     }
 }
 
@@ -538,7 +429,11 @@ impl Driver {
         let Some(&first) = self.unstored.first() else {
             return;
         };
-        let stored = self.core.store.events_after(first - 1, usize::MAX >> 1);
+        let stored = self
+            .turn
+            .core
+            .store
+            .events_after(first - 1, usize::MAX >> 1);
         for m in stored.expect("in-memory database") {
             assert!(
                 !self.unstored.contains(&m.id),

@@ -4,47 +4,33 @@
 //! close frame from the client, or simply more bytes awaited).
 //!
 //! The `ws_frames` and `connection` fuzz targets compare the real reader
-//! (tungstenite configured as `src/server/ws.rs` configures it) against it,
-//! and `tests/fuzz_regressions.rs` includes this file to replay defects the
-//! same way. It uses only `std` and `tungstenite`, so both crates can
-//! include it.
+//! (tungstenite configured by `src/server/ws.rs` itself, with its
+//! close-code mapping) against it, and `tests/fuzz_regressions.rs`
+//! includes this file to replay defects the same way. It uses only `std`,
+//! `tungstenite` and `piratchat`, so both crates can include it.
 
+use piratchat::server::ws;
 use std::io::{self, Read, Write};
-use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
-use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
-
-/// tungstenite's read buffer per socket, as `src/server/ws.rs` sets it.
-pub const READ_BUFFER: usize = 1024;
+use tungstenite::error::Error as WsError;
+use tungstenite::protocol::WebSocketContext;
 
 /// The message and frame limit of `/ws` (`Config::default()`).
 pub const CHAT_LIMIT: usize = 16 * 1024;
 
 /// The message and frame limit of `/echo`.
-pub const ECHO_LIMIT: usize = 16 << 20;
+pub const ECHO_LIMIT: usize = ws::ECHO_MAX_MESSAGE;
 
-/// A server-role context configured exactly as `src/server/ws.rs` does.
+/// A server-role context, configured by the server's own code: as for
+/// `/echo` with [`ECHO_LIMIT`], else as for a chat socket with `limit`.
 pub fn server_context(limit: usize, leftover: Vec<u8>) -> WebSocketContext {
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
-    WebSocketContext::from_partially_read(leftover, Role::Server, Some(config))
+    ws::context(leftover, limit != ECHO_LIMIT, limit)
 }
 
-/// The close code the server answers a read error with, the mapping of
-/// `on_error` in `src/server/ws.rs`; `None` where it sends no close frame
-/// (would block, closed, connection lost).
+/// The close code the server answers a read error with (the server's own
+/// mapping); `None` where it sends no close frame (would block, closed,
+/// connection lost).
 pub fn close_code_for(e: &WsError) -> Option<u16> {
-    match e {
-        WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed => None,
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) | WsError::Capacity(_) => {
-            Some(1009)
-        }
-        WsError::Utf8(_) => Some(1007),
-        _ => Some(1002),
-    }
+    ws::fail_code(e).map(|(code, _)| code)
 }
 
 /// A message the server must hand up.

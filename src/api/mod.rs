@@ -4,19 +4,20 @@
 
 pub mod assets;
 pub mod client;
+pub mod resume;
 pub mod rooms;
 pub mod upgrade;
 
 use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionKey};
 use crate::config::Config;
-use crate::http::{Method, Request, Response, cookie_value, percent_decode, query_param};
+use crate::http::{self, Method, Request, Response, cookie_value, percent_decode, query_param};
+use crate::ids::Millis;
 use crate::metrics::Metrics;
 use crate::protocol::{
     History, LoginBody, PageMessage, Reactions, RegisterBody, UserInfo, decode_body,
 };
 use crate::secret;
 use crate::store::{Store, StoreError};
-use crate::wheel::Millis;
 use client::Peer;
 use serde_json::json;
 
@@ -99,6 +100,7 @@ impl Endpoint {
         }
     }
 
+    /// Whether `m` is allowed; [`Endpoint::allow`] lists the same.
     fn allows(self, m: &Method) -> bool {
         self.allow().split(", ").any(|a| a == m.as_str())
     }
@@ -178,14 +180,16 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
             rooms::Action::Members => Endpoint::RoomMembers,
             _ => Endpoint::RoomAction,
         },
-        p if assets::find(p).is_some() => Endpoint::Asset(assets::find(p)?),
-        p if p
-            .strip_prefix("/api/user/")
-            .is_some_and(|n| !n.contains('/')) =>
-        {
-            Endpoint::User
-        }
-        _ => return None,
+        p => match assets::find(p) {
+            Some(asset) => Endpoint::Asset(asset),
+            None if p
+                .strip_prefix("/api/user/")
+                .is_some_and(|n| !n.contains('/')) =>
+            {
+                Endpoint::User
+            }
+            None => return None,
+        },
     })
 }
 
@@ -258,14 +262,14 @@ fn login<O: Outbox>(
     let token = secret::new_session_token();
     ctx.chat
         .login(SessionKey::of(&token), user.id, &user.name, ctx.now);
-    let ttl = ctx.cfg.session_ttl.as_secs();
-    let secure = if peer.https { "; Secure" } else { "" };
-    let cookie = format!("session={token}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}");
+    let cookie = http::set_cookie("session", &token, ctx.cfg.session_ttl.as_secs(), peer.https);
     Ok(Response::json(200, &json!({ "username": user.name })).with_header("Set-Cookie", cookie))
 }
 
 /// The `Set-Cookie` value that clears the session cookie.
-const CLEAR_COOKIE: &str = "session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax";
+fn clear_cookie() -> String {
+    http::set_cookie("session", "", 0, false)
+}
 
 /// The first value of header `name` (lower case).
 fn header<'r>(req: &'r Request, name: &str) -> Option<&'r [u8]> {
@@ -295,7 +299,7 @@ fn logout<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
     if let Some(token) = session_cookie(req) {
         ctx.chat.logout(token, ctx.out);
     }
-    Response::json(200, &json!({})).with_header("Set-Cookie", CLEAR_COOKIE)
+    Response::json(200, &json!({})).with_header("Set-Cookie", clear_cookie())
 }
 
 /// Authenticates the request or gives the error response.
@@ -305,7 +309,7 @@ fn authenticate<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed
         .map_err(|e| match e {
             AuthError::Missing => Response::error(422, "missing_session"),
             AuthError::Invalid => {
-                Response::error(401, "invalid_session").with_header("Set-Cookie", CLEAR_COOKIE)
+                Response::error(401, "invalid_session").with_header("Set-Cookie", clear_cookie())
             }
         })
 }
@@ -569,6 +573,33 @@ fn bad_upgrade<O: Outbox>(why: &'static str, ctx: &mut Ctx<'_, O>) -> Routed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allow_lists_exactly_the_allowed_methods() {
+        let asset = assets::find("/").expect("the page");
+        let all = [
+            Endpoint::Register,
+            Endpoint::Login,
+            Endpoint::Logout,
+            Endpoint::Online,
+            Endpoint::Messages,
+            Endpoint::User,
+            Endpoint::Healthz,
+            Endpoint::Metrics,
+            Endpoint::Ws,
+            Endpoint::Echo,
+            Endpoint::Asset(asset),
+        ];
+        for e in all {
+            let allowed: Vec<&str> = [Method::Get, Method::Head, Method::Post]
+                .iter()
+                .filter(|m| e.allows(m))
+                .map(Method::as_str)
+                .collect();
+            assert_eq!(allowed.join(", "), e.allow(), "{e:?}");
+            assert!(!e.allows(&Method::Other("PUT".into())), "{e:?}");
+        }
+    }
 
     #[test]
     fn history_parameters() {

@@ -2,7 +2,7 @@
 //! list names users who need not be online, and looking them up must not
 //! cost a query on the loop. Loaded at start-up, extended on registration.
 
-use crate::store::UserId;
+use crate::ids::UserId;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 

@@ -3,10 +3,11 @@
 
 use super::Chat;
 use super::rooms::{GENERAL, RoomError, RoomId};
+use crate::event::{Conversation, EventKind, StoredEvent};
+use crate::ids::UserId;
 use crate::protocol::{
     ChatMessage, DeleteEvent, EditEvent, MemberEvent, Place, ReactEvent, ServerFrame,
 };
-use crate::store::{Conversation, EventKind, StoredEvent, UserId};
 use std::rc::Rc;
 
 /// A conversation to page, with the names its messages carry.

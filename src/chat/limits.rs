@@ -1,7 +1,7 @@
 //! Rate limits, sans-IO: a token bucket per chat connection, and a sliding
 //! window of attempts per client address for registrations and failed logins.
 
-use crate::wheel::Millis;
+use crate::ids::Millis;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
@@ -27,7 +27,7 @@ impl TokenBucket {
         if burst == 0 {
             return true;
         }
-        let elapsed = now.0.saturating_sub(self.last.0);
+        let elapsed = now.saturating_sub(self.last).0;
         self.last = now;
         // A rate of n per second adds n thousandths per millisecond.
         let refill = elapsed.saturating_mul(u64::from(per_sec));

@@ -4,11 +4,10 @@
 use super::conversation::{Lookup, NoHistory, Write};
 use super::rooms::{GENERAL, RoomId};
 use super::{Chat, ConnId, Due, Outbox};
+use crate::ids::{Millis, UserId};
 use crate::protocol::{
     AckError, ChatFrame, ChatMessage, ClientOp, ServerFrame, Target, decode_client_op,
 };
-use crate::store::{EventKind, NewEvent, UserId};
-use crate::wheel::Millis;
 use std::borrow::Cow;
 use std::rc::Rc;
 
@@ -30,24 +29,6 @@ pub struct Accepted {
     pub room: Option<RoomId>,
     /// The recipient of a direct message.
     pub to: Option<UserId>,
-}
-
-impl Accepted {
-    /// The row to insert.
-    pub fn row(&self) -> NewEvent<'_> {
-        let client_id = self.client_id.as_deref();
-        NewEvent {
-            id: self.id,
-            kind: EventKind::Message,
-            user: self.user,
-            room: self.room.map(|r| r.0),
-            to: self.to,
-            ts: self.ts,
-            text: &self.text,
-            client_id,
-            target: None,
-        }
-    }
 }
 
 /// Where an admitted message (or typing notice, or read marker) goes.
@@ -266,7 +247,7 @@ impl Chat {
 
     fn remember_client_id(&mut self, user: UserId, client_id: &str, id: i64, at: Millis) {
         let key: Box<str> = client_id.into();
-        let expires = Millis(at.0 + self.cfg.dedupe_window.0);
+        let expires = at + self.cfg.dedupe_window;
         self.wheel
             .insert(expires, Due::Dedupe(user, key.clone(), id));
         self.recent.insert((user, key), id);

@@ -19,8 +19,8 @@ mod sessions;
 
 use crate::protocol::{AckError, ServerFrame};
 
-use crate::store::UserId;
-use crate::wheel::{Millis, Wheel};
+use crate::ids::{Millis, UserId};
+use crate::wheel::Wheel;
 pub use conversation::{Change, Lookup, NoHistory, ReadMarker, Write};
 pub use history::Paged;
 use limits::{AddressLimiter, TokenBucket};
@@ -32,9 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::rc::Rc;
 
-/// One connection of the server, as the chat knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+pub use crate::ids::ConnId;
 
 /// Where the chat's output goes.
 pub trait Outbox {
@@ -97,18 +95,17 @@ pub struct ChatConfig {
 impl ChatConfig {
     /// The chat's part of the server's settings.
     pub fn from_config(cfg: &crate::config::Config) -> ChatConfig {
-        let ms = |d: std::time::Duration| Millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         ChatConfig {
-            session_ttl: ms(cfg.session_ttl),
+            session_ttl: Millis::of(cfg.session_ttl),
             sessions_per_user: cfg.sessions_per_user,
             max_chars: cfg.max_message_chars,
             burst: cfg.chat_burst,
             rate_per_sec: cfg.chat_rate_per_sec,
             register_limit: cfg.register_limit,
-            register_window: ms(cfg.register_window),
+            register_window: Millis::of(cfg.register_window),
             login_fail_limit: cfg.login_fail_limit,
-            login_window: ms(cfg.login_window),
-            dedupe_window: ms(cfg.dedupe_window),
+            login_window: Millis::of(cfg.login_window),
+            dedupe_window: Millis::of(cfg.dedupe_window),
         }
     }
 }
@@ -321,11 +318,6 @@ impl Chat {
             let sock = &self.sockets[&c];
             (self.sockets_of(sock.user).first() == Some(&c)).then_some(&*sock.name)
         })
-    }
-
-    /// Open chat sockets.
-    pub fn online_count(&self) -> usize {
-        self.online.len()
     }
 
     /// Registers the upgraded socket `conn` of the session `key` and, when

@@ -6,9 +6,9 @@
 //! `room` field.
 
 use super::{Chat, ConnId, Outbox};
+use crate::event::{EventKind, NewEvent};
+use crate::ids::{Millis, UserId};
 use crate::protocol::{MemberEvent, ServerFrame};
-use crate::store::{EventKind, NewEvent, UserId};
-use crate::wheel::Millis;
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 

@@ -2,9 +2,8 @@
 //! timer, and the journal of changes the server writes to the database.
 
 use super::{AuthError, Authed, Chat, Due, Outbox, Session};
+use crate::ids::{Millis, UserId};
 use crate::secret::{hex, sha256};
-use crate::store::UserId;
-use crate::wheel::Millis;
 use std::collections::HashSet;
 
 /// A session as the server keeps it: the SHA-256 of its token. The token
@@ -77,7 +76,7 @@ impl Chat {
             sockets: Vec::new(),
         };
         self.make_room(user);
-        let deadline = Millis(last_active.0 + self.cfg.session_ttl.0);
+        let deadline = last_active + self.cfg.session_ttl;
         self.wheel.insert(deadline, Due::Session(key.clone()));
         self.user_sessions
             .entry(user)
@@ -123,11 +122,11 @@ impl Chat {
     pub fn authenticate(&mut self, token: Option<&str>, now: Millis) -> Result<Authed, AuthError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
         let key = SessionKey::of(token);
-        let ttl = self.cfg.session_ttl.0;
+        let ttl = self.cfg.session_ttl;
         let session = self.sessions.get_mut(&key).ok_or(AuthError::Invalid)?;
         // The expiry timer may not have fired yet within this loop turn;
         // an idle session is over the moment its TTL has passed.
-        if session.sockets.is_empty() && now.0 >= session.last_active.0 + ttl {
+        if session.sockets.is_empty() && now >= session.last_active + ttl {
             self.end_session(&key);
             return Err(AuthError::Invalid);
         }
@@ -205,18 +204,18 @@ impl Chat {
     }
 
     pub(super) fn session_due(&mut self, key: &SessionKey, now: Millis) -> Option<Millis> {
-        let ttl = self.cfg.session_ttl.0;
+        let ttl = self.cfg.session_ttl;
         let session = self.sessions.get(key)?;
         if !session.sockets.is_empty() {
             // An open socket keeps its session alive; look again a TTL later.
-            return Some(Millis(now.0 + ttl));
+            return Some(now + ttl);
         }
-        let end = session.last_active.0 + ttl;
-        if now.0 >= end {
+        let end = session.last_active + ttl;
+        if now >= end {
             self.end_session(key);
             None
         } else {
-            Some(Millis(end))
+            Some(end)
         }
     }
 }

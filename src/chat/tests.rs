@@ -279,7 +279,7 @@ fn going_away_at_shutdown_tells_nobody() {
         chat.check();
     }
     assert_eq!(out.take(), []);
-    assert_eq!(chat.online_count(), 0);
+    assert_eq!(chat.online_names().count(), 0);
     // The sessions stay, offline, their idle time counting from the close.
     let me = chat.authenticate(Some(&token(2)), Millis(5)).unwrap();
     assert!(!chat.is_online(me.user));

@@ -163,152 +163,6 @@ impl FromStr for LogLevel {
     }
 }
 
-/// Every setting, limit and timeout. `Config::default()` is what
-/// `cargo run --release` runs with.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Address to listen on. Default `0.0.0.0:7777` (the original's port).
-    pub listen: SocketAddr,
-    /// SQLite database file, created on first start. Default `piratchat.db`.
-    pub db: PathBuf,
-    /// A session ends after this long without activity. Default 3600 s.
-    pub session_ttl: Duration,
-    /// Live sessions one user may hold; a login past it ends that user's
-    /// least recently used session (one without an open WebSocket first).
-    /// Default 32.
-    pub sessions_per_user: usize,
-    /// Open chat WebSockets one user may hold (SPEC §11); past it `/ws` is
-    /// 409 `already_connected`. Default 1, the Part 1 rule.
-    pub sockets_per_user: usize,
-    /// Longest chat message in Unicode scalar values. Default 300.
-    pub max_message_chars: usize,
-    /// Peers whose `X-Forwarded-For` / `X-Real-IP` / `X-Forwarded-Proto` are
-    /// believed. Default: loopback (`127.0.0.0/8`, `::1`).
-    pub trusted_proxies: Vec<IpNet>,
-    /// Extra origins (`https://chat.example.org`) allowed to open `/ws`
-    /// besides the request's own `Host`. Default: none.
-    pub allowed_origins: Vec<String>,
-    /// Open connections at most; past it new ones get 503. Default 10,000
-    /// (lowered at start-up to fit the open-file limit).
-    pub max_connections: usize,
-    /// Request line plus headers, in bytes. Default 8 KiB.
-    pub max_head_bytes: usize,
-    /// Header lines per request. Default 64.
-    pub max_headers: usize,
-    /// Request body, in bytes. Default 16 KiB.
-    pub max_body_bytes: usize,
-    /// A request head must arrive within this. Default 10 s.
-    pub head_timeout: Duration,
-    /// A request body must arrive within this once the head is in. Default 10 s.
-    pub body_timeout: Duration,
-    /// An idle keep-alive connection is closed after this. Default 60 s.
-    pub idle_timeout: Duration,
-    /// Largest WebSocket message or frame payload on `/ws`. Default 16 KiB.
-    pub ws_max_message_bytes: usize,
-    /// Outgoing bytes queued for one connection before it is dropped as a
-    /// slow consumer. Default 1 MiB.
-    pub max_output_bytes: usize,
-    /// Chat messages a connection may send in a burst. Default 20; 0 turns
-    /// the chat rate limit off.
-    pub chat_burst: u32,
-    /// Chat messages per second a connection may sustain. Default 10.
-    pub chat_rate_per_sec: u32,
-    /// Registrations per client address per `register_window`. Default 10;
-    /// 0 turns the limit off.
-    pub register_limit: u32,
-    /// Window of the registration limit. Default 1 h.
-    pub register_window: Duration,
-    /// Failed logins per client address per `login_window`. Default 20; 0
-    /// turns the limit off.
-    pub login_fail_limit: u32,
-    /// Window of the failed-login limit. Default 10 min.
-    pub login_window: Duration,
-    /// Ping a WebSocket that has sent nothing for this long. Default 30 s.
-    pub ping_interval: Duration,
-    /// Close a pinged WebSocket when nothing arrives within this. Default 30 s.
-    pub ping_timeout: Duration,
-    /// On SIGTERM/SIGINT, wait this long for close replies and pending
-    /// writes. Default 5 s.
-    pub shutdown_grace: Duration,
-    /// Serve the unauthenticated `/echo` WebSocket for conformance tests.
-    /// Default off.
-    pub echo_endpoint: bool,
-    /// Log verbosity. Default `info`.
-    pub log_level: LogLevel,
-    /// Store accepted chat messages (history, resume, dedupe across
-    /// restarts). Default on; off is for measuring the cost of storage.
-    pub store_messages: bool,
-    /// Stored messages older than this are pruned; zero keeps them.
-    /// Default zero.
-    pub history_max_age: Duration,
-    /// At most this many stored messages are kept; 0 is no limit. Default
-    /// 1,000,000 (a few hundred MB at most).
-    pub history_max_messages: usize,
-    /// A socket resuming with `?since=` gets at most this many missed
-    /// messages replayed; past it, `{"event": "resync"}`. Default 1,000.
-    pub resume_max: usize,
-    /// A repeated `client_id` from the same user within this is acked with
-    /// the original id and not broadcast again. Default 10 min.
-    pub dedupe_window: Duration,
-    /// Session activity is written to the database this often (and at
-    /// shutdown), not on every request. Default 60 s.
-    pub session_flush: Duration,
-    /// How often the retention limits are applied (in batches of 500;
-    /// while more are due, again at once). Default 60 s.
-    pub prune_interval: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: SocketAddr::from(([0, 0, 0, 0], 7777)),
-            db: PathBuf::from("piratchat.db"),
-            session_ttl: Duration::from_secs(3600),
-            sessions_per_user: 32,
-            sockets_per_user: 1,
-            max_message_chars: 300,
-            trusted_proxies: vec![
-                IpNet {
-                    addr: IpAddr::from([127, 0, 0, 0]),
-                    prefix: 8,
-                },
-                IpNet {
-                    addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
-                    prefix: 128,
-                },
-            ],
-            allowed_origins: Vec::new(),
-            max_connections: 10_000,
-            max_head_bytes: 8 * 1024,
-            max_headers: 64,
-            max_body_bytes: 16 * 1024,
-            head_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            ws_max_message_bytes: 16 * 1024,
-            max_output_bytes: 1024 * 1024,
-            chat_burst: 20,
-            chat_rate_per_sec: 10,
-            register_limit: 10,
-            register_window: Duration::from_secs(3600),
-            login_fail_limit: 20,
-            login_window: Duration::from_secs(600),
-            ping_interval: Duration::from_secs(30),
-            ping_timeout: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(5),
-            echo_endpoint: false,
-            log_level: LogLevel::Info,
-            store_messages: true,
-            history_max_age: Duration::ZERO,
-            history_max_messages: 1_000_000,
-            resume_max: 1000,
-            dedupe_window: Duration::from_secs(600),
-            session_flush: Duration::from_secs(60),
-            prune_interval: Duration::from_secs(60),
-        }
-    }
-}
-
 /// What the command line asked for.
 #[derive(Debug)]
 pub enum Command {
@@ -431,9 +285,26 @@ trait Kind {
     }
 }
 
-/// Declares `SETTINGS`: one row per setting, `"flag" field: Kind, "help"`.
+/// Declares every setting once: its doc and field (with the field's type)
+/// in `Config`, its flag, kind (syntax and range), default and `--help`
+/// line. One row each: `/// doc`, `"flag" field: Type as Kind = default,
+/// "help";`. Yields `Config`, its `Default` and `SETTINGS`.
 macro_rules! settings {
-    ($($name:literal $field:ident: $kind:ty, $help:literal;)*) => {
+    ($($(#[$doc:meta])* $name:literal $field:ident: $ty:ty as $kind:ty = $default:expr,
+        $help:literal;)*) => {
+        /// Every setting, limit and timeout. `Config::default()` is what
+        /// `cargo run --release` runs with.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config { $($field: $default,)* }
+            }
+        }
+
         const SETTINGS: &[Setting] = &[$(Setting {
             name: $name,
             metavar: <$kind as Kind>::METAVAR,
@@ -464,69 +335,140 @@ const MIB: u64 = 1024 * KIB;
 // deployment's need, the lower ends at what still works (tests run with
 // sub-second timeouts).
 settings! {
-    "listen" listen: Addr,
+    /// Address to listen on. Default `0.0.0.0:7777` (the original's port).
+    "listen" listen: SocketAddr as Addr = SocketAddr::from(([0, 0, 0, 0], 7777)),
         "Address to listen on: HOST:PORT, localhost:PORT, or PORT (all IPv4 addresses)";
-    "db" db: FilePath, "SQLite database file, created on first start";
-    "session-ttl" session_ttl: Within<Dur, 100, { 365 * DAY }>,
+    /// SQLite database file, created on first start. Default `piratchat.db`.
+    "db" db: PathBuf as FilePath = PathBuf::from("piratchat.db"),
+        "SQLite database file, created on first start";
+    /// A session ends after this long without activity. Default 3600 s.
+    "session-ttl" session_ttl: Duration as Within<Dur, 100, { 365 * DAY }> =
+        Duration::from_secs(3600),
         "A session ends after this long without activity";
-    "sessions-per-user" sessions_per_user: Within<Count<usize>, 1, 1024>,
+    /// Live sessions one user may hold; a login past it ends that user's
+    /// least recently used session (one without an open WebSocket first).
+    /// Default 32.
+    "sessions-per-user" sessions_per_user: usize as Within<Count<usize>, 1, 1024> = 32,
         "Live sessions per user; a new login past it ends the least recently used";
-    "sockets-per-user" sockets_per_user: Within<Count<usize>, 1, 64>,
+    /// Open chat WebSockets one user may hold (SPEC §11); past it `/ws` is
+    /// 409 `already_connected`. Default 1, the Part 1 rule.
+    "sockets-per-user" sockets_per_user: usize as Within<Count<usize>, 1, 64> = 1,
         "Open chat WebSockets per user (devices, tabs); past it /ws is 409";
-    "max-message-chars" max_message_chars: Within<Count<usize>, 1, 10_000>,
+    /// Longest chat message in Unicode scalar values. Default 300.
+    "max-message-chars" max_message_chars: usize as Within<Count<usize>, 1, 10_000> = 300,
         "Longest chat message, in Unicode scalar values";
-    "trusted-proxies" trusted_proxies: Proxies,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` / `X-Forwarded-Proto` are
+    /// believed. Default: loopback (`127.0.0.0/8`, `::1`).
+    "trusted-proxies" trusted_proxies: Vec<IpNet> as Proxies = vec![
+        IpNet { addr: IpAddr::from([127, 0, 0, 0]), prefix: 8 },
+        IpNet { addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]), prefix: 128 },
+    ],
         "Peers whose X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are believed";
-    "allowed-origins" allowed_origins: Origins,
+    /// Extra origins (`https://chat.example.org`) allowed to open `/ws`
+    /// besides the request's own `Host`. Default: none.
+    "allowed-origins" allowed_origins: Vec<String> as Origins = Vec::new(),
         "Origins allowed to open /ws besides the request's own Host";
-    "max-connections" max_connections: Within<Count<usize>, 1, 1_000_000>,
+    /// Open connections at most; past it new ones get 503. Default 10,000
+    /// (lowered at start-up to fit the open-file limit).
+    "max-connections" max_connections: usize as Within<Count<usize>, 1, 1_000_000> = 10_000,
         "Open connections at most; past it new ones get 503";
-    "max-head-bytes" max_head_bytes: Within<Size, 256, MIB>, "Largest request line plus headers";
-    "max-headers" max_headers: Within<Count<usize>, 1, 1024>, "Most header lines per request";
-    "max-body-bytes" max_body_bytes: Within<Size, 1, { 16 * MIB }>, "Largest request body";
-    "head-timeout" head_timeout: Within<Dur, 100, HOUR>, "A request head must arrive within this";
-    "body-timeout" body_timeout: Within<Dur, 100, HOUR>,
+    /// Request line plus headers, in bytes. Default 8 KiB.
+    "max-head-bytes" max_head_bytes: usize as Within<Size, 256, MIB> = 8 * 1024,
+        "Largest request line plus headers";
+    /// Header lines per request. Default 64.
+    "max-headers" max_headers: usize as Within<Count<usize>, 1, 1024> = 64,
+        "Most header lines per request";
+    /// Request body, in bytes. Default 16 KiB.
+    "max-body-bytes" max_body_bytes: usize as Within<Size, 1, { 16 * MIB }> = 16 * 1024,
+        "Largest request body";
+    /// A request head must arrive within this. Default 10 s.
+    "head-timeout" head_timeout: Duration as Within<Dur, 100, HOUR> = Duration::from_secs(10),
+        "A request head must arrive within this";
+    /// A request body must arrive within this once the head is in. Default 10 s.
+    "body-timeout" body_timeout: Duration as Within<Dur, 100, HOUR> = Duration::from_secs(10),
         "A request body must arrive within this";
-    "idle-timeout" idle_timeout: Within<Dur, 100, DAY>,
+    /// An idle keep-alive connection is closed after this. Default 60 s.
+    "idle-timeout" idle_timeout: Duration as Within<Dur, 100, DAY> = Duration::from_secs(60),
         "Close an idle keep-alive connection after this";
-    "ws-max-message-bytes" ws_max_message_bytes: Within<Size, 256, { 16 * MIB }>,
+    /// Largest WebSocket message or frame payload on `/ws`. Default 16 KiB.
+    "ws-max-message-bytes" ws_max_message_bytes: usize as Within<Size, 256, { 16 * MIB }> =
+        16 * 1024,
         "Largest WebSocket message or frame payload";
-    "max-output-bytes" max_output_bytes: Within<Size, { 4 * KIB }, { 256 * MIB }>,
+    /// Outgoing bytes queued for one connection before it is dropped as a
+    /// slow consumer. Default 1 MiB.
+    "max-output-bytes" max_output_bytes: usize as Within<Size, { 4 * KIB }, { 256 * MIB }> =
+        1024 * 1024,
         "Outgoing bytes queued for one connection before it is dropped";
-    "chat-burst" chat_burst: Within<Count<u32>, 0, 10_000>,
+    /// Chat messages a connection may send in a burst. Default 20; 0 turns
+    /// the chat rate limit off.
+    "chat-burst" chat_burst: u32 as Within<Count<u32>, 0, 10_000> = 20,
         "Chat messages a connection may send in a burst; 0 = off";
-    "chat-rate" chat_rate_per_sec: Within<Count<u32>, 0, 10_000>,
+    /// Chat messages per second a connection may sustain. Default 10.
+    "chat-rate" chat_rate_per_sec: u32 as Within<Count<u32>, 0, 10_000> = 10,
         "Chat messages per second a connection may sustain";
-    "register-limit" register_limit: Within<Count<u32>, 0, 1000>,
+    /// Registrations per client address per `register_window`. Default 10;
+    /// 0 turns the limit off.
+    "register-limit" register_limit: u32 as Within<Count<u32>, 0, 1000> = 10,
         "Registrations per client address per window; 0 = off";
-    "register-window" register_window: Within<Dur, SEC, { 7 * DAY }>,
+    /// Window of the registration limit. Default 1 h.
+    "register-window" register_window: Duration as Within<Dur, SEC, { 7 * DAY }> =
+        Duration::from_secs(3600),
         "Window of the registration limit";
-    "login-fail-limit" login_fail_limit: Within<Count<u32>, 0, 1000>,
+    /// Failed logins per client address per `login_window`. Default 20; 0
+    /// turns the limit off.
+    "login-fail-limit" login_fail_limit: u32 as Within<Count<u32>, 0, 1000> = 20,
         "Failed logins per client address per window; 0 = off";
-    "login-window" login_window: Within<Dur, SEC, { 7 * DAY }>,
+    /// Window of the failed-login limit. Default 10 min.
+    "login-window" login_window: Duration as Within<Dur, SEC, { 7 * DAY }> =
+        Duration::from_secs(600),
         "Window of the failed-login limit";
-    "ping-interval" ping_interval: Within<Dur, 100, HOUR>,
+    /// Ping a WebSocket that has sent nothing for this long. Default 30 s.
+    "ping-interval" ping_interval: Duration as Within<Dur, 100, HOUR> = Duration::from_secs(30),
         "Ping a WebSocket that has sent nothing this long";
-    "ping-timeout" ping_timeout: Within<Dur, 100, HOUR>,
+    /// Close a pinged WebSocket when nothing arrives within this. Default 30 s.
+    "ping-timeout" ping_timeout: Duration as Within<Dur, 100, HOUR> = Duration::from_secs(30),
         "Close a pinged WebSocket when nothing arrives within this";
-    "shutdown-grace" shutdown_grace: Within<Dur, 0, { 10 * MINUTE }>,
+    /// On SIGTERM/SIGINT, wait this long for close replies and pending
+    /// writes. Default 5 s.
+    "shutdown-grace" shutdown_grace: Duration as Within<Dur, 0, { 10 * MINUTE }> =
+        Duration::from_secs(5),
         "On SIGTERM/SIGINT, wait this long for close replies and writes";
-    "echo-endpoint" echo_endpoint: Switch, "Serve the unauthenticated /echo WebSocket (tests)";
-    "store-messages" store_messages: Switch,
+    /// Serve the unauthenticated `/echo` WebSocket for conformance tests.
+    /// Default off.
+    "echo-endpoint" echo_endpoint: bool as Switch = false,
+        "Serve the unauthenticated /echo WebSocket (tests)";
+    /// Store accepted chat messages (history, resume, dedupe across
+    /// restarts). Default on; off is for measuring the cost of storage.
+    "store-messages" store_messages: bool as Switch = true,
         "Store chat messages for history and resume; off = live delivery only";
-    "history-max-age" history_max_age: Within<Dur, 0, { 365 * DAY }>,
+    /// Stored messages older than this are pruned; zero keeps them.
+    /// Default zero.
+    "history-max-age" history_max_age: Duration as Within<Dur, 0, { 365 * DAY }> = Duration::ZERO,
         "Delete stored messages older than this; 0 = keep";
-    "history-max-messages" history_max_messages: Within<Count<usize>, 0, 1_000_000_000>,
+    /// At most this many stored messages are kept; 0 is no limit. Default
+    /// 1,000,000 (a few hundred MB at most).
+    "history-max-messages" history_max_messages: usize as Within<Count<usize>, 0, 1_000_000_000> =
+        1_000_000,
         "Keep at most this many stored messages; 0 = no limit";
-    "resume-max" resume_max: Within<Count<usize>, 1, 100_000>,
+    /// A socket resuming with `?since=` gets at most this many missed
+    /// messages replayed; past it, `{"event": "resync"}`. Default 1,000.
+    "resume-max" resume_max: usize as Within<Count<usize>, 1, 100_000> = 1000,
         "Most messages replayed to a reconnecting socket before it is told to resync";
-    "dedupe-window" dedupe_window: Within<Dur, SEC, DAY>,
+    /// A repeated `client_id` from the same user within this is acked with
+    /// the original id and not broadcast again. Default 10 min.
+    "dedupe-window" dedupe_window: Duration as Within<Dur, SEC, DAY> = Duration::from_secs(600),
         "A repeated client_id within this is acknowledged again, not sent again";
-    "session-flush" session_flush: Within<Dur, 100, HOUR>,
+    /// Session activity is written to the database this often (and at
+    /// shutdown), not on every request. Default 60 s.
+    "session-flush" session_flush: Duration as Within<Dur, 100, HOUR> = Duration::from_secs(60),
         "How often session activity is written to the database";
-    "prune-interval" prune_interval: Within<Dur, 100, DAY>,
+    /// How often the retention limits are applied (in batches of 500;
+    /// while more are due, again at once). Default 60 s.
+    "prune-interval" prune_interval: Duration as Within<Dur, 100, DAY> = Duration::from_secs(60),
         "How often messages past the retention limits are deleted";
-    "log-level" log_level: Level, "Log verbosity: error, warn, info or debug";
+    /// Log verbosity. Default `info`.
+    "log-level" log_level: LogLevel as Level = LogLevel::Info,
+        "Log verbosity: error, warn, info or debug";
 }
 
 /// Reads one flag and its value from the command line.

@@ -8,7 +8,7 @@
 //! without an extension, signs): those disagreements are how requests get
 //! smuggled past a proxy.
 
-use super::request::{CHUNK_FRAMING_SLACK, HttpError, Limits};
+use super::limits::{CHUNK_FRAMING_SLACK, HttpError, Limits};
 
 /// Hex digits of one chunk size. 16 fits any u64, and bounds the leading
 /// zeros a peer can send.

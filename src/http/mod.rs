@@ -10,12 +10,12 @@
 //!   target and headers for the routes.
 
 mod chunked;
+mod limits;
 mod percent;
 mod request;
 mod response;
 
+pub use limits::{CHUNK_FRAMING_SLACK, HttpError, Limits};
 pub use percent::{percent_decode, query_param};
-pub use request::{
-    CHUNK_FRAMING_SLACK, HttpError, Limits, Method, Parsed, Request, Version, parse_request,
-};
-pub use response::{CONTINUE, Response, cookie_value, status_reason};
+pub use request::{Method, Parsed, Request, Version, parse_request};
+pub use response::{CONTINUE, Response, cookie_value, set_cookie, status_reason};

@@ -3,7 +3,8 @@
 
 use std::io::Write;
 
-use super::request::{HttpError, Version};
+use super::limits::HttpError;
+use super::request::Version;
 
 /// The interim response to `Expect: 100-continue`, ready to send.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -196,9 +197,39 @@ pub fn cookie_value<'a>(header: &'a [u8], name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
+/// The `Set-Cookie` value for cookie `name` holding `value` for
+/// `max_age_secs` (0 clears it): sent on every path, never to scripts,
+/// along on top-level cross-site navigations only (Lax), and only over
+/// HTTPS when `secure`.
+pub fn set_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_cookie_table() {
+        let cases = [
+            (
+                ("session", "t", 60, false),
+                "session=t; Path=/; Max-Age=60; HttpOnly; SameSite=Lax",
+            ),
+            (
+                ("session", "t", 60, true),
+                "session=t; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure",
+            ),
+            (
+                ("session", "", 0, false),
+                "session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax",
+            ),
+        ];
+        for ((name, value, age, secure), want) in cases {
+            assert_eq!(set_cookie(name, value, age, secure), want);
+        }
+    }
 
     /// `write_to` with these arguments, as a string.
     fn written(resp: &Response, version: Version, head_only: bool, keep_alive: bool) -> String {

@@ -2,15 +2,11 @@
 //! a plain close), TCP_NODELAY, and backing off when file descriptors run
 //! out instead of spinning on a listener that stays readable.
 
-use super::conn::Conn;
-use super::outlet::{Accepts, Outlet};
-use super::{ACCEPT_BACKOFF, BUSY_RESERVE, FD_RESERVE, LISTENER, Server, Timer, conn_id};
+use super::{ACCEPT_BACKOFF, BUSY_RESERVE, FD_RESERVE, LISTENER, Server, Timer};
 use crate::config::LogLevel;
-use crate::http::Response;
+use crate::ids::Millis;
 use crate::log::Logger;
 use crate::metrics::CloseCause;
-use crate::server::conn::AfterFlush;
-use crate::wheel::Millis;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
@@ -23,7 +19,8 @@ impl Server {
                 Ok((sock, peer)) => self.admit(sock, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_out_of_fds(&e) => {
-                    self.core
+                    self.turn
+                        .core
                         .log
                         .log(LogLevel::Warn, format_args!("accept paused: {e}"));
                     self.pause_accept(now);
@@ -39,53 +36,33 @@ impl Server {
     fn pause_accept(&mut self, now: Millis) {
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
-            self.core
+            self.turn
+                .core
                 .wheel
-                .insert(Millis(now.0 + ACCEPT_BACKOFF.0), Timer::ResumeAccept);
+                .insert(now + ACCEPT_BACKOFF, Timer::ResumeAccept);
             self.paused_listener = Some(l);
         }
     }
 
-    fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr, now: Millis) {
-        let busy = self.open >= self.max_conns;
-        if busy && self.open >= self.max_conns + BUSY_RESERVE {
-            self.core.metrics.closed(CloseCause::Busy);
+    fn admit(&mut self, sock: TcpStream, peer: SocketAddr, now: Millis) {
+        let open = self.turn.open();
+        let busy = open >= self.max_conns;
+        if busy && open >= self.max_conns + BUSY_RESERVE {
+            self.turn.core.metrics.closed(CloseCause::Busy);
             return;
         }
         // Latency over batching: chat frames are small and go out at once.
         let _ = sock.set_nodelay(true);
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.core.outlets.push(Outlet::new(0, Accepts::Nothing));
-            self.core.generations.push(0);
-            self.conns.len() - 1
+        let registry = self.poll.registry();
+        self.turn.admit(sock, peer, busy, now, |sock, id| {
+            // Registered for WRITABLE once, for the socket's whole life,
+            // not only while output is left: mio is edge-triggered, so a
+            // writable edge costs nothing until the socket fills, and then
+            // it is the wake-up the flush needs. Toggling interest with
+            // `reregister` would be a system call per full socket per turn.
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            registry.register(sock, Token(id.0 as usize), interest)
         });
-        let id = conn_id(slot, self.core.generations[slot]);
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if self
-            .poll
-            .registry()
-            .register(&mut sock, Token(id.0 as usize), interest)
-            .is_err()
-        {
-            self.free.push(slot);
-            return;
-        }
-        self.core.outlets[slot] = Outlet::new(self.core.cfg.max_output_bytes, Accepts::Http);
-        self.open += 1;
-        self.core.metrics.open_http += 1;
-        let mut env = self.core.env(now);
-        let mut conn = Conn::new(id, sock, peer, &mut env);
-        if busy {
-            let mut bytes = Vec::new();
-            let resp = Response::error(503, "server_busy").closing();
-            resp.write_to(crate::http::Version::Http11, false, false, &mut bytes);
-            env.metrics.response(503);
-            env.fan.outlet(id).expect("just made").push_owned(bytes);
-            conn.after_flush = AfterFlush::Linger(CloseCause::Busy);
-        }
-        self.conns[slot] = Some(conn);
-        self.serve(id, now);
     }
 
     pub(super) fn resume_accept(&mut self, now: Millis) {

@@ -2,34 +2,21 @@
 //! does with readable bytes, and its single timer. Generic over the byte
 //! stream, so the fuzzer drives the same code over memory.
 
+use super::core::{ConnKind, Env, READ_BUDGET};
+use super::link::{self, Link};
+pub use super::link::{AfterFlush, Step, Transport};
+use super::outlet::Accepts;
 use super::ws::{self, WsState};
-use super::{ConnKind, Env, Timer};
 use crate::api::{self, Ctx, Routed, client::Peer};
-use crate::chat::ConnId;
+use crate::chat::Authed;
 use crate::config::LogLevel;
 use crate::http::{self, HttpError, Limits, Method, Parsed, Request, Response};
+use crate::ids::{ConnId, Millis};
 use crate::log::escape;
 use crate::metrics::CloseCause;
-use crate::server::outlet::Accepts;
-use crate::wheel::{Millis, TimerId};
-use std::io::{self, Read, Write};
+use crate::wheel::TimerId;
+use std::io;
 use std::net::SocketAddr;
-
-/// A byte stream a connection runs over: a TCP socket, or memory.
-pub trait Transport: Read + Write {
-    /// Stops sending (FIN) while still reading.
-    fn shutdown_write(&mut self);
-}
-
-impl Transport for mio::net::TcpStream {
-    fn shutdown_write(&mut self) {
-        // A peer that is already gone makes this fail; nothing to do then.
-        let _ = self.shutdown(std::net::Shutdown::Write);
-    }
-}
-
-/// Bytes read from one connection in one turn before others get theirs.
-pub const READ_BUDGET: usize = 64 * 1024;
 
 /// HTTP output queued past which no further pipelined request is parsed
 /// until the client has read some.
@@ -71,7 +58,7 @@ enum ReadStop {
 
 /// State of the HTTP phase.
 #[derive(Debug)]
-pub struct HttpState {
+pub(super) struct HttpState {
     buf: Vec<u8>,
     stage: Stage,
     continue_sent: bool,
@@ -81,7 +68,7 @@ pub struct HttpState {
 }
 
 /// The phases; each owns what it needs.
-pub enum Phase {
+pub(super) enum Phase {
     /// Reading requests, writing responses.
     Http(HttpState),
     /// An upgraded WebSocket.
@@ -90,26 +77,6 @@ pub enum Phase {
     /// that closing with unread input never resets the connection (which
     /// could destroy the last response before the peer read it).
     Linger,
-}
-
-/// What to do once the outlet is empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterFlush {
-    /// Carry on.
-    Stay,
-    /// Send FIN, then linger.
-    Linger(CloseCause),
-}
-
-/// What became of a connection after an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Drained to `WouldBlock`; wait for the next event.
-    Idle,
-    /// Stopped by the per-turn budget; serve again next turn.
-    MoreReady,
-    /// Close now (after queueing what is queued is dropped).
-    Close(CloseCause),
 }
 
 /// One connection.
@@ -121,20 +88,20 @@ pub struct Conn<S> {
     /// The TCP peer.
     pub peer: SocketAddr,
     /// The phase.
-    pub phase: Phase,
+    pub(super) phase: Phase,
     /// Its pending timer, if any.
-    pub timer: Option<TimerId>,
+    pub(super) timer: Option<TimerId>,
     /// What to do once the outlet is empty.
-    pub after_flush: AfterFlush,
+    pub(super) after_flush: AfterFlush,
     /// What it is, for the open-connection gauges.
     pub kind: ConnKind,
     /// Why it is lingering, for the closed-connection counter.
-    pub closing_cause: Option<CloseCause>,
+    pub(super) closing_cause: Option<CloseCause>,
 }
 
 impl<S: Transport> Conn<S> {
     /// A new connection in the HTTP phase with its head deadline armed.
-    pub fn new(id: ConnId, sock: S, peer: SocketAddr, env: &mut Env<'_>) -> Self {
+    pub(super) fn new(id: ConnId, sock: S, peer: SocketAddr, env: &mut Env<'_>) -> Self {
         let http = HttpState {
             buf: Vec::new(),
             stage: Stage::Head,
@@ -152,58 +119,120 @@ impl<S: Transport> Conn<S> {
             kind: ConnKind::Http,
             closing_cause: None,
         };
-        conn.arm(env, Millis(env.now.0 + ms(env.cfg.head_timeout)));
+        conn.arm(env, env.now + env.cfg.head_timeout);
         conn
     }
 
     /// Replaces this connection's timer with one at `deadline`.
-    pub fn arm(&mut self, env: &mut Env<'_>, deadline: Millis) {
-        if let Some(old) = self.timer.take() {
-            env.wheel.cancel(old);
+    pub(super) fn arm(&mut self, env: &mut Env<'_>, deadline: Millis) {
+        link::arm(&mut self.timer, self.id, env, deadline);
+    }
+
+    /// The phase, and beside it what a phase works with.
+    fn split(&mut self) -> (&mut Phase, Link<'_, S>) {
+        let link = Link {
+            id: self.id,
+            sock: &mut self.sock,
+            timer: &mut self.timer,
+            after_flush: &mut self.after_flush,
+        };
+        (&mut self.phase, link)
+    }
+
+    /// The one place the phase changes for good: what the outlet accepts
+    /// and the open-connection gauges follow it. (Lingering keeps both:
+    /// nothing is queued any more, and the gauge is the kind it was.)
+    fn set_phase(&mut self, phase: Phase, env: &mut Env<'_>) {
+        if let Phase::Ws(ws) = &phase {
+            if let Some(out) = env.fan.outlet(self.id) {
+                out.accepts = Accepts::Frames;
+            }
+            env.metrics.open_http -= 1;
+            self.kind = if ws.is_chat() {
+                env.metrics.open_ws += 1;
+                ConnKind::Chat
+            } else {
+                env.metrics.open_echo += 1;
+                ConnKind::Echo
+            };
         }
-        self.timer = Some(env.wheel.insert(deadline, Timer::Conn(self.id)));
+        self.phase = phase;
+    }
+
+    /// Answers the upgrade with 101 and switches to the WebSocket phase;
+    /// `leftover` holds bytes that came after the request head.
+    fn upgrade(
+        &mut self,
+        leftover: Vec<u8>,
+        accept: &str,
+        chat: Option<Authed>,
+        since: Option<i64>,
+        env: &mut Env<'_>,
+    ) {
+        let is_chat = chat.is_some();
+        let out = env.fan.outlet(self.id).expect("the connection is live");
+        ws::push_switching(out, accept, is_chat, env.cfg.max_output_bytes);
+        let user = chat.as_ref().map(|a| a.name.clone());
+        let state = WsState::new(leftover, user, env);
+        self.set_phase(Phase::Ws(Box::new(state)), env);
+        let (Phase::Ws(ws), mut link) = self.split() else {
+            unreachable!("just upgraded")
+        };
+        ws.opened(&mut link, chat, since, env);
+    }
+
+    /// Starts a WebSocket's closing handshake (a close request, shutdown).
+    pub(super) fn start_close(&mut self, code: u16, reason: &'static str, env: &mut Env<'_>) {
+        if let (Phase::Ws(ws), mut link) = self.split() {
+            ws.start_close(&mut link, code, reason, env);
+        }
+    }
+
+    /// A WebSocket's chat life is over (if it was one, and not yet).
+    pub(super) fn ws_closed(&mut self, env: &mut Env<'_>) {
+        if let Phase::Ws(ws) = &mut self.phase {
+            ws.closed(self.id, env);
+        }
     }
 
     /// Cancels this connection's timer.
-    pub fn disarm(&mut self, env: &mut Env<'_>) {
+    pub(super) fn disarm(&mut self, env: &mut Env<'_>) {
         if let Some(old) = self.timer.take() {
             env.wheel.cancel(old);
         }
     }
 
     /// The socket is readable (or a turn's budget ran out last time).
-    pub fn on_readable(&mut self, env: &mut Env<'_>) -> Step {
-        match self.phase {
-            Phase::Http(_) => self.http_readable(env),
-            Phase::Ws(_) => ws::readable(self, env),
-            Phase::Linger => self.linger_readable(env),
+    pub(super) fn on_readable(&mut self, env: &mut Env<'_>) -> Step {
+        match self.split() {
+            (Phase::Http(_), _) => self.http_readable(env),
+            (Phase::Ws(ws), mut link) => ws.readable(&mut link, env),
+            (Phase::Linger, _) => self.linger_readable(env),
         }
     }
 
     /// This connection's timer fired.
-    pub fn on_timer(&mut self, env: &mut Env<'_>) -> Step {
+    pub(super) fn on_timer(&mut self, env: &mut Env<'_>) -> Step {
         self.timer = None;
-        match self.phase {
+        match self.split() {
             // Slowloris, a stalled body, or an idle keep-alive connection:
             // close without a response.
-            Phase::Http(_) | Phase::Linger => Step::Close(CloseCause::Timeout),
-            Phase::Ws(_) => ws::on_timer(self, env),
+            (Phase::Http(_) | Phase::Linger, _) => Step::Close(CloseCause::Timeout),
+            (Phase::Ws(ws), mut link) => ws.on_timer(&mut link, env),
         }
     }
 
     /// The outlet is empty: act on `after_flush`.
-    pub fn on_flushed(&mut self, env: &mut Env<'_>) -> Step {
+    pub(super) fn on_flushed(&mut self, env: &mut Env<'_>) -> Step {
         match self.after_flush {
             AfterFlush::Stay => Step::Idle,
             AfterFlush::Linger(cause) => {
                 self.after_flush = AfterFlush::Stay;
-                if let Phase::Ws(_) = self.phase {
-                    ws::closed(self, env);
-                }
+                self.ws_closed(env);
                 self.closing_cause = Some(cause);
                 self.sock.shutdown_write();
-                self.phase = Phase::Linger;
-                self.arm(env, Millis(env.now.0 + LINGER.0));
+                self.set_phase(Phase::Linger, env);
+                self.arm(env, env.now + LINGER);
                 self.linger_readable(env)
             }
         }
@@ -303,7 +332,7 @@ impl<S: Transport> Conn<S> {
     }
 
     /// Parses and answers every complete request in the buffer, in order.
-    pub fn process_http(&mut self, env: &mut Env<'_>) -> Step {
+    pub(super) fn process_http(&mut self, env: &mut Env<'_>) -> Step {
         let limits = limits(env);
         loop {
             let Phase::Http(http) = &mut self.phase else {
@@ -319,7 +348,7 @@ impl<S: Transport> Conn<S> {
                 // of the previous one (keep-alive idle time is not its own).
                 http.started = env.now;
             }
-            let queued = env.fan.outlets[super::fanout::slot_of(self.id)].queued();
+            let queued = env.fan.outlets[self.id.slot()].queued();
             http.paused = queued > HTTP_PAUSE_OUTPUT;
             if http.paused {
                 return Step::Idle;
@@ -365,7 +394,7 @@ impl<S: Transport> Conn<S> {
             if stage == Stage::Head {
                 http.started = env.now;
             }
-            self.arm(env, Millis(env.now.0 + ms(timeout)));
+            self.arm(env, env.now + timeout);
         }
         if send_continue {
             let Phase::Http(http) = &mut self.phase else {
@@ -467,10 +496,12 @@ impl<S: Transport> Conn<S> {
             } => {
                 env.metrics.response(101);
                 self.log_access(&client, &request_line(&req), 101, env);
+                // Taken out only to move its buffer into the WebSocket
+                // phase, which `upgrade` puts in its place.
                 let Phase::Http(http) = std::mem::replace(&mut self.phase, Phase::Linger) else {
                     unreachable!("respond runs in the HTTP phase")
                 };
-                ws::upgrade(self, http.buf, &accept, chat, since, env);
+                self.upgrade(http.buf, &accept, chat, since, env);
             }
         }
     }
@@ -498,7 +529,7 @@ impl<S: Transport> Conn<S> {
         };
         http.stage = stage;
         http.started = env.now;
-        self.arm(env, Millis(env.now.0 + ms(timeout)));
+        self.arm(env, env.now + timeout);
     }
 
     fn log_access(&mut self, client: &str, line: &str, status: u16, env: &mut Env<'_>) {
@@ -510,7 +541,7 @@ impl<S: Transport> Conn<S> {
             Phase::Http(h) => h.started,
             _ => env.now,
         };
-        let took = env.now.0.saturating_sub(started.0);
+        let took = env.now.saturating_sub(started).0;
         let note = env
             .note
             .take()
@@ -526,15 +557,6 @@ impl<S: Transport> Conn<S> {
             format_args!("http {client} {line} {status} {took}ms{note}"),
         );
     }
-
-    /// Whether the outlet holds output this connection is waiting to send.
-    pub fn accepts(&self) -> Accepts {
-        match self.phase {
-            Phase::Http(_) => Accepts::Http,
-            Phase::Ws(_) => Accepts::Frames,
-            Phase::Linger => Accepts::Nothing,
-        }
-    }
 }
 
 /// `METHOD path` for the access log, with the path escaped (it is the
@@ -549,9 +571,4 @@ fn limits(env: &Env<'_>) -> Limits {
         max_headers: env.cfg.max_headers,
         max_body_bytes: env.cfg.max_body_bytes,
     }
-}
-
-/// A duration in whole milliseconds.
-pub fn ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -5,15 +5,88 @@
 
 use super::fanout::Fanout;
 use super::outlet::Outlet;
-use super::persist::{self, Held};
-use super::{Env, Timer, conn};
-use crate::chat::{Chat, ConnId};
+use crate::chat::Chat;
 use crate::config::Config;
+use crate::ids::{ConnId, Millis};
 use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::wheel::{Millis, Wheel};
+use crate::wheel::Wheel;
 use std::rc::Rc;
+
+/// Bytes read from one connection in one turn before others get theirs.
+pub const READ_BUDGET: usize = 64 * 1024;
+
+/// What a server timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// A connection's deadline (its phase knows which).
+    Conn(ConnId),
+    /// Accepting paused after running out of file descriptors.
+    ResumeAccept,
+    /// The shutdown grace period is over.
+    ShutdownDeadline,
+    /// Write sessions' last activity to the database.
+    SessionFlush,
+    /// Delete a batch of messages past the retention limits.
+    Prune,
+}
+
+/// What a connection is, for the open-connection gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    /// Still HTTP (or lingering after it).
+    Http,
+    /// A chat WebSocket.
+    Chat,
+    /// An `/echo` WebSocket.
+    Echo,
+}
+
+/// Everything a connection's handlers may use during one event.
+pub struct Env<'a> {
+    /// Settings.
+    pub cfg: &'a Config,
+    /// The chat state.
+    pub chat: &'a mut Chat,
+    /// The database.
+    pub store: &'a mut Store,
+    /// Counters.
+    pub metrics: &'a mut Metrics,
+    /// The server's timer wheel.
+    pub wheel: &'a mut Wheel<Timer>,
+    /// Every connection's outlet.
+    pub fan: Fanout<'a>,
+    /// The logger.
+    pub log: &'a Logger,
+    /// This turn's time.
+    pub now: Millis,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// A read buffer shared by all connections.
+    pub scratch: &'a mut [u8],
+    /// A note for the next access-log line.
+    pub note: Option<String>,
+    /// What of this turn stands only if its commit succeeds (a write that
+    /// failed, replays, held responses).
+    pub held: &'a mut Held,
+}
+
+/// What of the current turn stands only if its commit succeeds, besides
+/// its broadcasts (which the fan-out records in `Core::events`) and its
+/// acks (which the chat records).
+#[derive(Debug, Default)]
+pub struct Held {
+    /// A write of the turn failed: the turn is rolled back, not committed,
+    /// so that it is stored all or nothing.
+    pub failed: bool,
+    /// Sockets sent rows read from the turn's uncommitted batch (a replay
+    /// that reached this turn's messages).
+    pub readers: Vec<ConnId>,
+    /// Responses queued with `Outlet::push_held`, each with the 503 that
+    /// replaces it if the commit fails.
+    pub responses: Vec<(ConnId, Rc<[u8]>, Vec<u8>)>,
+}
 
 /// Shared state: settings, chat, database, counters, timers and every
 /// connection's outlet, by slot.
@@ -61,7 +134,7 @@ impl Core {
             outlets: Vec::new(),
             generations: Vec::new(),
             dirty: Vec::new(),
-            scratch: vec![0; conn::READ_BUDGET.min(16 * 1024)],
+            scratch: vec![0; READ_BUDGET.min(16 * 1024)],
             started: wheel_now,
             held: Held::default(),
             events: Vec::new(),
@@ -84,22 +157,11 @@ impl Core {
             },
             log: &self.log,
             now,
-            uptime_secs: now.0.saturating_sub(self.started.0) / 1000,
+            uptime_secs: now.saturating_sub(self.started).0 / 1000,
             scratch: &mut self.scratch,
             note: None,
             held: &mut self.held,
         }
-    }
-
-    /// Ends the turn's storage: commits its batch (with the session
-    /// changes; their last activity too when `flush_sessions`), or, if a
-    /// write or the commit failed, takes back everything of the turn that
-    /// depended on it. Runs before any of the turn's output is written.
-    /// Returns the sockets to drop with everything they have queued (those
-    /// acked, or sent a replay, for unstored messages); empty after a
-    /// successful commit.
-    pub fn end_turn(&mut self, flush_sessions: bool) -> Vec<ConnId> {
-        persist::persist_turn(self, flush_sessions)
     }
 
     /// Puts `slot` on the list of outlets to flush before sleeping.

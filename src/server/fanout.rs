@@ -2,33 +2,9 @@
 //! once and every recipient's queue takes a reference to the same bytes.
 
 use super::outlet::{Accepts, OP_TEXT, Outlet, ws_frame, ws_frame_into};
-use crate::chat::{ConnId, Outbox};
+use crate::chat::Outbox;
+use crate::ids::ConnId;
 use std::rc::Rc;
-
-/// The slot of a connection in the server's tables.
-pub fn slot_of(id: ConnId) -> usize {
-    (id.0 & 0xffff_ffff) as usize
-}
-
-/// The generation of the slot a connection id was issued for.
-pub fn generation_of(id: ConnId) -> u32 {
-    (id.0 >> 32) as u32
-}
-
-/// The id of the connection in `slot` at `generation`.
-pub fn conn_id(slot: usize, generation: u32) -> ConnId {
-    ConnId((u64::from(generation) << 32) | slot as u64)
-}
-
-/// A connection id as log lines show it: `slot.generation` (`conn=0.15`),
-/// the two numbers the packed `u64` (`64424509440`) hides.
-pub struct ConnLabel(pub ConnId);
-
-impl std::fmt::Display for ConnLabel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", slot_of(self.0), generation_of(self.0))
-    }
-}
 
 /// Mutable access to every connection's outlet, and the list of outlets to
 /// flush before the loop sleeps.
@@ -48,8 +24,8 @@ pub struct Fanout<'a> {
 impl Fanout<'_> {
     /// The outlet of `id`, marked for flushing; `None` when `id` is stale.
     pub fn outlet(&mut self, id: ConnId) -> Option<&mut Outlet> {
-        let slot = slot_of(id);
-        if self.generations.get(slot) != Some(&generation_of(id)) {
+        let slot = id.slot();
+        if self.generations.get(slot) != Some(&id.generation()) {
             return None;
         }
         let outlet = &mut self.outlets[slot];
@@ -139,10 +115,10 @@ mod tests {
             dirty: &mut dirty,
             events: &mut events,
         };
-        fan.deliver([conn_id(1, 0), conn_id(2, 0)].into_iter(), b"{}");
-        fan.reply(conn_id(0, 0), br#"{"status":true}"#);
+        fan.deliver([ConnId::new(1, 0), ConnId::new(2, 0)].into_iter(), b"{}");
+        fan.reply(ConnId::new(0, 0), br#"{"status":true}"#);
         // A stale id reaches nobody.
-        fan.reply(conn_id(2, 7), b"{}");
+        fan.reply(ConnId::new(2, 7), b"{}");
         assert_eq!(dirty, [1, 2, 0]);
         let urgent: Vec<bool> = outlets.iter().map(|o| o.urgent).collect();
         assert_eq!(urgent, [true, false, false]);
@@ -156,8 +132,7 @@ mod tests {
     #[test]
     fn a_mass_disconnect_queues_one_chunk_per_survivor() {
         use crate::chat::{Chat, ChatConfig, SessionKey};
-        use crate::store::UserId;
-        use crate::wheel::Millis;
+        use crate::ids::{Millis, UserId};
         let cfg = ChatConfig::from_config(&crate::config::Config::default());
         let mut chat = Chat::new(cfg, Millis(0), 0);
         let mut outlets = chat_outlets(100);
@@ -178,13 +153,13 @@ mod tests {
                 &format!("u{slot}"),
                 Millis(0),
             );
-            chat.ws_open(conn_id(slot, 0), &key, Millis(0), &mut fan);
+            chat.ws_open(ConnId::new(slot, 0), &key, Millis(0), &mut fan);
         }
         for o in fan.outlets.iter_mut() {
             o.clear();
         }
         for slot in 0..90 {
-            chat.ws_closed(conn_id(slot, 0), Millis(1));
+            chat.ws_closed(ConnId::new(slot, 0), Millis(1));
         }
         chat.flush_leaves(&mut fan);
         let leave = |c: usize| {

@@ -11,28 +11,27 @@ mod accept;
 pub mod conn;
 mod core;
 pub mod fanout;
+pub mod link;
 pub mod outlet;
 mod persist;
+pub mod turn;
 pub mod ws;
 
-use crate::chat::{Chat, ChatConfig, ConnId};
+use crate::chat::{Chat, ChatConfig};
 use crate::config::{Config, LogLevel};
+use crate::ids::{ConnId, Millis};
 use crate::log::Logger;
-use crate::metrics::{CloseCause, Metrics};
 use crate::store::Store;
-use crate::wheel::{Millis, Wheel};
-use conn::{AfterFlush, Conn, Phase, Step, ms};
-pub use core::Core;
-use fanout::{Fanout, conn_id, generation_of, slot_of};
+use crate::wheel::Wheel;
+pub use core::{ConnKind, Core, Env, Held, READ_BUDGET, Timer};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use outlet::Accepts;
-pub use persist::Held;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+pub use turn::Turn;
 
 const LISTENER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
@@ -49,61 +48,6 @@ const FD_RESERVE: usize = 32;
 /// later (not at once: the listener would spin).
 const ACCEPT_BACKOFF: Millis = Millis(100);
 
-/// What a server timer is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
-    /// A connection's deadline (its phase knows which).
-    Conn(ConnId),
-    /// Accepting paused after running out of file descriptors.
-    ResumeAccept,
-    /// The shutdown grace period is over.
-    ShutdownDeadline,
-    /// Write sessions' last activity to the database.
-    SessionFlush,
-    /// Delete a batch of messages past the retention limits.
-    Prune,
-}
-
-/// What a connection is, for the open-connection gauges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnKind {
-    /// Still HTTP (or lingering after it).
-    Http,
-    /// A chat WebSocket.
-    Chat,
-    /// An `/echo` WebSocket.
-    Echo,
-}
-
-/// Everything a connection's handlers may use during one event.
-pub struct Env<'a> {
-    /// Settings.
-    pub cfg: &'a Config,
-    /// The chat state.
-    pub chat: &'a mut Chat,
-    /// The database.
-    pub store: &'a mut Store,
-    /// Counters.
-    pub metrics: &'a mut Metrics,
-    /// The server's timer wheel.
-    pub wheel: &'a mut Wheel<Timer>,
-    /// Every connection's outlet.
-    pub fan: Fanout<'a>,
-    /// The logger.
-    pub log: &'a Logger,
-    /// This turn's time.
-    pub now: Millis,
-    /// Seconds since start.
-    pub uptime_secs: u64,
-    /// A read buffer shared by all connections.
-    pub scratch: &'a mut [u8],
-    /// A note for the next access-log line.
-    pub note: Option<String>,
-    /// What of this turn stands only if its commit succeeds (a write that
-    /// failed, replays, held responses).
-    pub held: &'a mut Held,
-}
-
 /// A start-up failure: one line, and exit code 2.
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -117,19 +61,19 @@ impl std::fmt::Display for StartError {
 /// The shared state at start-up, with what the database brings back, and
 /// the `Millis` it starts at. Not zero: sessions and `client_id`s restored
 /// at start-up have times before it, and `Millis` cannot go negative.
-fn start_core(cfg: Config, store: Store, log: Logger) -> Result<(Core, u64), StartError> {
-    let base = ms(cfg.session_ttl) + ms(cfg.dedupe_window) + 1000;
+fn start_core(cfg: Config, store: Store, log: Logger) -> Result<(Core, Millis), StartError> {
+    let base = Millis::of(cfg.session_ttl) + Millis::of(cfg.dedupe_window) + Millis(1000);
     let unix_now = persist::unix_ms_now();
     let chat = Chat::new(
         ChatConfig::from_config(&cfg),
-        Millis(base),
-        unix_now - base as i64,
+        base,
+        unix_now - base.0 as i64,
     );
-    let mut wheel = Wheel::new(Millis(base));
-    wheel.insert(Millis(base + ms(cfg.session_flush)), Timer::SessionFlush);
-    wheel.insert(Millis(base), Timer::Prune);
+    let mut wheel = Wheel::new(base);
+    wheel.insert(base + cfg.session_flush, Timer::SessionFlush);
+    wheel.insert(base, Timer::Prune);
     let mut core = Core::new(cfg, chat, store, wheel, log);
-    persist::restore(&mut core, Millis(base), unix_now).map_err(|e| StartError(e.to_string()))?;
+    persist::restore(&mut core, base, unix_now).map_err(|e| StartError(e.to_string()))?;
     Ok((core, base))
 }
 
@@ -142,21 +86,15 @@ pub struct Server {
     paused_listener: Option<TcpListener>,
     local_addr: SocketAddr,
     signals: Signals,
-    core: Core,
-    conns: Vec<Option<Conn<TcpStream>>>,
-    free: Vec<usize>,
-    open: usize,
+    turn: Turn<TcpStream>,
     max_conns: usize,
-    ready: Vec<ConnId>,
-    closing: Vec<(ConnId, CloseCause)>,
+    /// Server timers the turn fired (accepting, shutdown).
     fired: Vec<Timer>,
     shutting_down: bool,
     deadline_passed: bool,
     /// When the loop started, and the `Millis` it started at.
     start: Instant,
-    base: u64,
-    /// Session activity is due to be written at the end of this turn.
-    flush_sessions: bool,
+    base: Millis,
 }
 
 impl Server {
@@ -184,19 +122,13 @@ impl Server {
             paused_listener: None,
             local_addr,
             signals,
-            core,
-            conns: Vec::new(),
-            free: Vec::new(),
-            open: 0,
+            turn: Turn::new(core),
             max_conns,
-            ready: Vec::new(),
-            closing: Vec::new(),
             fired: Vec::new(),
             shutting_down: false,
             deadline_passed: false,
             start: Instant::now(),
             base,
-            flush_sessions: false,
         })
     }
 
@@ -206,7 +138,7 @@ impl Server {
     }
 
     fn now(&self) -> Millis {
-        Millis(self.base + ms(self.start.elapsed()))
+        self.base + self.start.elapsed()
     }
 
     /// Runs until SIGTERM/SIGINT and the graceful shutdown are done.
@@ -232,10 +164,13 @@ impl Server {
             for &(token, readable, writable) in &tokens {
                 self.dispatch(token, readable, writable, now);
             }
-            self.serve_ready(now);
+            self.turn.serve_ready(now);
             self.fire_timers(now);
-            self.before_sleep(now);
-            if self.shutting_down && (self.open == 0 || self.deadline_passed) {
+            let registry = self.poll.registry();
+            self.turn.before_sleep(now, &mut |mut sock| {
+                let _ = registry.deregister(&mut sock);
+            });
+            if self.shutting_down && (self.turn.open() == 0 || self.deadline_passed) {
                 break;
             }
         }
@@ -243,17 +178,15 @@ impl Server {
     }
 
     fn poll_timeout(&self, now: Millis) -> Option<Duration> {
-        if !self.ready.is_empty() {
+        if self.turn.has_ready() {
             return Some(Duration::ZERO);
         }
-        let next = [
-            self.core.wheel.next_deadline(),
-            self.core.chat.next_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()?;
-        Some(Duration::from_millis(next.0.saturating_sub(now.0)))
+        let core = &self.turn.core;
+        let next = [core.wheel.next_deadline(), core.chat.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some(Duration::from_millis(next.saturating_sub(now).0))
     }
 
     fn dispatch(&mut self, token: Token, readable: bool, writable: bool, now: Millis) {
@@ -264,58 +197,7 @@ impl Server {
                     self.begin_shutdown(now);
                 }
             }
-            Token(t) => {
-                let id = ConnId(t as u64);
-                if !self.is_live(id) {
-                    return;
-                }
-                if writable && !self.core.outlets[slot_of(id)].is_empty() {
-                    self.core.mark_dirty(slot_of(id));
-                }
-                if readable {
-                    self.serve(id, now);
-                }
-            }
-        }
-    }
-
-    fn is_live(&self, id: ConnId) -> bool {
-        let slot = slot_of(id);
-        self.core.generations.get(slot) == Some(&generation_of(id))
-            && self.conns.get(slot).is_some_and(Option::is_some)
-    }
-
-    /// Reads from a connection and acts on what it read.
-    fn serve(&mut self, id: ConnId, now: Millis) {
-        let Some(conn) = self.conns[slot_of(id)].as_mut() else {
-            return;
-        };
-        let mut env = self.core.env(now);
-        let step = conn.on_readable(&mut env);
-        self.after_step(id, step);
-    }
-
-    fn after_step(&mut self, id: ConnId, step: Step) {
-        match step {
-            Step::Idle => {}
-            Step::MoreReady => self.ready.push(id),
-            Step::Close(cause) => self.closing.push((id, cause)),
-        }
-        let closing = self.conns[slot_of(id)]
-            .as_ref()
-            .is_some_and(|c| c.after_flush != AfterFlush::Stay);
-        if closing {
-            // The flush step acts on `after_flush`, even with nothing queued.
-            self.core.mark_dirty(slot_of(id));
-        }
-    }
-
-    fn serve_ready(&mut self, now: Millis) {
-        let ready = std::mem::take(&mut self.ready);
-        for id in ready {
-            if self.is_live(id) {
-                self.serve(id, now);
-            }
+            Token(t) => self.turn.event(ConnId(t as u64), readable, writable, now),
         }
     }
 }
@@ -323,32 +205,15 @@ impl Server {
 impl Server {
     fn fire_timers(&mut self, now: Millis) {
         let mut fired = std::mem::take(&mut self.fired);
-        self.core.wheel.advance(now, &mut fired);
+        self.turn.fire_timers(now, &mut fired);
         for timer in fired.drain(..) {
             match timer {
-                Timer::Conn(id) => self.conn_timer(id, now),
                 Timer::ResumeAccept => self.resume_accept(now),
                 Timer::ShutdownDeadline => self.deadline_passed = true,
-                Timer::SessionFlush => {
-                    self.flush_sessions = true;
-                    let next = Millis(now.0 + ms(self.core.cfg.session_flush));
-                    self.core.wheel.insert(next, Timer::SessionFlush);
-                }
-                Timer::Prune => persist::prune(&mut self.core, now),
+                _ => unreachable!("the turn fires {timer:?}"),
             }
         }
         self.fired = fired;
-        self.core.chat.handle_timeouts(now);
-    }
-
-    fn conn_timer(&mut self, id: ConnId, now: Millis) {
-        if !self.is_live(id) {
-            return;
-        }
-        let conn = self.conns[slot_of(id)].as_mut().expect("live");
-        let mut env = self.core.env(now);
-        let step = conn.on_timer(&mut env);
-        self.after_step(id, step);
     }
 
     /// SIGTERM/SIGINT: stop accepting, finish responses in flight, close
@@ -357,167 +222,33 @@ impl Server {
         if std::mem::replace(&mut self.shutting_down, true) {
             return;
         }
-        self.core.log.log(
+        let open = self.turn.open();
+        self.turn.core.log.log(
             LogLevel::Info,
             format_args!(
-                "shutting down: {} connection{} open",
-                self.open,
-                if self.open == 1 { "" } else { "s" }
+                "shutting down: {open} connection{} open",
+                if open == 1 { "" } else { "s" }
             ),
         );
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
         self.paused_listener = None;
-        let grace = ms(self.core.cfg.shutdown_grace);
-        self.core
+        let deadline = now + self.turn.core.cfg.shutdown_grace;
+        self.turn
+            .core
             .wheel
-            .insert(Millis(now.0 + grace), Timer::ShutdownDeadline);
-        for slot in 0..self.conns.len() {
-            let Some(conn) = self.conns[slot].as_mut() else {
-                continue;
-            };
-            let id = conn.id;
-            let mut env = self.core.env(now);
-            match conn.phase {
-                Phase::Http(_) => conn.after_flush = AfterFlush::Linger(CloseCause::Shutdown),
-                Phase::Ws(_) => ws::start_close(conn, 1001, "going away", &mut env),
-                Phase::Linger => {}
-            }
-            self.after_step(id, Step::Idle);
-        }
+            .insert(deadline, Timer::ShutdownDeadline);
+        self.turn.shut_down(now);
     }
 
-    /// Before sleeping: apply what the turn asked for (close requests, slow
-    /// consumers, closes), then write every outlet with new output. The
-    /// `leave`s of the sockets closed go out after the closes, as one batch
-    /// to the sockets still open; they may push another over its limit, so
-    /// this settles in rounds until nothing is left.
-    fn before_sleep(&mut self, now: Millis) {
-        let flush_sessions = std::mem::take(&mut self.flush_sessions);
-        for id in self.core.end_turn(flush_sessions) {
-            // Acked but not stored: nothing it has queued may be written.
-            if self.is_live(id) {
-                self.core.outlets[slot_of(id)].clear();
-                self.closing.push((id, CloseCause::Error));
-            }
-        }
-        loop {
-            let dirty = std::mem::take(&mut self.core.dirty);
-            for &slot in &dirty {
-                self.apply_flags(slot, now);
-            }
-            while let Some((id, cause)) = self.closing.pop() {
-                self.close_conn(id, cause, now);
-            }
-            // The `leave`s of every socket closed so far, to the ones
-            // still open, once: not to those closed in this same turn.
-            let mut env = self.core.env(now);
-            env.chat.flush_leaves(&mut env.fan);
-            // Replies first (HTTP responses, the 101, acks, control
-            // frames), then the outlets holding only broadcasts: a reply is
-            // a round trip its client waits on, and writing the turn's
-            // presence and chat frames to everyone else before it would
-            // hold that up (about 1.5 ms per 500 sockets). Flushing clears
-            // `dirty`, so the second pass skips what the first wrote.
-            for &slot in &dirty {
-                if self.core.outlets[slot].urgent {
-                    self.flush(slot, now);
-                }
-            }
-            for &slot in &dirty {
-                if self.core.outlets[slot].dirty {
-                    self.flush(slot, now);
-                }
-            }
-            if self.core.dirty.is_empty() && self.closing.is_empty() {
-                return;
-            }
-        }
-    }
-
-    fn apply_flags(&mut self, slot: usize, now: Millis) {
-        let Some(conn) = self.conns[slot].as_mut() else {
-            return;
-        };
-        let outlet = &mut self.core.outlets[slot];
-        if outlet.overflow {
-            self.closing.push((conn.id, CloseCause::SlowConsumer));
-        } else if let Some((code, reason)) = outlet.close_request.take() {
-            let mut env = self.core.env(now);
-            ws::start_close(conn, code, reason, &mut env);
-        }
-    }
-
-    /// Writes the outlet of `slot` once (until the socket would block).
-    fn flush(&mut self, slot: usize, now: Millis) {
-        let Some(conn) = self.conns[slot].as_mut() else {
-            return;
-        };
-        let outlet = &mut self.core.outlets[slot];
-        outlet.dirty = false;
-        outlet.urgent = false;
-        if outlet.overflow {
-            return;
-        }
-        let id = conn.id;
-        match outlet.write_to(&mut conn.sock) {
-            Ok(n) => self.core.metrics.bytes_out += n as u64,
-            Err(_) => return self.closing.push((id, CloseCause::Peer)),
-        }
-        if !self.core.outlets[slot].is_empty() {
-            // The socket is full; its writable event brings us back.
-            return;
-        }
-        let mut env = self.core.env(now);
-        let step = conn.on_flushed(&mut env);
-        let resume = matches!(&conn.phase, Phase::Http(h) if h.paused);
-        if resume {
-            // Parsing stopped while the output was full; it is empty now.
-            self.ready.push(id);
-        }
-        self.after_step(id, step);
-    }
-
-    /// Ends connection `id` now: the chat hears of it, its timer and
-    /// registration go, and its slot is free for a new generation.
-    fn close_conn(&mut self, id: ConnId, cause: CloseCause, now: Millis) {
-        if !self.is_live(id) {
-            return;
-        }
-        let slot = slot_of(id);
-        let mut conn = self.conns[slot].take().expect("live");
-        let mut env = self.core.env(now);
-        ws::closed(&mut conn, &mut env);
-        conn.disarm(&mut env);
-        let m = &mut self.core.metrics;
-        m.closed(conn.closing_cause.unwrap_or(cause));
-        match conn.kind {
-            ConnKind::Http => m.open_http -= 1,
-            ConnKind::Chat => m.open_ws -= 1,
-            ConnKind::Echo => m.open_echo -= 1,
-        }
-        let _ = self.poll.registry().deregister(&mut conn.sock);
-        let outlet = &mut self.core.outlets[slot];
-        outlet.clear();
-        outlet.accepts = Accepts::Nothing;
-        outlet.overflow = false;
-        outlet.close_request = None;
-        // A stale id (in a timer or the ready list) can never reach the
-        // slot's next connection.
-        self.core.generations[slot] = self.core.generations[slot].wrapping_add(1);
-        self.free.push(slot);
-        self.open -= 1;
-    }
-
-    fn finish(mut self) -> io::Result<()> {
+    fn finish(self) -> io::Result<()> {
         let now = self.now();
-        let ids: Vec<ConnId> = self.conns.iter().flatten().map(|c| c.id).collect();
-        for id in ids {
-            self.close_conn(id, CloseCause::Shutdown, now);
-        }
-        self.core.end_turn(true);
-        let Core { store, log, .. } = self.core;
+        let registry = self.poll.registry();
+        let core = self.turn.finish(now, &mut |mut sock| {
+            let _ = registry.deregister(&mut sock);
+        });
+        let Core { store, log, .. } = core;
         match store.close() {
             Ok(()) => log.log(LogLevel::Info, format_args!("stopped")),
             Err(e) => log.log(LogLevel::Error, format_args!("closing the database: {e}")),

@@ -1,15 +1,29 @@
 //! The loop's side of storage: what comes back at start-up, the per-turn
 //! commit that releases acks, and the retention steps.
 
-use super::conn::ms;
-use super::fanout::{generation_of, slot_of};
-use super::{Core, Timer};
-use crate::chat::{ConnId, SessionKey};
+use super::core::{Core, Timer};
+use crate::chat::{Accepted, SessionKey};
 use crate::config::LogLevel;
-use crate::store::{StoreError, UserId};
-use crate::wheel::Millis;
+use crate::ids::{ConnId, Millis, UserId};
+use crate::store::{EventKind, NewEvent, StoreError};
 use std::collections::HashSet;
 use std::rc::Rc;
+
+/// The row that stores an accepted message (the chat knows nothing of
+/// the store's types).
+pub(super) fn message_row(accepted: &Accepted) -> NewEvent<'_> {
+    NewEvent {
+        id: accepted.id,
+        kind: EventKind::Message,
+        user: accepted.user,
+        room: accepted.room.map(|r| r.0),
+        to: accepted.to,
+        ts: accepted.ts,
+        text: &accepted.text,
+        client_id: accepted.client_id.as_deref(),
+        target: None,
+    }
+}
 
 /// Wall-clock Unix milliseconds (only for timestamps and stored times;
 /// every timeout runs on the monotonic clock).
@@ -21,7 +35,7 @@ pub(super) fn unix_ms_now() -> i64 {
 /// `Millis` of a stored Unix time, `age` before `now`, never below zero.
 fn millis_ago(now: Millis, now_unix: i64, then_unix: i64) -> Millis {
     let age = u64::try_from(now_unix.saturating_sub(then_unix)).unwrap_or(0);
-    Millis(now.0.saturating_sub(age))
+    now.saturating_sub(Millis(age))
 }
 
 /// Start-up: message ids continue after the stored ones, live sessions and
@@ -32,20 +46,18 @@ pub(super) fn restore(
     now: Millis,
     unix_now: i64,
 ) -> Result<(), crate::store::StoreError> {
-    let ttl = ms(core.cfg.session_ttl);
+    let ttl = Millis::of(core.cfg.session_ttl);
     let (id, ts) = core.store.newest_message()?;
     core.chat.continue_after(id, ts);
     restore_rooms(core)?;
     for s in core.store.load_sessions()? {
         let last = millis_ago(now, unix_now, s.last_active);
         match crate::chat::SessionKey::from_hex(&s.token_hash) {
-            Some(key) if now.0 - last.0 < ttl => {
-                core.chat.restore_session(key, s.user, &s.name, last)
-            }
+            Some(key) if now - last < ttl => core.chat.restore_session(key, s.user, &s.name, last),
             _ => core.store.delete_session(&s.token_hash)?,
         }
     }
-    let window = i64::try_from(ms(core.cfg.dedupe_window)).unwrap_or(i64::MAX);
+    let window = i64::try_from(Millis::of(core.cfg.dedupe_window).0).unwrap_or(i64::MAX);
     for (user, client_id, id, ts) in core.store.recent_client_ids(unix_now - window)? {
         core.chat
             .restore_client_id(user, &client_id, id, millis_ago(now, unix_now, ts));
@@ -99,27 +111,24 @@ fn restore_conversations(core: &mut Core) -> Result<(), crate::store::StoreError
     Ok(())
 }
 
-/// What of the current turn stands only if its commit succeeds, besides
-/// its broadcasts (which the fan-out records in `Core::events`) and its
-/// acks (which the chat records).
-#[derive(Debug, Default)]
-pub struct Held {
-    /// A write of the turn failed: the turn is rolled back, not committed,
-    /// so that it is stored all or nothing.
-    pub failed: bool,
-    /// Sockets sent rows read from the turn's uncommitted batch (a replay
-    /// that reached this turn's messages).
-    pub readers: Vec<ConnId>,
-    /// Responses queued with `Outlet::push_held`, each with the 503 that
-    /// replaces it if the commit fails.
-    pub responses: Vec<(ConnId, Rc<[u8]>, Vec<u8>)>,
+impl Core {
+    /// Ends the turn's storage: commits its batch (with the session
+    /// changes; their last activity too when `flush_sessions`), or, if a
+    /// write or the commit failed, takes back everything of the turn that
+    /// depended on it. Runs before any of the turn's output is written.
+    /// Returns the sockets to drop with everything they have queued (those
+    /// acked, or sent a replay, for unstored messages); empty after a
+    /// successful commit.
+    pub fn end_turn(&mut self, flush_sessions: bool) -> Vec<ConnId> {
+        persist_turn(self, flush_sessions)
+    }
 }
 
 /// Writes the turn's session changes and commits the turn's batch (see
 /// [`Core::end_turn`]): a message is acknowledged, broadcast or replayed,
 /// a key or a session handed out, only once its row is committed. On
 /// failure the batch is rolled back and [`take_back`] undoes the rest.
-pub(super) fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId> {
+fn persist_turn(core: &mut Core, flush_sessions: bool) -> Vec<ConnId> {
     let journal = core.chat.journal();
     let changes = SessionChanges {
         created: std::mem::take(&mut journal.created),
@@ -246,8 +255,8 @@ fn take_back(core: &mut Core, events: &[Rc<[u8]>], responses: Vec<(ConnId, Rc<[u
         }
     }
     for (id, response, fallback) in responses {
-        if core.generations.get(slot_of(id)) == Some(&generation_of(id)) {
-            core.outlets[slot_of(id)].replace(&response, fallback);
+        if core.generations.get(id.slot()) == Some(&id.generation()) {
+            core.outlets[id.slot()].replace(&response, fallback);
         }
     }
 }
@@ -262,7 +271,7 @@ pub(super) fn prune(core: &mut Core, now: Millis) {
         0 => None,
         keep => Some(core.chat.last_id() - i64::try_from(keep).unwrap_or(i64::MAX)),
     };
-    let before_ts = match ms(core.cfg.history_max_age) {
+    let before_ts = match Millis::of(core.cfg.history_max_age).0 {
         0 => None,
         age => Some(core.chat.unix_ms(now) - i64::try_from(age).unwrap_or(i64::MAX)),
     };
@@ -274,9 +283,9 @@ pub(super) fn prune(core: &mut Core, now: Millis) {
             0
         });
     let again = if deleted >= PRUNE_BATCH {
-        100
+        Millis(100)
     } else {
-        ms(core.cfg.prune_interval)
+        Millis::of(core.cfg.prune_interval)
     };
-    core.wheel.insert(Millis(now.0 + again), Timer::Prune);
+    core.wheel.insert(now + again, Timer::Prune);
 }

@@ -1,22 +1,20 @@
 //! The WebSocket phase: tungstenite's server-role codec over the
 //! connection's stream, with its output going into the connection's outlet
 //! so its pongs and close replies queue in order with our own frames.
+//! Every step is a method of [`WsState`], given the connection's
+//! [`Link`]; the phase changes themselves are `conn`'s.
 
-use super::conn::{AfterFlush, Conn, Step, Transport, ms};
+use super::core::Env;
+use super::link::{AfterFlush, Link, Step};
 use super::outlet::{Accepts, OP_BINARY, OP_TEXT, Outlet, ws_frame};
-use super::{
-    Env,
-    fanout::{ConnLabel, slot_of},
-};
-use crate::chat::{Authed, Change, ConnId, Lookup, Write as Stored};
+use crate::api::resume;
+use crate::chat::{Authed, Change, Lookup, Write as Stored};
 use crate::config::LogLevel;
-use crate::log::Logger;
-use crate::log::escape;
+use crate::event::{Conversation, EventKind};
+use crate::ids::{ConnId, Millis, UserId};
+use crate::log::{Logger, escape};
 use crate::metrics::CloseCause;
-use crate::protocol::ServerFrame;
-use crate::store::UserId;
-use crate::store::{Conversation, EventKind, MessageInfo, Store, StoreError};
-use crate::wheel::Millis;
+use crate::store::{MessageInfo, Store, StoreError};
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -39,7 +37,7 @@ const ECHO_READ_BUFFER: usize = 64 * 1024;
 const MESSAGE_BUDGET: usize = 64;
 
 /// Message and frame limit of `/echo` (the Autobahn cases go up to 16 MiB).
-const ECHO_MAX_MESSAGE: usize = 16 << 20;
+pub const ECHO_MAX_MESSAGE: usize = 16 << 20;
 
 /// The close code of a server shutdown (RFC 6455 1001 `going away`); no
 /// other close we start uses it.
@@ -49,7 +47,7 @@ const GOING_AWAY: u16 = 1001;
 const CLOSE_WAIT: Millis = Millis(5_000);
 
 /// State of the WebSocket phase.
-pub struct WsState {
+pub(super) struct WsState {
     ctx: WebSocketContext,
     /// The user of a chat socket; `None` for `/echo`.
     user: Option<Rc<str>>,
@@ -88,81 +86,304 @@ impl<S> Write for Io<'_, S> {
     }
 }
 
-/// Runs `f` with tungstenite's view of the connection.
-fn with_io<S: Transport, R>(
-    conn: &mut Conn<S>,
-    env: &mut Env<'_>,
-    f: impl FnOnce(&mut WebSocketContext, &mut Io<'_, S>) -> R,
-) -> Option<R> {
-    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
-        return None;
-    };
-    let out = &mut env.fan.outlets[slot_of(conn.id)];
-    if !out.dirty {
-        out.dirty = true;
-        env.fan.dirty.push(slot_of(conn.id));
+impl WsState {
+    /// The state of a socket just upgraded; `leftover` holds the bytes that
+    /// came after the request head, `user` the chat user (`None`: `/echo`).
+    pub(super) fn new(leftover: Vec<u8>, user: Option<Rc<str>>, env: &Env<'_>) -> WsState {
+        let is_chat = user.is_some();
+        WsState {
+            ctx: context(leftover, is_chat, env.cfg.ws_max_message_bytes),
+            user,
+            last_rx: env.now,
+            ping_at: None,
+            closing: false,
+            close_info: None,
+            left: false,
+        }
     }
-    let mut io = Io {
-        sock: &mut conn.sock,
-        out,
-        bytes_in: &mut env.metrics.bytes_in,
-    };
-    Some(f(&mut ws.ctx, &mut io))
+
+    /// Whether this is a chat socket (not `/echo`).
+    pub(super) fn is_chat(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// Runs `f` with tungstenite's view of the connection.
+    fn with_io<S: Read, R>(
+        &mut self,
+        link: &mut Link<'_, S>,
+        env: &mut Env<'_>,
+        f: impl FnOnce(&mut WebSocketContext, &mut Io<'_, S>) -> R,
+    ) -> R {
+        let slot = link.id.slot();
+        let out = &mut env.fan.outlets[slot];
+        if !out.dirty {
+            out.dirty = true;
+            env.fan.dirty.push(slot);
+        }
+        let mut io = Io {
+            sock: &mut *link.sock,
+            out,
+            bytes_in: &mut env.metrics.bytes_in,
+        };
+        f(&mut self.ctx, &mut io)
+    }
+
+    /// The socket is open: a resuming chat socket gets what it missed,
+    /// then joins the chat; the ping timer starts.
+    pub(super) fn opened<S>(
+        &mut self,
+        link: &mut Link<'_, S>,
+        chat: Option<Authed>,
+        since: Option<i64>,
+        env: &mut Env<'_>,
+    ) {
+        let id = link.id;
+        if let Some(authed) = chat {
+            if let Some(since) = since {
+                // Before the socket joins the broadcast: the replay ends where
+                // live messages begin, with no gap and no duplicate.
+                replay(id, authed.user, since, env);
+            }
+            env.chat.ws_open(id, &authed.key, env.now, &mut env.fan);
+            let name = &authed.name;
+            env.log.log(
+                LogLevel::Info,
+                format_args!("ws open user={} conn={}", escape(name), id),
+            );
+        }
+        link.arm(env, env.now + env.cfg.ping_interval);
+    }
+
+    /// Reads and handles messages until the socket would block or the
+    /// turn's budget is spent.
+    pub(super) fn readable<S: Read>(&mut self, link: &mut Link<'_, S>, env: &mut Env<'_>) -> Step {
+        for _ in 0..MESSAGE_BUDGET {
+            let bytes_before = env.metrics.bytes_in;
+            let read = self.with_io(link, env, |ctx, io| ctx.read(io));
+            // Any byte is a sign of life (SPEC §5.5: closed when nothing at
+            // all arrives), also the part of a frame still coming in.
+            let arrived = env.metrics.bytes_in != bytes_before;
+            if arrived || read.is_ok() {
+                self.last_rx = env.now;
+            }
+            match read {
+                Ok(msg) => self.handle(link.id, msg, env),
+                Err(e) => return self.on_error(link, e, env),
+            }
+        }
+        Step::MoreReady
+    }
+
+    /// One received message, handled in place and dropped.
+    fn handle(&mut self, id: ConnId, msg: Message, env: &mut Env<'_>) {
+        let is_chat = self.is_chat();
+        match msg {
+            Message::Text(text) if is_chat => {
+                let mut look = StoreLookup {
+                    store: env.store,
+                    log: env.log,
+                    failed: &mut env.held.failed,
+                };
+                let write = env
+                    .chat
+                    .ws_frame(id, &text, env.now, &mut look, &mut env.fan);
+                if let Some(write) = write {
+                    store_write(&write, env);
+                }
+            }
+            Message::Binary(_) if is_chat => env.chat.ws_binary(id, env.now, &mut env.fan),
+            Message::Text(text) => echo(id, OP_TEXT, text.as_bytes(), env),
+            Message::Binary(data) => echo(id, OP_BINARY, &data, env),
+            Message::Close(frame) => {
+                // tungstenite queued the reply; the chat hears of it now.
+                let info = frame.map_or((1005, String::new()), |f| {
+                    (f.code.into(), f.reason.to_string())
+                });
+                self.close_info.get_or_insert(info);
+                self.closed(id, env);
+            }
+            // tungstenite queued the pong; receiving anything is all a pong means.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+
+    /// What a tungstenite error means for the connection.
+    fn on_error<S: Read>(&mut self, link: &mut Link<'_, S>, e: WsError, env: &mut Env<'_>) -> Step {
+        if let Some((code, reason)) = fail_code(&e) {
+            self.fail(link, code, reason, env);
+            return Step::Idle;
+        }
+        match e {
+            WsError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Push out the pongs and close replies tungstenite holds back.
+                let _ = self.with_io(link, env, |ctx, io| ctx.flush(io));
+                Step::Idle
+            }
+            WsError::ConnectionClosed | WsError::AlreadyClosed => {
+                *link.after_flush = AfterFlush::Linger(CloseCause::Done);
+                Step::Idle
+            }
+            // Reset without a closing handshake, or the socket failed.
+            _ => {
+                self.set_close_info(1006, "connection lost");
+                self.closed(link.id, env);
+                Step::Close(CloseCause::Peer)
+            }
+        }
+    }
+
+    /// Fails the connection: a close frame with `code`, then FIN without
+    /// waiting for the peer's reply.
+    fn fail<S: Read>(
+        &mut self,
+        link: &mut Link<'_, S>,
+        code: u16,
+        reason: &'static str,
+        env: &mut Env<'_>,
+    ) {
+        self.set_close_info(code, reason);
+        self.send_close(link, code, reason, env);
+        self.closed(link.id, env);
+        *link.after_flush = AfterFlush::Linger(CloseCause::Protocol);
+    }
+
+    fn set_close_info(&mut self, code: u16, reason: &str) {
+        self.close_info.get_or_insert((code, reason.to_string()));
+    }
+
+    /// Queues our close frame; nothing may follow it.
+    fn send_close<S: Read>(
+        &mut self,
+        link: &mut Link<'_, S>,
+        code: u16,
+        reason: &'static str,
+        env: &mut Env<'_>,
+    ) {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        // Errors here mean the socket is already closing; the frame is moot.
+        let _ = self.with_io(link, env, |ctx, io| ctx.close(io, Some(frame)));
+        if let Some(out) = env.fan.outlet(link.id) {
+            out.accepts = Accepts::Closing;
+        }
+    }
+
+    /// Starts the closing handshake (logout, shutdown): our close frame,
+    /// then up to `CLOSE_WAIT` for the peer's reply.
+    pub(super) fn start_close<S: Read>(
+        &mut self,
+        link: &mut Link<'_, S>,
+        code: u16,
+        reason: &'static str,
+        env: &mut Env<'_>,
+    ) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.set_close_info(code, reason);
+        self.send_close(link, code, reason, env);
+        // At shutdown every socket goes in this same turn: announcing each to
+        // the ones not closed yet would only queue n²/2 `leave` frames ahead
+        // of their own close frame.
+        self.leave_chat(link.id, env, code != GOING_AWAY);
+        link.arm(env, env.now + CLOSE_WAIT);
+    }
+
+    /// The socket's chat life is over: the others get `leave` (once), and
+    /// the close is logged.
+    pub(super) fn closed(&mut self, id: ConnId, env: &mut Env<'_>) {
+        self.leave_chat(id, env, true);
+    }
+
+    /// Like [`WsState::closed`]; `announce: false` tells nobody (shutdown).
+    fn leave_chat(&mut self, id: ConnId, env: &mut Env<'_>, announce: bool) {
+        if std::mem::replace(&mut self.left, true) {
+            return;
+        }
+        let Some(user) = &self.user else { return };
+        if announce {
+            env.chat.ws_closed(id, env.now);
+        } else {
+            env.chat.ws_going_away(id, env.now);
+        }
+        let (code, reason) = self.close_info.clone().unwrap_or((1006, String::new()));
+        env.log.log(
+            LogLevel::Info,
+            format_args!(
+                "ws close user={} conn={} code={code} reason={}",
+                // Imported names may hold any text (SPEC §7): spaces would
+                // forge fields, bidi controls would reorder the line.
+                escape(user),
+                id,
+                escape(&reason)
+            ),
+        );
+    }
+
+    /// The ping timer (or the close wait) fired.
+    pub(super) fn on_timer<S: Read>(&mut self, link: &mut Link<'_, S>, env: &mut Env<'_>) -> Step {
+        let interval = Millis::of(env.cfg.ping_interval);
+        if self.closing {
+            return Step::Close(CloseCause::Timeout);
+        }
+        if self.ping_at.is_some_and(|at| self.last_rx < at) {
+            // Pinged, and nothing at all came back in time: a dead peer.
+            self.set_close_info(1006, "ping timeout");
+            self.closed(link.id, env);
+            return Step::Close(CloseCause::Timeout);
+        }
+        if env.now >= self.last_rx + interval {
+            self.ping_at = Some(env.now);
+            let _ = self.with_io(link, env, |ctx, io| {
+                ctx.write(io, Message::Ping(Default::default()))
+            });
+            link.arm(env, env.now + env.cfg.ping_timeout);
+        } else {
+            // Heard from since: look again when it has been quiet long enough.
+            self.ping_at = None;
+            let at = self.last_rx + interval;
+            link.arm(env, at);
+        }
+        Step::Idle
+    }
 }
 
-/// Answers the upgrade with 101 and switches `conn` to the WebSocket phase;
-/// `leftover` holds bytes that came after the request head.
-pub fn upgrade<S: Transport>(
-    conn: &mut Conn<S>,
-    leftover: Vec<u8>,
-    accept: &str,
-    chat: Option<Authed>,
-    since: Option<i64>,
-    env: &mut Env<'_>,
-) {
-    let is_chat = chat.is_some();
-    let out = env.fan.outlet(conn.id).expect("the connection is live");
+/// The 101 that answers an upgrade, queued; an `/echo` socket's outlet
+/// gets room for a whole message on its way back.
+pub(super) fn push_switching(out: &mut Outlet, accept: &str, is_chat: bool, max_output: usize) {
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {accept}\r\n\r\n"
     );
     out.push_copy(head.as_bytes());
-    out.accepts = Accepts::Frames;
     if !is_chat {
         // An echo socket holds a whole 16 MiB message on its way back.
-        out.set_limit(2 * ECHO_MAX_MESSAGE + env.cfg.max_output_bytes);
+        out.set_limit(2 * ECHO_MAX_MESSAGE + max_output);
     }
-    let state = WsState {
-        ctx: context(leftover, is_chat, env.cfg.ws_max_message_bytes),
-        user: chat.as_ref().map(|a| a.name.clone()),
-        last_rx: env.now,
-        ping_at: None,
-        closing: false,
-        close_info: None,
-        left: false,
-    };
-    conn.phase = super::conn::Phase::Ws(Box::new(state));
-    count_open(conn, is_chat, env);
-    if let Some(authed) = chat {
-        if let Some(since) = since {
-            // Before the socket joins the broadcast: the replay ends where
-            // live messages begin, with no gap and no duplicate.
-            replay(conn.id, authed.user, since, env);
-        }
-        env.chat
-            .ws_open(conn.id, &authed.key, env.now, &mut env.fan);
-        let name = &authed.name;
-        env.log.log(
-            LogLevel::Info,
-            format_args!("ws open user={} conn={}", escape(name), ConnLabel(conn.id)),
-        );
-    }
-    conn.arm(env, Millis(env.now.0 + ms(env.cfg.ping_interval)));
 }
 
-/// tungstenite in server role with our limits; `leftover` holds the bytes
-/// that came after the request head.
-fn context(leftover: Vec<u8>, is_chat: bool, chat_limit: usize) -> WebSocketContext {
+/// The close frame (code, reason) that fails a connection after read
+/// error `e`; `None` where none is sent (would block, closed, the
+/// connection lost). The fuzz model reads it from here.
+pub fn fail_code(e: &WsError) -> Option<(u16, &'static str)> {
+    Some(match e {
+        WsError::Io(_)
+        | WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return None,
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => (1009, "message too big"),
+        WsError::Capacity(_) => (1009, "frame too big"),
+        WsError::Utf8(_) => (1007, "invalid utf-8"),
+        _ => (1002, "protocol error"),
+    })
+}
+
+/// tungstenite in server role with our limits (the fuzz model reads them
+/// from here); `leftover` holds the bytes that came after the request head.
+pub fn context(leftover: Vec<u8>, is_chat: bool, chat_limit: usize) -> WebSocketContext {
     let (limit, buffer) = if is_chat {
         (chat_limit, READ_BUFFER)
     } else {
@@ -177,77 +398,6 @@ fn context(leftover: Vec<u8>, is_chat: bool, chat_limit: usize) -> WebSocketCont
     WebSocketContext::from_partially_read(leftover, Role::Server, Some(config))
 }
 
-/// Moves the connection from the HTTP gauge to its WebSocket gauge.
-fn count_open<S>(conn: &mut Conn<S>, is_chat: bool, env: &mut Env<'_>) {
-    env.metrics.open_http -= 1;
-    conn.kind = if is_chat {
-        env.metrics.open_ws += 1;
-        super::ConnKind::Chat
-    } else {
-        env.metrics.open_echo += 1;
-        super::ConnKind::Echo
-    };
-}
-
-/// Reads and handles messages until the socket would block or the turn's
-/// budget is spent.
-pub fn readable<S: Transport>(conn: &mut Conn<S>, env: &mut Env<'_>) -> Step {
-    for _ in 0..MESSAGE_BUDGET {
-        let bytes_before = env.metrics.bytes_in;
-        let read = with_io(conn, env, |ctx, io| ctx.read(io));
-        let Some(read) = read else { return Step::Idle };
-        // Any byte is a sign of life (SPEC §5.5: closed when nothing at
-        // all arrives), also the part of a frame still coming in.
-        let arrived = env.metrics.bytes_in != bytes_before;
-        if let super::conn::Phase::Ws(ws) = &mut conn.phase
-            && (arrived || read.is_ok())
-        {
-            ws.last_rx = env.now;
-        }
-        match read {
-            Ok(msg) => handle(conn, msg, env),
-            Err(e) => return on_error(conn, e, env),
-        }
-    }
-    Step::MoreReady
-}
-
-/// One received message, handled in place and dropped.
-fn handle<S: Transport>(conn: &mut Conn<S>, msg: Message, env: &mut Env<'_>) {
-    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
-        return;
-    };
-    let is_chat = ws.user.is_some();
-    match msg {
-        Message::Text(text) if is_chat => {
-            let mut look = StoreLookup {
-                store: env.store,
-                log: env.log,
-                failed: &mut env.held.failed,
-            };
-            let write = env
-                .chat
-                .ws_frame(conn.id, &text, env.now, &mut look, &mut env.fan);
-            if let Some(write) = write {
-                store_write(&write, env);
-            }
-        }
-        Message::Binary(_) if is_chat => env.chat.ws_binary(conn.id, env.now, &mut env.fan),
-        Message::Text(text) => echo(conn, OP_TEXT, text.as_bytes(), env),
-        Message::Binary(data) => echo(conn, OP_BINARY, &data, env),
-        Message::Close(frame) => {
-            // tungstenite queued the reply; the chat hears of it now.
-            let info = frame.map_or((1005, String::new()), |f| {
-                (f.code.into(), f.reason.to_string())
-            });
-            ws.close_info.get_or_insert(info);
-            closed(conn, env);
-        }
-        // tungstenite queued the pong; receiving anything is all a pong means.
-        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-    }
-}
-
 /// Stores what a frame changed in the turn's batch, at once: a socket
 /// that resumes later in this turn, and the next frame's lookup, must find
 /// it.
@@ -256,7 +406,9 @@ fn store_write(write: &Stored, env: &mut Env<'_>) {
         return;
     }
     let done = match write {
-        Stored::Message(accepted) => env.store.insert_event(&accepted.row()),
+        Stored::Message(accepted) => env
+            .store
+            .insert_event(&super::persist::message_row(accepted)),
         Stored::Change(change) => store_change(change, env.store),
         Stored::Read(m) => env.store.put_read(m.user, m.conv, m.id),
     };
@@ -314,55 +466,22 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
-/// Events read from the store per query during a replay.
-const REPLAY_PAGE: usize = 256;
-
-/// A replay reads at most this many times `resume_max` events of all
-/// conversations: events the user may not see are skipped, and a socket
-/// that missed that much traffic is told to resync rather than have the
-/// loop read the whole backlog.
-const REPLAY_SCAN_FACTOR: usize = 16;
-
-/// Queues the stored events after `since` that `user` may see (general,
-/// their rooms, their direct messages), in id order, for a resuming
-/// socket; or `{"event": "resync"}` when there are more than the
-/// configured maximum, more bytes than half the socket's output limit, or
-/// more events of all conversations than the scan allows: then the client
-/// pages the history instead.
+/// Queues what a resuming socket missed (the policy is the API's, see
+/// [`resume::replay`]); rows of this turn's uncommitted batch make it one
+/// of the turn's readers, which stand only if the commit does.
 fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
-    let max = env.cfg.resume_max;
-    let budget = env.cfg.max_output_bytes / 2;
-    let scan = max.saturating_mul(REPLAY_SCAN_FACTOR);
-    let (mut frames, mut count, mut scanned, mut after) = (Vec::new(), 0, 0, since);
-    // The newest event replayed.
-    let mut newest = since;
-    let resync = loop {
-        let page = env
-            .store
-            .events_after(after, REPLAY_PAGE)
-            .unwrap_or_else(|e| {
-                env.log.log(LogLevel::Error, format_args!("{e}"));
-                Vec::new()
-            });
-        for e in &page {
-            if let Some(json) = env.chat.replay_json(user, e) {
-                count += 1;
-                newest = e.id;
-                frames.extend_from_slice(&ws_frame(OP_TEXT, &json));
-            }
-        }
-        scanned += page.len();
-        if count > max || frames.len() > budget || scanned > scan {
-            break true;
-        }
-        match page.last() {
-            Some(last) if page.len() == REPLAY_PAGE => after = last.id,
-            _ => break false,
-        }
-    };
-    if resync {
-        frames = ws_frame(OP_TEXT, &ServerFrame::Event { event: "resync" }.to_json());
-    } else if newest > env.chat.stored_id() {
+    let max_bytes = env.cfg.max_output_bytes / 2;
+    let (frames, newest) = resume::replay(
+        user,
+        since,
+        env.cfg.resume_max,
+        max_bytes,
+        env.store,
+        env.chat,
+        env.log,
+        |json| ws_frame(OP_TEXT, json),
+    );
+    if newest.is_some_and(|newest| newest > env.chat.stored_id()) {
         // Rows of this turn's batch, which the loop's own connection sees
         // before they are committed: they stand only if the commit does.
         env.held.readers.push(id);
@@ -372,157 +491,10 @@ fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
     }
 }
 
-fn echo<S: Transport>(conn: &mut Conn<S>, opcode: u8, payload: &[u8], env: &mut Env<'_>) {
-    if let Some(out) = env.fan.outlet(conn.id)
+fn echo(id: ConnId, opcode: u8, payload: &[u8], env: &mut Env<'_>) {
+    if let Some(out) = env.fan.outlet(id)
         && out.accepts == Accepts::Frames
     {
         out.push_owned(ws_frame(opcode, payload));
     }
-}
-
-/// What a tungstenite error means for the connection.
-fn on_error<S: Transport>(conn: &mut Conn<S>, e: WsError, env: &mut Env<'_>) -> Step {
-    let (code, reason) = match e {
-        WsError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            // Push out the pongs and close replies tungstenite holds back.
-            let _ = with_io(conn, env, |ctx, io| ctx.flush(io));
-            return Step::Idle;
-        }
-        WsError::ConnectionClosed | WsError::AlreadyClosed => {
-            conn.after_flush = AfterFlush::Linger(CloseCause::Done);
-            return Step::Idle;
-        }
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) | WsError::Io(_) => {
-            set_close_info(conn, 1006, "connection lost");
-            closed(conn, env);
-            return Step::Close(CloseCause::Peer);
-        }
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => (1009, "message too big"),
-        WsError::Capacity(_) => (1009, "frame too big"),
-        WsError::Utf8(_) => (1007, "invalid utf-8"),
-        _ => (1002, "protocol error"),
-    };
-    fail(conn, code, reason, env);
-    Step::Idle
-}
-
-/// Fails the connection: a close frame with `code`, then FIN without
-/// waiting for the peer's reply.
-fn fail<S: Transport>(conn: &mut Conn<S>, code: u16, reason: &'static str, env: &mut Env<'_>) {
-    set_close_info(conn, code, reason);
-    send_close(conn, code, reason, env);
-    closed(conn, env);
-    conn.after_flush = AfterFlush::Linger(CloseCause::Protocol);
-}
-
-fn set_close_info<S>(conn: &mut Conn<S>, code: u16, reason: &str) {
-    if let super::conn::Phase::Ws(ws) = &mut conn.phase {
-        ws.close_info.get_or_insert((code, reason.to_string()));
-    }
-}
-
-/// Queues our close frame; nothing may follow it.
-fn send_close<S: Transport>(
-    conn: &mut Conn<S>,
-    code: u16,
-    reason: &'static str,
-    env: &mut Env<'_>,
-) {
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    };
-    // Errors here mean the socket is already closing; the frame is moot.
-    let _ = with_io(conn, env, |ctx, io| ctx.close(io, Some(frame)));
-    if let Some(out) = env.fan.outlet(conn.id) {
-        out.accepts = Accepts::Closing;
-    }
-}
-
-/// Starts the closing handshake (logout, shutdown): our close frame, then
-/// up to `CLOSE_WAIT` for the peer's reply.
-pub fn start_close<S: Transport>(
-    conn: &mut Conn<S>,
-    code: u16,
-    reason: &'static str,
-    env: &mut Env<'_>,
-) {
-    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
-        return;
-    };
-    if ws.closing {
-        return;
-    }
-    ws.closing = true;
-    set_close_info(conn, code, reason);
-    send_close(conn, code, reason, env);
-    // At shutdown every socket goes in this same turn: announcing each to
-    // the ones not closed yet would only queue n²/2 `leave` frames ahead
-    // of their own close frame.
-    leave_chat(conn, env, code != GOING_AWAY);
-    conn.arm(env, Millis(env.now.0 + CLOSE_WAIT.0));
-}
-
-/// The socket's chat life is over: the others get `leave` (once), and the
-/// close is logged.
-pub fn closed<S>(conn: &mut Conn<S>, env: &mut Env<'_>) {
-    leave_chat(conn, env, true);
-}
-
-/// Like [`closed`]; `announce: false` tells nobody (shutdown).
-fn leave_chat<S>(conn: &mut Conn<S>, env: &mut Env<'_>, announce: bool) {
-    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
-        return;
-    };
-    if std::mem::replace(&mut ws.left, true) {
-        return;
-    }
-    let Some(user) = &ws.user else { return };
-    if announce {
-        env.chat.ws_closed(conn.id, env.now);
-    } else {
-        env.chat.ws_going_away(conn.id, env.now);
-    }
-    let (code, reason) = ws.close_info.clone().unwrap_or((1006, String::new()));
-    env.log.log(
-        LogLevel::Info,
-        format_args!(
-            "ws close user={} conn={} code={code} reason={}",
-            // Imported names may hold any text (SPEC §7): spaces would
-            // forge fields, bidi controls would reorder the line.
-            escape(user),
-            ConnLabel(conn.id),
-            escape(&reason)
-        ),
-    );
-}
-
-/// The ping timer (or the close wait) fired.
-pub fn on_timer<S: Transport>(conn: &mut Conn<S>, env: &mut Env<'_>) -> Step {
-    let super::conn::Phase::Ws(ws) = &mut conn.phase else {
-        return Step::Idle;
-    };
-    let interval = ms(env.cfg.ping_interval);
-    if ws.closing {
-        return Step::Close(CloseCause::Timeout);
-    }
-    if ws.ping_at.is_some_and(|at| ws.last_rx < at) {
-        // Pinged, and nothing at all came back in time: a dead peer.
-        set_close_info(conn, 1006, "ping timeout");
-        closed(conn, env);
-        return Step::Close(CloseCause::Timeout);
-    }
-    if env.now.0 >= ws.last_rx.0 + interval {
-        ws.ping_at = Some(env.now);
-        let _ = with_io(conn, env, |ctx, io| {
-            ctx.write(io, Message::Ping(Default::default()))
-        });
-        conn.arm(env, Millis(env.now.0 + ms(env.cfg.ping_timeout)));
-    } else {
-        // Heard from since: look again when it has been quiet long enough.
-        ws.ping_at = None;
-        let at = Millis(ws.last_rx.0 + interval);
-        conn.arm(env, at);
-    }
-    Step::Idle
 }

@@ -11,8 +11,8 @@
 //! truncated (the checkpoint thread's `PASSIVE` runs reuse the log from
 //! its start; a clean shutdown truncates it).
 
-use super::history::Conversation;
 use super::{Store, StoreError, UserId, fail};
+use crate::event::Conversation;
 use rusqlite::{OptionalExtension, params};
 
 /// Version 5: conversation features. `edited` and `deleted` on a message
@@ -310,7 +310,7 @@ mod tests {
             (SQL_DELETE_REACTIONS, "PRIMARY KEY"),
             (SQL_REACTIONS_BETWEEN, "PRIMARY KEY"),
             (SQL_COUNT_ROOM_AFTER, "events_room"),
-            (SQL_COUNT_GENERAL_AFTER, "PRIMARY KEY"),
+            (SQL_COUNT_GENERAL_AFTER, "events_general"),
             (SQL_SET_LAST_SEEN, "PRIMARY KEY"),
         ];
         for (sql, want) in table {

@@ -17,8 +17,9 @@ mod checkpoint;
 mod conversation;
 mod history;
 mod rooms;
+pub use crate::event::{Conversation, EventKind, NewEvent, StoredEvent};
 pub use conversation::{MessageInfo, StoredRead};
-pub use history::{Conversation, EventKind, NewEvent, StoredEvent, StoredMessage, StoredSession};
+pub use history::{StoredMessage, StoredSession};
 pub use rooms::{StoredMember, StoredRoom};
 use std::time::Duration;
 
@@ -80,9 +81,7 @@ const SQL_ORIGINAL_ROWS: &str = "SELECT username, key FROM keys ORDER BY id";
 const SQL_INTEGRITY: &str = "PRAGMA integrity_check";
 const SQL_CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
-/// A user's row id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(pub i64);
+pub use crate::ids::UserId;
 
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq)]

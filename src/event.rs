@@ -102,3 +102,16 @@ pub struct StoredEvent {
     /// A message that was deleted since (its text is gone).
     pub deleted: bool,
 }
+
+/// What an edit, deletion or reaction needs to know of its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// The author.
+    pub author: UserId,
+    /// The room (`None`: general or direct).
+    pub room: Option<i64>,
+    /// The recipient of a direct message.
+    pub to: Option<UserId>,
+    /// Deleted already.
+    pub deleted: bool,
+}

@@ -19,11 +19,12 @@
 use super::messages::Dest;
 use super::rooms::{GENERAL, Role, RoomId};
 use super::{Chat, ConnId, Due, Outbox};
+use crate::event::{Conversation, EventKind, MessageInfo, NewEvent};
+use crate::ids::UserId;
 use crate::protocol::{
     AckError, DeleteEvent, EditEvent, Place, ReactEvent, ReadEvent, ServerFrame, Target,
     TypingEvent,
 };
-use crate::store::{Conversation, EventKind, MessageInfo, NewEvent, UserId};
 use crate::wheel::Millis;
 use std::rc::Rc;
 

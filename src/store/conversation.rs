@@ -12,7 +12,7 @@
 //! its start; a clean shutdown truncates it).
 
 use super::{Store, StoreError, UserId, fail};
-use crate::event::Conversation;
+use crate::event::{Conversation, MessageInfo};
 use rusqlite::{OptionalExtension, params};
 
 /// Version 5: conversation features. `edited` and `deleted` on a message
@@ -71,19 +71,6 @@ const SQL_PUT_READ: &str =
 const SQL_LOAD_READS: &str = "SELECT user_id, conv, last_read FROM read_markers";
 const SQL_SET_LAST_SEEN: &str = "UPDATE users SET last_seen = ?2 WHERE id = ?1";
 const SQL_LOAD_LAST_SEEN: &str = "SELECT id, last_seen FROM users WHERE last_seen IS NOT NULL";
-
-/// What an edit, deletion or reaction needs to know of its message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MessageInfo {
-    /// The author.
-    pub author: UserId,
-    /// The room (`None`: general or direct).
-    pub room: Option<i64>,
-    /// The recipient of a direct message.
-    pub to: Option<UserId>,
-    /// Deleted already.
-    pub deleted: bool,
-}
 
 /// A stored read marker: user, conversation key (a room id, or minus the
 /// other user's id), the newest event read.

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::chat::conversation::{Lookup, Write};
-use crate::store::{Conversation, EventKind, MessageInfo};
+use crate::event::{Conversation, EventKind, MessageInfo};
 use std::collections::{HashMap, HashSet};
 
 /// The stored messages and reactions, as the server's store would hold

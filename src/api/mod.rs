@@ -20,6 +20,7 @@ use crate::secret;
 use crate::store::{Store, StoreError};
 use client::Peer;
 use serde_json::json;
+use std::net::IpAddr;
 
 /// Everything a request may read or change.
 pub struct Ctx<'a, O: Outbox> {
@@ -106,8 +107,16 @@ impl Endpoint {
     }
 }
 
-/// Routes one request.
-pub fn handle<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed {
+/// Routes one request that arrived over TCP from `tcp`. Returns what to
+/// do with it and the client's address (the TCP peer, or what a trusted
+/// proxy says it is), for the access log.
+pub fn handle<O: Outbox>(req: &Request, tcp: IpAddr, ctx: &mut Ctx<'_, O>) -> (Routed, IpAddr) {
+    let peer = Peer::of(req, tcp, &ctx.cfg.trusted_proxies);
+    (route(req, &peer, ctx), peer.client)
+}
+
+/// Routes one request from `peer`.
+fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed {
     let path = req.path();
     let Some(endpoint) = endpoint_of(path, ctx.cfg, peer) else {
         return Response::error(404, "not_found").into();

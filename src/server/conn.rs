@@ -7,7 +7,7 @@ use super::link::{self, Link};
 pub use super::link::{AfterFlush, Step, Transport};
 use super::outlet::Accepts;
 use super::ws::{self, WsState};
-use crate::api::{self, Ctx, Routed, client::Peer};
+use crate::api::{self, Ctx, Routed};
 use crate::chat::Authed;
 use crate::config::LogLevel;
 use crate::http::{self, HttpError, Limits, Method, Parsed, Request, Response};
@@ -461,7 +461,6 @@ impl<S: Transport> Conn<S> {
     }
 
     fn respond(&mut self, req: Request, env: &mut Env<'_>) {
-        let peer = Peer::of(&req, self.peer.ip(), &env.cfg.trusted_proxies);
         let mut ctx = Ctx {
             cfg: env.cfg,
             chat: env.chat,
@@ -472,9 +471,9 @@ impl<S: Transport> Conn<S> {
             out: &mut env.fan,
             note: None,
         };
-        let routed = api::handle(&req, &peer, &mut ctx);
+        let (routed, client) = api::handle(&req, self.peer.ip(), &mut ctx);
         env.note = ctx.note.take();
-        let client = peer.client.to_string();
+        let client = client.to_string();
         match routed {
             Routed::Respond(resp) => {
                 let keep = req.keep_alive && !resp.close;

@@ -631,3 +631,23 @@ fn a_room_change_on_a_failing_disk_is_503_and_leaves_no_trace() {
         assert_ne!(v["room"], json!(refused), "{v}");
     }
 }
+
+/// Regression: the owner of a private room could leave it, after which
+/// nobody could ever enter it again (invisible to all, nobody to invite)
+/// and its name stayed taken for good. The owner stays; a member invited
+/// in may leave, and a public room's owner may leave too (anyone can join).
+#[test]
+fn the_owner_of_a_private_room_cannot_strand_it_by_leaving() {
+    let s = Server::start(&[]);
+    let (ann, ben) = (s.user("ann"), s.user("ben"));
+    create(&s, &ann, "secret", true);
+    let r = post(&s, &ann, "/api/rooms/secret/leave", "");
+    assert_eq!(err(r), (400, "cannot_leave".to_string()));
+    assert_eq!(room_names(&s, &ann), ["general", "secret"]);
+    act(&s, &ann, "secret", "invite", r#"{"username":"ben"}"#);
+    act(&s, &ben, "secret", "leave", "");
+    assert_eq!(room_names(&s, &ben), ["general"]);
+    create(&s, &ann, "open", false);
+    act(&s, &ann, "open", "leave", "");
+    act(&s, &ben, "open", "join", "");
+}

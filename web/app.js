@@ -93,7 +93,7 @@
     room_not_found: 'That room does not exist (any more).',
     user_not_found: 'There is no user with that name.',
     forbidden: 'Only the room\'s owner or a moderator can do that.',
-    cannot_leave: 'Nobody leaves general.',
+    cannot_leave: 'Nobody leaves general, and the owner of a private room stays in it.',
   };
   // Wording for {"status": false, "code": ...} acks, shown under the message.
   const ACK_ERRORS = {
@@ -325,7 +325,9 @@
     else if (isGeneral(c)) info = state.rooms ? 'everyone' : '';
     else if (c.members !== null) info = `${c.private ? 'private, ' : ''}${c.members} member${c.members === 1 ? '' : 's'}`;
     el.convInfo.textContent = info;
-    el.leaveRoom.hidden = c.kind !== 'room' || isGeneral(c) || !state.rooms;
+    // A private room's owner may not leave it (the server says cannot_leave).
+    el.leaveRoom.hidden = c.kind !== 'room' || isGeneral(c) || !state.rooms
+      || (c.private && c.role === 'owner');
     el.leaveRoom.setAttribute('aria-label', `Leave room ${c.name}`);
     const canInvite = c.kind === 'room' && c.private && (c.role === 'owner' || c.role === 'moderator');
     if (el.inviteForm.hidden === canInvite) {

@@ -636,6 +636,10 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                 Err(e) => assert_eq!(got, Err(e)),
                 Ok(None) => assert_eq!(got, Err(RoomError::CannotLeave)),
                 Ok(Some(room)) if !room.members.contains_key(&user) => assert_eq!(got, Ok(None)),
+                // A private room's owner stays: nobody else could let anyone in.
+                Ok(Some(room)) if room.private && room.members[&user] == Role::Owner => {
+                    assert_eq!(got, Err(RoomError::CannotLeave))
+                }
                 Ok(Some(_)) => {
                     m.last_id += 1;
                     assert_eq!(got.unwrap().unwrap().id, m.last_id);

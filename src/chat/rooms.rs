@@ -60,7 +60,7 @@ pub enum RoomError {
     /// 404 `room_not_found`: no such room, or a private one the user is
     /// not in (never 403: to outsiders it does not exist).
     NotFound,
-    /// 400 `cannot_leave`: general.
+    /// 400 `cannot_leave`: general, or the owner of a private room.
     CannotLeave,
     /// 403 `forbidden`: only the owner or a moderator may invite.
     Forbidden,
@@ -386,8 +386,15 @@ impl Chat {
         if id == GENERAL {
             return Err(RoomError::CannotLeave);
         }
-        if self.rooms.role(id, user).is_none() {
-            return Ok(None);
+        match self.rooms.role(id, user) {
+            None => return Ok(None),
+            // Only its owner or a moderator can bring anyone into a private
+            // room: were its owner to leave, nobody could ever enter it
+            // again, and its name would stay taken for good.
+            Some(Role::Owner) if self.rooms.rooms[&id].private => {
+                return Err(RoomError::CannotLeave);
+            }
+            Some(_) => {}
         }
         let (eid, ts) = self.next_event(now);
         self.announce_member("room_leave", id, user, (eid, ts), out);

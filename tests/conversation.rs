@@ -15,42 +15,9 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
+use util::chat::{next, post, send, send_ok};
 use util::ws::{Client, masked, open, try_open};
-use util::{PATIENCE, Resp, Server, TempDir, wait_for};
-
-fn post(s: &Server, token: &str, path: &str, body: &str) -> Resp {
-    let cookie = format!("session={token}");
-    s.request("POST", path, &[("Cookie", &cookie)], body)
-}
-
-/// The next frame that is not presence (`join`/`leave`).
-fn next(c: &mut Client) -> Value {
-    loop {
-        let v = c.raw_json();
-        if !matches!(v["event"].as_str(), Some("join" | "leave")) {
-            return v;
-        }
-    }
-}
-
-/// Sends a frame; returns its ack (skipping frames that came before it).
-fn send(c: &mut Client, frame: Value) -> Value {
-    c.send_text(&frame.to_string());
-    loop {
-        let v = c.raw_json();
-        if v.get("status").is_some() {
-            return v;
-        }
-    }
-}
-
-/// Sends a frame and returns the id of its success ack.
-fn send_ok(c: &mut Client, frame: Value) -> i64 {
-    let ack = send(c, frame);
-    assert_eq!(ack["status"], true, "{ack}");
-    ack["id"].as_i64().expect("an id")
-}
-
+use util::{PATIENCE, Server, TempDir, wait_for};
 /// Sends a frame and returns the code of its error ack.
 fn send_err(c: &mut Client, frame: Value) -> String {
     let ack = send(c, frame.clone());

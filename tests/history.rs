@@ -7,6 +7,7 @@ mod util;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+use util::chat::history;
 use util::ws::{Client, open, try_open};
 use util::{PATIENCE, Server, TempDir, wait_for};
 
@@ -25,23 +26,6 @@ fn ack_id(c: &mut Client) -> i64 {
             return v["id"].as_i64().unwrap();
         }
     }
-}
-
-/// History page as `(id, text)` pairs.
-fn history(s: &Server, token: &str, query: &str) -> Vec<(i64, String)> {
-    let r = s.get(&format!("/api/messages{query}"), Some(token));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["id"].as_i64().unwrap(),
-                m["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// The next chat message a client receives (skipping presence frames).

@@ -12,14 +12,9 @@ mod util;
 
 use serde_json::{Value, json};
 use std::sync::Arc;
+use util::chat::{history, next, post, send, send_ok};
 use util::ws::{Client, open, try_open};
 use util::{Resp, Server, TempDir};
-
-fn post(s: &Server, token: &str, path: &str, body: &str) -> Resp {
-    let cookie = format!("session={token}");
-    s.request("POST", path, &[("Cookie", &cookie)], body)
-}
-
 fn get(s: &Server, token: &str, path: &str) -> Resp {
     s.get(path, Some(token))
 }
@@ -44,40 +39,12 @@ fn err(r: Resp) -> (u16, String) {
     (r.status, r.error())
 }
 
-/// The next frame that is not presence (`join`/`leave`).
-fn next(c: &mut Client) -> Value {
-    loop {
-        let v = c.raw_json();
-        if !matches!(v["event"].as_str(), Some("join" | "leave")) {
-            return v;
-        }
-    }
-}
-
-/// Sends a frame; returns its ack (skipping frames that came before it).
-fn send(c: &mut Client, frame: Value) -> Value {
-    c.send_text(&frame.to_string());
-    loop {
-        let v = c.raw_json();
-        if v.get("status").is_some() {
-            return v;
-        }
-    }
-}
-
 /// The `last_id` of `room` in `GET /api/rooms`.
 fn last_id(s: &Server, token: &str, room: &str) -> i64 {
     let rooms = get(s, token, "/api/rooms").json();
     let list = rooms["rooms"].as_array().unwrap();
     let found = list.iter().find(|r| r["name"] == room).expect("listed");
     found["last_id"].as_i64().unwrap()
-}
-
-/// Sends a frame and returns the id of its success ack.
-fn send_ok(c: &mut Client, frame: Value) -> i64 {
-    let ack = send(c, frame);
-    assert_eq!(ack["status"], true, "{ack}");
-    ack["id"].as_i64().unwrap()
 }
 
 /// The room names of `GET /api/rooms`.
@@ -88,21 +55,6 @@ fn room_names(s: &Server, token: &str) -> Vec<String> {
     rooms
         .iter()
         .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// `(id, message)` of a history page.
-fn history(s: &Server, token: &str, query: &str) -> Vec<(i64, String)> {
-    let r = get(s, token, &format!("/api/messages{query}"));
-    assert_eq!(r.status, 200, "{query}: {}", r.body);
-    let page = r.json()["messages"].as_array().unwrap().clone();
-    page.iter()
-        .map(|m| {
-            (
-                m["id"].as_i64().unwrap(),
-                m["message"].as_str().unwrap().into(),
-            )
-        })
         .collect()
 }
 

@@ -3,6 +3,7 @@
 //! WebSocket clients, and polling with a deadline (never a fixed sleep).
 #![allow(dead_code)]
 
+pub mod chat;
 pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use util::chat::history;
 use util::ws::{Client, Got, open};
 use util::{PATIENCE, Resp, Server, TempDir, wait_for};
 
@@ -62,21 +63,6 @@ fn assert_storage_unavailable(r: &Resp) {
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.json(), json!({ "error": "storage_unavailable" }));
     assert!(r.header("set-cookie").is_none(), "{:?}", r.headers);
-}
-
-/// `(id, text)` of every stored message, oldest first.
-fn history(s: &Server, token: &str) -> Vec<(i64, String)> {
-    let r = s.get("/api/messages?limit=200", Some(token));
-    assert_eq!(r.status, 200, "{}", r.body);
-    let page = r.json()["messages"].as_array().unwrap().clone();
-    page.iter()
-        .map(|m| {
-            (
-                m["id"].as_i64().unwrap(),
-                m["message"].as_str().unwrap().into(),
-            )
-        })
-        .collect()
 }
 
 /// Stops `s` and starts it again on its database, without the small disk,
@@ -158,7 +144,7 @@ fn failed_commit_leaks_no_broadcast_ack_or_dedupe() {
         .map(|(i, &id)| (id, text(i)))
         .collect();
     want.push((id, text(failed)));
-    assert_eq!(history(&s, &ta), want);
+    assert_eq!(history(&s, &ta, "?limit=200"), want);
 }
 
 #[test]

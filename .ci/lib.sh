@@ -34,3 +34,31 @@ wait_file_has() {
   done
   return 1
 }
+
+# readme_block HEADING N: the Nth sh block of the README.md section
+# HEADING, pointed at the server in $ADDR (run from the checkout's root).
+readme_block() {
+  awk -v h="$1" -v n="$2" '
+    $0 == h { in_section = 1; next }
+    in_section && /^## / { exit }
+    in_section && $0 == "```sh" { k++; if (k == n) { on = 1; next } }
+    on && $0 == "```" { exit }
+    on { print }' "$README" | sed "s#127\.0\.0\.1:7777#$ADDR#g"
+}
+
+# run_typing BLOCK OUT: runs a websocat block in the background; its JSON
+# lines are what the user types, and stdin stays open afterwards so
+# websocat keeps the socket.
+run_typing() {
+  local commands typed
+  commands=$(grep -v '^{' <<<"$1")
+  typed=$(grep '^{' <<<"$1")
+  ( echo "$typed"; tail -f /dev/null ) | eval "$commands" >"$2" &
+}
+
+# check WHAT FILE TEXT: counts a pass in $ok when FILE holds TEXT within
+# 10 s, else says what failed.
+ok=0
+check() {
+  if wait_file_has "$2" "$3" 10; then ok=$((ok + 1)); else echo "FAILED: $1"; fi
+}

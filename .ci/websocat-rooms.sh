@@ -12,23 +12,13 @@ command -v websocat >/dev/null || cargo install websocat --locked
 work=$(mktemp -d)
 trap 'kill ${SERVER_PID:-} $(jobs -p) 2>/dev/null || true' EXIT
 start_server "$work/server.log"
-readme=$PWD/README.md
+README=$PWD/README.md
 section="## Rooms with curl and websocat"
 
-# readme_block N: the Nth sh block of the section, pointed at this server.
-readme_block() {
-  awk -v h="$section" -v n="$1" '
-    $0 == h { in_section = 1; next }
-    in_section && /^## / { exit }
-    in_section && $0 == "```sh" { k++; if (k == n) { on = 1; next } }
-    on && $0 == "```" { exit }
-    on { print }' "$readme" | sed "s#127\.0\.0\.1:7777#$ADDR#g"
-}
-
 cd "$work"
-curl_block=$(readme_block 1)
-dave_block=$(readme_block 2)
-carol_block=$(readme_block 3)
+curl_block=$(readme_block "$section" 1)
+dave_block=$(readme_block "$section" 2)
+carol_block=$(readme_block "$section" 3)
 [ -n "$curl_block" ] && [ -n "$dave_block" ] && [ -n "$carol_block" ] \
   || { echo "README blocks not found"; exit 1; }
 eval "$curl_block" >curl.out
@@ -36,13 +26,7 @@ eval "$curl_block" >curl.out
 tail -f /dev/null | eval "$dave_block" >dave.out &
 wait_file_has server.log 'ws open user="dave"' 10 || { echo "dave did not connect"; exit 1; }
 # In Carol's block, the JSON lines are what she types.
-carol_commands=$(grep -v '^{' <<<"$carol_block")
-carol_typed=$(grep '^{' <<<"$carol_block")
-( echo "$carol_typed"; tail -f /dev/null ) | eval "$carol_commands" >carol.out &
-ok=0
-check() { # check WHAT FILE TEXT
-  if wait_file_has "$2" "$3" 10; then ok=$((ok + 1)); else echo "FAILED: $1"; fi
-}
+run_typing "$carol_block" carol.out
 check "carol creates the room" curl.out '{"name":"rust"}'
 check "dave sees it joined" curl.out '{"name":"rust","private":false,"members":2,"joined":true,"role":"member","unread":0,"last_id":2}'
 check "dave gets the room message" dave.out '{"message":"hello rust","author":"carol","id":3,'

@@ -13,18 +13,7 @@ work=$(mktemp -d)
 trap 'kill ${SERVER_PID:-} $(jobs -p) 2>/dev/null || true' EXIT
 start_server "$work/server.log"
 base="http://$ADDR"
-readme=$PWD/README.md
-
-# readme_block HEADING N: the Nth sh block of the README section HEADING,
-# pointed at this server.
-readme_block() {
-  awk -v h="$1" -v n="$2" '
-    $0 == h { in_section = 1; next }
-    in_section && /^## / { exit }
-    in_section && $0 == "```sh" { k++; if (k == n) { on = 1; next } }
-    on && $0 == "```" { exit }
-    on { print }' "$readme" | sed "s#127\.0\.0\.1:7777#$ADDR#g"
-}
+README=$PWD/README.md
 
 login() { # login NAME COOKIEFILE -> the session token
   local key
@@ -48,14 +37,7 @@ logout_block=$(readme_block "## Chat with websocat" 2)
 [ -n "$curl_block" ] && [ -n "$ws_block" ] && [ -n "$logout_block" ] \
   || { echo "README blocks not found"; exit 1; }
 eval "$curl_block" >curl.out
-# In the websocat block, the JSON lines are what the user types.
-ws_commands=$(grep -v '^{' <<<"$ws_block")
-ws_typed=$(grep '^{' <<<"$ws_block")
-( echo "$ws_typed"; tail -f /dev/null ) | eval "$ws_commands" >alice.out &
-ok=0
-check() { # check WHAT FILE TEXT
-  if wait_file_has "$2" "$3" 10; then ok=$((ok + 1)); else echo "FAILED: $1"; fi
-}
+run_typing "$ws_block" alice.out
 check "register and log in" curl.out '{"username":"alice"}'
 check "who am I" curl.out '{"username":"alice","online":'
 check "bob receives alice's message" bob.out '{"message":"hi","author":"alice",'

@@ -142,15 +142,15 @@ impl Store {
 
     /// A message's new text (in the turn's batch).
     pub fn edit_message(&mut self, id: i64, text: &str, ts: i64) -> Result<(), StoreError> {
-        self.write(SQL_EDIT, params![id, text, ts], "editing a message")
+        self.batch_write(SQL_EDIT, params![id, text, ts], "editing a message")
     }
 
     /// Erases a message: its text, its edits' texts and its reactions (in
     /// the turn's batch).
     pub fn erase_message(&mut self, id: i64) -> Result<(), StoreError> {
-        self.write(SQL_ERASE, [id], "deleting a message")?;
-        self.write(SQL_ERASE_EDITS, [id], "deleting a message's edits")?;
-        self.write(SQL_DELETE_REACTIONS, [id], "deleting reactions")
+        self.batch_write(SQL_ERASE, [id], "deleting a message")?;
+        self.batch_write(SQL_ERASE_EDITS, [id], "deleting a message's edits")?;
+        self.batch_write(SQL_DELETE_REACTIONS, [id], "deleting reactions")
     }
 
     /// Sets or clears a reaction (in the turn's batch).
@@ -164,10 +164,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         if on {
             let p = params![message, emoji, user.0, ts];
-            self.write(SQL_PUT_REACTION, p, "storing a reaction")
+            self.batch_write(SQL_PUT_REACTION, p, "storing a reaction")
         } else {
             let p = params![message, emoji, user.0];
-            self.write(SQL_DELETE_REACTION, p, "removing a reaction")
+            self.batch_write(SQL_DELETE_REACTION, p, "removing a reaction")
         }
     }
 
@@ -188,7 +188,7 @@ impl Store {
 
     /// Moves a read marker (in the turn's batch).
     pub fn put_read(&mut self, user: UserId, conv: i64, id: i64) -> Result<(), StoreError> {
-        self.write(
+        self.batch_write(
             SQL_PUT_READ,
             params![user.0, conv, id],
             "storing a read marker",
@@ -207,7 +207,7 @@ impl Store {
 
     /// When `user` was last online (in the turn's batch).
     pub fn set_last_seen(&mut self, user: UserId, ts: i64) -> Result<(), StoreError> {
-        self.write(SQL_SET_LAST_SEEN, params![user.0, ts], "storing last seen")
+        self.batch_write(SQL_SET_LAST_SEEN, params![user.0, ts], "storing last seen")
     }
 
     /// Every user's last time online, for the restart.
@@ -218,20 +218,6 @@ impl Store {
             rows.collect::<rusqlite::Result<Vec<_>>>()
         };
         run().map_err(|e| fail(&self.label, "loading last seen", e))
-    }
-
-    fn write(
-        &mut self,
-        sql: &str,
-        p: impl rusqlite::Params,
-        doing: &str,
-    ) -> Result<(), StoreError> {
-        self.begin_batch()?;
-        self.conn
-            .prepare_cached(sql)
-            .and_then(|mut s| s.execute(p))
-            .map(drop)
-            .map_err(|e| fail(&self.label, doing, e))
     }
 }
 

@@ -189,6 +189,22 @@ impl Store {
         Ok(())
     }
 
+    /// Runs one prepared write of the turn's batch (opening it if need
+    /// be); `doing` names it in the error.
+    pub(super) fn batch_write(
+        &mut self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        doing: &str,
+    ) -> Result<(), StoreError> {
+        self.begin_batch()?;
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute(p))
+            .map(drop)
+            .map_err(|e| fail(&self.label, doing, e))
+    }
+
     /// Commits the turn's writes, if any. On failure the batch is rolled
     /// back, so the next turn starts clean.
     pub fn commit(&mut self) -> Result<(), StoreError> {

@@ -38,7 +38,7 @@ impl Store {
         private: bool,
         created: i64,
     ) -> Result<(), StoreError> {
-        self.room_write(
+        self.batch_write(
             SQL_INSERT_ROOM,
             params![id, name, private, created],
             "storing a room",
@@ -48,7 +48,7 @@ impl Store {
     /// Makes `user` a member of `room` with `role`, or changes the role
     /// (in the turn's batch).
     pub fn put_member(&mut self, room: i64, user: UserId, role: &str) -> Result<(), StoreError> {
-        self.room_write(
+        self.batch_write(
             SQL_PUT_MEMBER,
             params![room, user.0, role],
             "storing a member",
@@ -57,25 +57,11 @@ impl Store {
 
     /// Removes `user` from `room` (in the turn's batch).
     pub fn delete_member(&mut self, room: i64, user: UserId) -> Result<(), StoreError> {
-        self.room_write(
+        self.batch_write(
             SQL_DELETE_MEMBER,
             params![room, user.0],
             "removing a member",
         )
-    }
-
-    fn room_write(
-        &mut self,
-        sql: &str,
-        p: impl rusqlite::Params,
-        doing: &str,
-    ) -> Result<(), StoreError> {
-        self.begin_batch()?;
-        self.conn
-            .prepare_cached(sql)
-            .and_then(|mut s| s.execute(p))
-            .map(drop)
-            .map_err(|e| fail(&self.label, doing, e))
     }
 
     /// Every room, general first.

@@ -15,6 +15,7 @@ use std::path::Path;
 
 mod checkpoint;
 mod conversation;
+mod general;
 mod history;
 mod rooms;
 pub use crate::event::{Conversation, EventKind, MessageInfo, NewEvent, StoredEvent};
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     history::MIGRATION_4_EVENTS,
     conversation::MIGRATION_5_CONVERSATION,
     history::MIGRATION_6_GENERAL_INDEX,
+    general::MIGRATION_7_NO_GENERAL_INDEX,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`
@@ -129,6 +131,8 @@ pub struct Store {
     /// A write transaction is open: the loop turn's batch, committed by
     /// [`Store::commit`] before the turn's output is written.
     in_batch: bool,
+    /// Where general's messages are not, for paging it by the primary key.
+    general: general::Gaps,
     /// The thread that checkpoints the WAL (files only).
     checkpointer: Option<checkpoint::Checkpointer>,
     /// The next commit with writes fails (see [`Store::refuse_next_commit`]).
@@ -185,12 +189,15 @@ impl Store {
             label,
             imported: 0,
             in_batch: false,
+            general: general::Gaps::default(),
             checkpointer: None,
             refuse_commit: false,
             _lock: None,
         };
         store.migrate()?;
         store.imported = store.import_original()?;
+        store.general = general::Gaps::load(&store.conn)
+            .map_err(|e| fail(&store.label, "reading general's message ids", e))?;
         Ok(store)
     }
 

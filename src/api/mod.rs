@@ -13,9 +13,7 @@ use crate::config::Config;
 use crate::http::{self, Method, Request, Response, cookie_value, percent_decode, query_param};
 use crate::ids::Millis;
 use crate::metrics::Metrics;
-use crate::protocol::{
-    History, LoginBody, PageMessage, Reactions, RegisterBody, UserInfo, decode_body,
-};
+use crate::protocol::{LoginBody, RegisterBody, UserInfo, decode_body};
 use crate::secret;
 use crate::store::{Store, StoreError};
 use client::Peer;
@@ -434,56 +432,20 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
     let found = ctx
         .chat
         .conversation(me.user, q.room.as_deref(), q.with.as_deref());
-    let crate::chat::Paged {
-        conv,
-        room,
-        with: to,
-    } = match found {
+    let paged = match found {
         Ok(found) => found,
         Err(e) => {
             let (status, code) = e.status();
             return Ok(Response::error(status, code));
         }
     };
-    let page = ctx.store.messages_before(conv, q.before, q.limit)?;
-    let reactions = match (page.first(), page.last()) {
+    let rows = ctx.store.messages_before(paged.conv, q.before, q.limit)?;
+    let reactions = match (rows.first(), rows.last()) {
         (Some(lo), Some(hi)) => ctx.store.reactions_between(lo.id, hi.id)?,
         _ => Vec::new(),
     };
-    // A direct message's `to` is its recipient: either side.
-    let me_name = me.name.clone();
-    let messages = page
-        .iter()
-        .map(|m| PageMessage {
-            message: (!m.deleted).then_some(m.text.as_str()),
-            author: &m.author,
-            id: m.id,
-            ts: m.ts,
-            room: room.as_deref(),
-            to: to.as_ref().map(|other| {
-                if m.author == **other {
-                    &*me_name
-                } else {
-                    &**other
-                }
-            }),
-            edited: m.edited,
-            deleted: m.deleted,
-            reactions: reactions_of(m.id, &reactions),
-        })
-        .collect();
-    Ok(Response::json(200, &History { messages }))
-}
-
-/// The reactions to message `id` among a page's (which come by message
-/// id, so a message's are together).
-fn reactions_of(id: i64, all: &[(i64, String, String)]) -> Reactions<'_> {
-    let mut map = Reactions::new();
-    let start = all.partition_point(|r| r.0 < id);
-    for (_, emoji, name) in all[start..].iter().take_while(|r| r.0 == id) {
-        map.entry(emoji.as_str()).or_default().push(name.as_str());
-    }
-    map
+    let page = paged.page(&me.name, &rows, &reactions);
+    Ok(Response::json(200, &page))
 }
 
 /// Default and largest page of `GET /api/messages`.

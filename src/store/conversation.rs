@@ -12,7 +12,7 @@
 //! its start; a clean shutdown truncates it).
 
 use super::{Store, StoreError, UserId, fail};
-use crate::event::{Conversation, MessageInfo};
+use crate::event::{Conversation, MessageInfo, StoredReaction};
 use rusqlite::{OptionalExtension, params};
 
 /// Version 5: conversation features. `edited` and `deleted` on a message
@@ -175,7 +175,7 @@ impl Store {
         &mut self,
         lo: i64,
         hi: i64,
-    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+    ) -> Result<Vec<StoredReaction>, StoreError> {
         let run = || {
             let mut stmt = self.conn.prepare_cached(SQL_REACTIONS_BETWEEN)?;
             let rows = stmt.query_map([lo, hi], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;

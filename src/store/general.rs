@@ -143,7 +143,7 @@ impl Store {
         &mut self,
         before: i64,
         limit: i64,
-    ) -> Result<Vec<super::StoredMessage>, StoreError> {
+    ) -> Result<Vec<crate::event::StoredMessage>, StoreError> {
         let mut page = Vec::new();
         let stretches: Vec<_> = self.general.below(before).collect();
         let run = |page: &mut Vec<_>| {

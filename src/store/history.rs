@@ -7,7 +7,7 @@
 //! process; a power loss may take the last commits).
 
 use super::{Store, StoreError, UserId, fail};
-use crate::event::{Conversation, EventKind, NewEvent, StoredEvent};
+use crate::event::{Conversation, EventKind, NewEvent, StoredEvent, StoredMessage};
 use rusqlite::{OptionalExtension, Row, params};
 
 /// Version 2: messages (with the client's deduplication id) and sessions
@@ -129,23 +129,6 @@ const SQL_TOUCH_SESSION: &str = "UPDATE sessions SET last_active = ?2 WHERE toke
 const SQL_DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = ?1";
 const SQL_LOAD_SESSIONS: &str = "SELECT s.token_hash, s.user_id, u.name, s.last_active \
      FROM sessions s JOIN users u ON u.id = s.user_id";
-
-/// A stored message as history and resume return it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
-    /// Message id.
-    pub id: i64,
-    /// The author's name as registered.
-    pub author: String,
-    /// The text.
-    pub text: String,
-    /// Server time, Unix milliseconds.
-    pub ts: i64,
-    /// When it was last edited, Unix milliseconds.
-    pub edited: Option<i64>,
-    /// Deleted: the text is gone.
-    pub deleted: bool,
-}
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, Eq)]

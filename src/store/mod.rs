@@ -20,7 +20,7 @@ mod history;
 mod rooms;
 pub use crate::event::{Conversation, EventKind, MessageInfo, NewEvent, StoredEvent};
 pub use conversation::StoredRead;
-pub use history::{StoredMessage, StoredSession};
+pub use history::StoredSession;
 pub use rooms::{StoredMember, StoredRoom};
 use std::time::Duration;
 

@@ -36,12 +36,11 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use piratchat::chat::{
-    AddressLimit, AuthError, Chat, ChatConfig, ConnId, Lookup, Outbox, Role, RoomError, SessionKey,
-    Write,
+    AddressLimit, AuthError, Chat, ChatConfig, Lookup, Outbox, Role, RoomError, SessionKey, Write,
 };
+use piratchat::event::{Conversation, EventKind, MessageInfo};
+use piratchat::ids::{ConnId, Millis, UserId};
 use piratchat::protocol::{ClientOp, decode_client_op};
-use piratchat::store::{Conversation, EventKind, MessageInfo, UserId};
-use piratchat::wheel::Millis;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

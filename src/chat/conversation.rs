@@ -16,16 +16,16 @@
 //! below the newest message costs one indexed count of the messages after
 //! it, once per marker move (and once per marker at start-up).
 
-use super::messages::Dest;
-use super::rooms::{GENERAL, Role, RoomId};
-use super::{Chat, ConnId, Due, Outbox};
+use super::Chat;
+use super::outbox::Outbox;
+use super::rooms::{Dest, GENERAL, Role, RoomId};
+use super::sessions::Due;
 use crate::event::{Conversation, EventKind, MessageInfo, NewEvent};
-use crate::ids::UserId;
+use crate::ids::{ConnId, Millis, UserId};
 use crate::protocol::{
     AckError, DeleteEvent, EditEvent, Place, ReactEvent, ReadEvent, ServerFrame, Target,
     TypingEvent,
 };
-use crate::wheel::Millis;
 use std::rc::Rc;
 
 /// At most one typing notice per user and conversation per this long.

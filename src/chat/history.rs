@@ -38,10 +38,10 @@ impl Paged {
             .iter()
             .map(|m| {
                 // A direct message's `to` is its recipient: either side.
-                let to =
-                    self.with
-                        .as_deref()
-                        .map(|other| if m.author == other { me } else { other });
+                let to = self
+                    .with
+                    .as_deref()
+                    .map(|other| if m.author == other { me } else { other });
                 let place = Place {
                     room: self.room.as_deref(),
                     to,

@@ -1,10 +1,12 @@
 //! Chat messages: ids and timestamps, broadcast to the others, duplicate
 //! suppression by `client_id`, and acks held until the turn's commit.
 
+use super::Chat;
 use super::conversation::{Lookup, NoHistory, Write};
-use super::rooms::{GENERAL, RoomId};
-use super::{Chat, ConnId, Due, Outbox};
-use crate::ids::{Millis, UserId};
+use super::outbox::Outbox;
+use super::rooms::{Dest, GENERAL, RoomId};
+use super::sessions::Due;
+use crate::ids::{ConnId, Millis, UserId};
 use crate::protocol::{
     AckError, ChatFrame, ChatMessage, ClientOp, ServerFrame, Target, decode_client_op,
 };
@@ -29,13 +31,6 @@ pub struct Accepted {
     pub room: Option<RoomId>,
     /// The recipient of a direct message.
     pub to: Option<UserId>,
-}
-
-/// Where an admitted message (or typing notice, or read marker) goes.
-pub(super) enum Dest {
-    General,
-    Room(RoomId),
-    Direct(UserId),
 }
 
 impl Chat {

@@ -14,57 +14,26 @@ mod history;
 pub mod limits;
 mod messages;
 pub mod online;
+mod outbox;
 pub mod rooms;
 mod sessions;
 
 use crate::protocol::{AckError, ServerFrame};
 
-use crate::ids::{Millis, UserId};
+use crate::ids::{ConnId, Millis, UserId};
 use crate::wheel::Wheel;
 pub use conversation::{Change, Lookup, NoHistory, ReadMarker, Write};
 pub use history::Paged;
 use limits::{AddressLimiter, TokenBucket};
 pub use messages::Accepted;
 use online::Ordered;
+pub use outbox::Outbox;
 pub use rooms::{GENERAL, MemberInfo, Membership, NewRoom, Role, RoomError, RoomId, RoomInfo};
-pub use sessions::{SessionJournal, SessionKey};
+pub use sessions::{AuthError, Authed, SessionJournal, SessionKey};
+use sessions::{Due, Session};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::rc::Rc;
-
-pub use crate::ids::ConnId;
-
-/// Where the chat's output goes.
-pub trait Outbox {
-    /// Queue `json` as one text frame for each connection of `to`. The
-    /// bytes are the same for every recipient, so serialize and frame them
-    /// once.
-    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]);
-    /// Like [`Outbox::deliver`], for an event that is stored in the turn's
-    /// batch (a chat message): should the turn's commit fail, the server
-    /// takes these frames back out of every queue before any is written.
-    fn deliver_event(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
-        self.deliver(to, json);
-    }
-    /// Queue `json` as a text frame for `conn` alone, in answer to a frame
-    /// it sent (an ack). The same as a delivery to one connection, except
-    /// that the server may write it before the turn's broadcasts.
-    fn reply(&mut self, conn: ConnId, json: &[u8]) {
-        self.deliver(std::iter::once(conn), json);
-    }
-    /// Queue every one of `jsons`, in order, as text frames for each
-    /// connection of `to`: the same as one [`Outbox::deliver`] per json,
-    /// except that the server may queue the whole batch as one shared
-    /// chunk per recipient (the `leave`s of a mass disconnect).
-    fn deliver_batch(&mut self, to: impl Iterator<Item = ConnId>, jsons: &[Vec<u8>]) {
-        let to: Vec<ConnId> = to.collect();
-        for json in jsons {
-            self.deliver(to.iter().copied(), json);
-        }
-    }
-    /// Close the WebSocket of `conn` with this close code and reason.
-    fn close(&mut self, conn: ConnId, code: u16, reason: &'static str);
-}
 
 /// The settings the chat rules need.
 #[derive(Debug, Clone)]
@@ -110,27 +79,6 @@ impl ChatConfig {
     }
 }
 
-/// Why a request was not authenticated; each says what the peer sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthError {
-    /// No `session` cookie or an empty one: 422 `missing_session`.
-    Missing,
-    /// Unknown, logged-out or expired session: 401 `invalid_session`, and
-    /// the cookie is cleared.
-    Invalid,
-}
-
-/// Who an authenticated request comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authed {
-    /// The session.
-    pub key: SessionKey,
-    /// The user.
-    pub user: UserId,
-    /// The name as registered.
-    pub name: Rc<str>,
-}
-
 /// The per-address limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressLimit {
@@ -156,19 +104,6 @@ pub struct ChatStats {
 }
 
 #[derive(Debug)]
-struct Session {
-    user: UserId,
-    name: Rc<str>,
-    last_active: Millis,
-    /// When it was last used, as a count of uses across all sessions:
-    /// orders uses within one millisecond for the per-user cap.
-    used: u64,
-    /// Its open chat sockets (several with `--sockets-per-user`: browser
-    /// tabs share the cookie).
-    sockets: Vec<ConnId>,
-}
-
-#[derive(Debug)]
 struct Socket {
     key: SessionKey,
     user: UserId,
@@ -176,19 +111,6 @@ struct Socket {
     bucket: TokenBucket,
     /// Position in `Chat::online`.
     pos: usize,
-}
-
-/// What a chat timer is for.
-#[derive(Debug)]
-enum Due {
-    Session(SessionKey),
-    /// A `client_id` and the message id it was remembered with: a newer
-    /// entry for the same `client_id` (after a failed commit took back the
-    /// first) is not forgotten by the older entry's timer.
-    Dedupe(UserId, Box<str>, i64),
-    /// A user's typing notice in a conversation (see
-    /// [`conversation::conv_key`]) may be relayed again.
-    Typing(UserId, i64),
 }
 
 /// The chat state. See the module doc.

@@ -5,12 +5,20 @@
 //! sockets are the chat's global online list, and its frames carry no
 //! `room` field.
 
-use super::{Chat, ConnId, Outbox};
+use super::Chat;
+use super::outbox::Outbox;
 use crate::event::{EventKind, NewEvent};
-use crate::ids::{Millis, UserId};
+use crate::ids::{ConnId, Millis, UserId};
 use crate::protocol::{MemberEvent, ServerFrame};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
+
+/// Where an admitted message (or typing notice, or read marker) goes.
+pub(super) enum Dest {
+    General,
+    Room(RoomId),
+    Direct(UserId),
+}
 
 /// A room's id: its row id in the store. General is [`GENERAL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,10 +1,60 @@
 //! Sessions: login, authentication with a sliding TTL, logout, expiry by
 //! timer, and the journal of changes the server writes to the database.
 
-use super::{AuthError, Authed, Chat, Due, Outbox, Session};
-use crate::ids::{Millis, UserId};
+use super::Chat;
+use super::outbox::Outbox;
+use crate::ids::{ConnId, Millis, UserId};
 use crate::secret::{hex, sha256};
 use std::collections::HashSet;
+use std::rc::Rc;
+
+/// Why a request was not authenticated; each says what the peer sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `session` cookie or an empty one: 422 `missing_session`.
+    Missing,
+    /// Unknown, logged-out or expired session: 401 `invalid_session`, and
+    /// the cookie is cleared.
+    Invalid,
+}
+
+/// Who an authenticated request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authed {
+    /// The session.
+    pub key: SessionKey,
+    /// The user.
+    pub user: UserId,
+    /// The name as registered.
+    pub name: Rc<str>,
+}
+
+/// A live session.
+#[derive(Debug)]
+pub(super) struct Session {
+    pub(super) user: UserId,
+    pub(super) name: Rc<str>,
+    pub(super) last_active: Millis,
+    /// When it was last used, as a count of uses across all sessions:
+    /// orders uses within one millisecond for the per-user cap.
+    pub(super) used: u64,
+    /// Its open chat sockets (several with `--sockets-per-user`: browser
+    /// tabs share the cookie).
+    pub(super) sockets: Vec<ConnId>,
+}
+
+/// What a chat timer is for.
+#[derive(Debug)]
+pub(super) enum Due {
+    Session(SessionKey),
+    /// A `client_id` and the message id it was remembered with: a newer
+    /// entry for the same `client_id` (after a failed commit took back the
+    /// first) is not forgotten by the older entry's timer.
+    Dedupe(UserId, Box<str>, i64),
+    /// A user's typing notice in a conversation (see
+    /// [`super::conversation::conv_key`]) may be relayed again.
+    Typing(UserId, i64),
+}
 
 /// A session as the server keeps it: the SHA-256 of its token. The token
 /// itself lives only in the client's cookie, so neither memory dumps nor

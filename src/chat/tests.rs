@@ -654,7 +654,7 @@ fn membership_events_go_to_the_room_and_the_joiner() {
 
 #[test]
 fn replay_shows_each_user_their_conversations_only() {
-    use crate::store::{EventKind, StoredEvent};
+    use crate::event::{EventKind, StoredEvent};
     let (mut chat, mut out) = with_room(3, &[2]);
     chat.create_room(UserId(1), "priv", true, Millis(0), &mut out)
         .unwrap();

@@ -3,8 +3,7 @@
 //! stream, so the fuzzer drives the same code over memory.
 
 use super::core::{ConnKind, Env, READ_BUDGET};
-use super::link::{self, Link};
-pub use super::link::{AfterFlush, Step, Transport};
+use super::link::{self, AfterFlush, Link, Step, Transport};
 use super::outlet::Accepts;
 use super::ws::{self, WsState};
 use crate::api::{self, Ctx, Routed};

@@ -5,8 +5,9 @@
 //! listener, signals and the clock); the fuzz driver runs the very same
 //! code over memory.
 
-use super::conn::{AfterFlush, Conn, Phase, Step, Transport};
+use super::conn::{Conn, Phase};
 use super::core::{ConnKind, Core, Timer};
+use super::link::{AfterFlush, Step, Transport};
 use super::outlet::{Accepts, Outlet};
 use super::persist;
 use crate::ids::{ConnId, Millis};

@@ -11,8 +11,10 @@
 //! truncated (the checkpoint thread's `PASSIVE` runs reuse the log from
 //! its start; a clean shutdown truncates it).
 
-use super::{Store, StoreError, UserId, fail};
+use super::Store;
+use super::error::{StoreError, fail};
 use crate::event::{Conversation, MessageInfo, StoredReaction};
+use crate::ids::UserId;
 use rusqlite::{OptionalExtension, params};
 
 /// Version 5: conversation features. `edited` and `deleted` on a message
@@ -222,7 +224,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EventKind, NewEvent};
+    use crate::event::{EventKind, NewEvent};
 
     fn message(store: &mut Store, id: i64, user: UserId, text: &str) {
         let e = NewEvent {

@@ -12,7 +12,8 @@
 //! it visits at most [`GAP_MIN`] other rows per general message it
 //! returns, whatever the rooms do.
 
-use super::{Store, StoreError, fail};
+use super::Store;
+use super::error::{StoreError, fail};
 use rusqlite::{Connection, params};
 
 /// Version 7: no index for general (see the module doc).

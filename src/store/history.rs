@@ -6,8 +6,10 @@
 //! far as `synchronous=NORMAL` promises (it survives a crash of the
 //! process; a power loss may take the last commits).
 
-use super::{Store, StoreError, UserId, fail};
+use super::Store;
+use super::error::{StoreError, fail};
 use crate::event::{Conversation, EventKind, NewEvent, StoredEvent, StoredMessage};
+use crate::ids::UserId;
 use rusqlite::{OptionalExtension, Row, params};
 
 /// Version 2: messages (with the client's deduplication id) and sessions

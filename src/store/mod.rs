@@ -15,11 +15,13 @@ use std::path::Path;
 
 mod checkpoint;
 mod conversation;
+mod error;
 mod general;
 mod history;
 mod rooms;
-pub use crate::event::{Conversation, EventKind, MessageInfo, NewEvent, StoredEvent};
 pub use conversation::StoredRead;
+pub use error::StoreError;
+use error::fail;
 pub use history::StoredSession;
 pub use rooms::{StoredMember, StoredRoom};
 use std::time::Duration;
@@ -76,6 +78,7 @@ const SQL_USER_BY_KEY_HASH: &str =
 /// name: one, or a few imported collisions.
 const SQL_USER_BY_NAME: &str =
     "SELECT id, name FROM users WHERE name_fold = ?1 ORDER BY name <> ?2, id LIMIT 1";
+const SQL_LOAD_USERS: &str = "SELECT id, name FROM users ORDER BY id";
 const SQL_META_GET: &str = "SELECT value FROM meta WHERE key = ?1";
 const SQL_META_PUT: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2)";
 const SQL_ORIGINAL_COLUMNS: &str = "SELECT name FROM pragma_table_info('keys')";
@@ -83,7 +86,7 @@ const SQL_ORIGINAL_ROWS: &str = "SELECT username, key FROM keys ORDER BY id";
 const SQL_INTEGRITY: &str = "PRAGMA integrity_check";
 const SQL_CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
-pub use crate::ids::UserId;
+use crate::ids::UserId;
 
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,33 +95,6 @@ pub struct User {
     pub id: UserId,
     /// The name as registered (case preserved).
     pub name: String,
-}
-
-/// A database failure; `Display` is one line for the log or the start-up
-/// error message.
-#[derive(Debug)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-impl StoreError {
-    /// "database <label>: <what>", folded onto one line (SQLite messages
-    /// can carry newlines, and a log line must stay one line).
-    fn new(label: &str, what: impl std::fmt::Display) -> StoreError {
-        let text = format!("database {label}: {what}");
-        StoreError(text.replace(['\n', '\r'], " "))
-    }
-}
-
-/// Wraps a rusqlite error with the database and what we were doing.
-fn fail(label: &str, doing: &str, e: rusqlite::Error) -> StoreError {
-    StoreError::new(label, format_args!("{doing}: {e}"))
 }
 
 /// The open database.
@@ -205,6 +181,17 @@ impl Store {
     /// when there was none or it was imported before).
     pub fn imported_users(&self) -> usize {
         self.imported
+    }
+
+    /// Every user, by id: the chat's directory of names (direct messages,
+    /// member lists) is built from it once, at start-up.
+    pub fn load_users(&mut self) -> Result<Vec<User>, StoreError> {
+        let run = || {
+            let mut stmt = self.conn.prepare_cached(SQL_LOAD_USERS)?;
+            let rows = stmt.query_map([], user_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        };
+        run().map_err(|e| fail(&self.label, "loading users", e))
     }
 
     /// Registers `name` with the SHA-256 hex of its key. `Ok(None)` when a

@@ -18,7 +18,7 @@
 
 use super::Chat;
 use super::outbox::Outbox;
-use super::rooms::{Dest, GENERAL, Role, RoomId};
+use super::rooms::{Dest, GENERAL, Marker, Role, RoomId};
 use super::sessions::Due;
 use crate::event::{Conversation, EventKind, MessageInfo, NewEvent};
 use crate::ids::{ConnId, Millis, UserId};
@@ -62,7 +62,7 @@ impl Lookup for NoHistory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
     /// A new message.
-    Message(super::Accepted),
+    Message(Accepted),
     /// An edit, deletion or reaction: its event and its message's change.
     Change(Change),
     /// A read marker moved.
@@ -118,13 +118,24 @@ pub struct ReadMarker {
     pub id: i64,
 }
 
-/// A read marker in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Marker {
-    /// The newest event read.
-    pub(super) id: i64,
-    /// The conversation's message count at the marker.
-    pub(super) ordinal: u64,
+/// An accepted message, for the caller to store in this turn's batch
+/// before it handles anything else (so a replay never misses it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Message id.
+    pub id: i64,
+    /// Author.
+    pub user: UserId,
+    /// Unix milliseconds.
+    pub ts: i64,
+    /// The text.
+    pub text: String,
+    /// The client's deduplication id.
+    pub client_id: Option<String>,
+    /// The room; `None` for general and for a direct message.
+    pub room: Option<RoomId>,
+    /// The recipient of a direct message.
+    pub to: Option<UserId>,
 }
 
 /// The conversation a stored message belongs to.

@@ -2,9 +2,9 @@
 //! suppression by `client_id`, and acks held until the turn's commit.
 
 use super::Chat;
-use super::conversation::{Lookup, NoHistory, Write};
+use super::conversation::{Accepted, Lookup, NoHistory, Write};
 use super::outbox::Outbox;
-use super::rooms::{Dest, GENERAL, RoomId};
+use super::rooms::{Dest, GENERAL};
 use super::sessions::Due;
 use crate::ids::{ConnId, Millis, UserId};
 use crate::protocol::{
@@ -12,26 +12,6 @@ use crate::protocol::{
 };
 use std::borrow::Cow;
 use std::rc::Rc;
-
-/// An accepted message, for the caller to store in this turn's batch
-/// before it handles anything else (so a replay never misses it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    /// Message id.
-    pub id: i64,
-    /// Author.
-    pub user: UserId,
-    /// Unix milliseconds.
-    pub ts: i64,
-    /// The text.
-    pub text: String,
-    /// The client's deduplication id.
-    pub client_id: Option<String>,
-    /// The room; `None` for general and for a direct message.
-    pub room: Option<RoomId>,
-    /// The recipient of a direct message.
-    pub to: Option<UserId>,
-}
 
 impl Chat {
     /// A text frame from chat socket `conn` of a chat that stores no

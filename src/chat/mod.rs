@@ -22,10 +22,9 @@ use crate::protocol::{AckError, ServerFrame};
 
 use crate::ids::{ConnId, Millis, UserId};
 use crate::wheel::Wheel;
-pub use conversation::{Change, Lookup, NoHistory, ReadMarker, Write};
+pub use conversation::{Accepted, Change, Lookup, NoHistory, ReadMarker, Write};
 pub use history::Paged;
 use limits::{AddressLimiter, TokenBucket};
-pub use messages::Accepted;
 use online::Ordered;
 pub use outbox::Outbox;
 pub use rooms::{GENERAL, MemberInfo, Membership, NewRoom, Role, RoomError, RoomId, RoomInfo};
@@ -169,7 +168,7 @@ pub struct Chat {
     /// [`conversation::TYPING_INTERVAL`] (live only).
     typing: HashSet<(UserId, i64)>,
     /// Read markers by user and conversation key.
-    reads: HashMap<(UserId, i64), conversation::Marker>,
+    reads: HashMap<(UserId, i64), rooms::Marker>,
     /// When each user was last online, Unix milliseconds.
     last_seen: HashMap<UserId, i64>,
     /// Users gone offline since the server last stored them.

@@ -13,6 +13,16 @@ use crate::protocol::{MemberEvent, ServerFrame};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
+/// A read marker in memory (a room's, general's or a direct
+/// conversation's; see `conversation.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Marker {
+    /// The newest event read.
+    pub(super) id: i64,
+    /// The conversation's message count at the marker.
+    pub(super) ordinal: u64,
+}
+
 /// Where an admitted message (or typing notice, or read marker) goes.
 pub(super) enum Dest {
     General,
@@ -440,7 +450,7 @@ impl Chat {
         self.rooms.of_user.entry(user).or_default().insert(id);
         // A newcomer has read nothing, but nothing from before they came is
         // news to them either: their read marker starts at their join.
-        let marker = super::conversation::Marker {
+        let marker = Marker {
             id: eid,
             ordinal: room.count,
         };

@@ -52,7 +52,7 @@ pub(super) enum Due {
     /// first) is not forgotten by the older entry's timer.
     Dedupe(UserId, Box<str>, i64),
     /// A user's typing notice in a conversation (see
-    /// [`super::conversation::conv_key`]) may be relayed again.
+    /// `conv_key` in `conversation.rs`) may be relayed again.
     Typing(UserId, i64),
 }
 

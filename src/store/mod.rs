@@ -19,17 +19,13 @@ mod error;
 mod general;
 mod history;
 mod rooms;
+use crate::ids::UserId;
+use checkpoint::BUSY_TIMEOUT;
 pub use conversation::StoredRead;
 pub use error::StoreError;
 use error::fail;
 pub use history::StoredSession;
 pub use rooms::{StoredMember, StoredRoom};
-use std::time::Duration;
-
-/// How long a statement waits for a lock held by another connection (the
-/// `sqlite3` shell, a backup tool) before failing with "database is locked".
-/// Long enough for a backup step, short enough not to stall the loop for good.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Forward migrations: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`, and runs in its own transaction together with the bump of
@@ -85,8 +81,6 @@ const SQL_ORIGINAL_COLUMNS: &str = "SELECT name FROM pragma_table_info('keys')";
 const SQL_ORIGINAL_ROWS: &str = "SELECT username, key FROM keys ORDER BY id";
 const SQL_INTEGRITY: &str = "PRAGMA integrity_check";
 const SQL_CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
-
-use crate::ids::UserId;
 
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -689,7 +683,7 @@ pub(super) mod tests {
         let path = dir.file("db.sqlite");
         let mut store = Store::open_tuned(&path, 4).unwrap();
         let before = file_len(&path);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut n = 0;
         while store.checkpoints() == 0 {
             assert!(

@@ -71,6 +71,15 @@ impl Gaps {
         self.last = self.saved.1;
     }
 
+    /// The rows below `id` were pruned: forget the stretches that end
+    /// below it (a page walks down to the oldest row anyway), so the list
+    /// stays as long as the rows kept, not as every event ever stored.
+    pub fn forget_below(&mut self, id: i64) {
+        let n = self.gaps.partition_point(|g| g.1 <= id);
+        self.gaps.drain(..n);
+        self.saved.0 = self.saved.0.saturating_sub(n);
+    }
+
     /// The newest general message, if any.
     pub fn last(&self) -> Option<i64> {
         (self.last > 0).then_some(self.last)
@@ -348,6 +357,22 @@ mod tests {
             )
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn pages_stay_whole_after_a_prune() {
+        let (mut store, general) = mixed_store();
+        let gaps = store.general.gaps.len();
+        let cut = general[general.len() / 2];
+        store.prune_messages(Some(cut), None, usize::MAX).unwrap();
+        store.commit().unwrap();
+        assert!(store.general.gaps.len() < gaps, "the pruned stretches go");
+        let kept: Vec<i64> = general.iter().copied().filter(|&id| id > cut).collect();
+        let page = store.messages_before(Conversation::General, i64::MAX, 200);
+        let got: Vec<i64> = page.unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(got, kept[kept.len().saturating_sub(200)..]);
+        let counted = store.count_after(Conversation::General, 0).unwrap();
+        assert_eq!(counted, kept.len() as u64);
     }
 
     #[test]

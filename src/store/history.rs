@@ -91,6 +91,7 @@ const SQL_INSERT_EVENT: &str = "INSERT INTO events \
 /// messages are the hot path (as fast as before rooms).
 const SQL_INSERT_GENERAL: &str =
     "INSERT INTO events (id, user_id, ts, text, client_id) VALUES (?1, ?2, ?3, ?4, ?5)";
+const SQL_OLDEST_EVENT: &str = "SELECT min(id) FROM events";
 const SQL_NEWEST_EVENT: &str = "SELECT id, ts FROM events ORDER BY id DESC LIMIT 1";
 /// The columns of a page; `kind = 0`: messages only. (General's pages
 /// are read in `general.rs`.)
@@ -388,6 +389,15 @@ impl Store {
                 .prepare_cached(sql)
                 .and_then(|mut s| s.execute(params![bound, batch]))
                 .map_err(|e| fail(&self.label, "pruning messages", e))?;
+        }
+        if deleted > 0 {
+            // The stretches below the oldest row left are of no use now.
+            let oldest: Option<i64> = self
+                .conn
+                .prepare_cached(SQL_OLDEST_EVENT)
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(|e| fail(&self.label, "reading the oldest event", e))?;
+            self.general.forget_below(oldest.unwrap_or(0));
         }
         Ok(deleted)
     }

@@ -16,6 +16,7 @@ mod messages;
 pub mod online;
 pub mod rooms;
 mod sessions;
+mod streams;
 
 use crate::protocol::{AckError, ServerFrame};
 
@@ -166,6 +167,16 @@ struct Session {
     /// Its open chat sockets (several with `--sockets-per-user`: browser
     /// tabs share the cookie).
     sockets: Vec<ConnId>,
+    /// Its open event streams.
+    streams: Vec<ConnId>,
+}
+
+impl Session {
+    /// Whether a socket or a stream uses it right now (then it does not
+    /// expire, and it is not the least recently used).
+    fn in_use(&self) -> bool {
+        !self.sockets.is_empty() || !self.streams.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -237,6 +248,8 @@ pub struct Chat {
     directory: directory::Directory,
     /// Rooms, members, and the members' open sockets.
     rooms: rooms::Rooms,
+    /// Open event streams, by user and by room.
+    streams: streams::Streams,
     /// The newest event of general (kept apart: general's path is the
     /// hot one and needs no room lookup).
     general_last_id: i64,
@@ -290,6 +303,7 @@ impl Chat {
             unconfirmed: Vec::new(),
             directory: directory::Directory::default(),
             rooms: rooms::Rooms::new(),
+            streams: streams::Streams::default(),
             general_last_id: 0,
             general_count: 0,
             typing: HashSet::new(),
@@ -572,13 +586,14 @@ impl Chat {
             for key in keys {
                 assert_eq!(self.sessions.get(key).map(|s| s.user), Some(*user));
             }
-            let idle = keys.iter().filter(|k| self.sessions[*k].sockets.is_empty());
+            let idle = keys.iter().filter(|k| !self.sessions[*k].in_use());
             assert!(
                 idle.count() <= self.cfg.sessions_per_user,
                 "idle sessions of {user:?} over the cap"
             );
         }
         self.check_rooms();
+        self.check_streams();
         self.wheel.check();
     }
 }

@@ -74,6 +74,7 @@ impl Chat {
             last_active,
             used: self.uses.next().unwrap_or(u64::MAX),
             sockets: Vec::new(),
+            streams: Vec::new(),
         };
         self.make_room(user);
         let deadline = last_active + self.cfg.session_ttl;
@@ -103,7 +104,7 @@ impl Chat {
             let idle: Vec<(&SessionKey, (Millis, u64))> = keys
                 .iter()
                 .filter_map(|k| Some((k, self.sessions.get(k)?)))
-                .filter(|(_, s)| s.sockets.is_empty())
+                .filter(|(_, s)| !s.in_use())
                 .map(|(k, s)| (k, (s.last_active, s.used)))
                 .collect();
             if idle.len() < cap {
@@ -126,7 +127,7 @@ impl Chat {
         let session = self.sessions.get_mut(&key).ok_or(AuthError::Invalid)?;
         // The expiry timer may not have fired yet within this loop turn;
         // an idle session is over the moment its TTL has passed.
-        if session.sockets.is_empty() && now >= session.last_active + ttl {
+        if !session.in_use() && now >= session.last_active + ttl {
             self.end_session(&key);
             return Err(AuthError::Invalid);
         }
@@ -151,6 +152,10 @@ impl Chat {
         for conn in session.sockets {
             out.close(conn, 1000, "logged out");
             self.remove_socket(conn);
+        }
+        for conn in session.streams {
+            out.close(conn, 1000, "logged out");
+            self.forget_stream(conn);
         }
     }
 
@@ -180,7 +185,7 @@ impl Chat {
     pub fn forget_unstored_sessions(&mut self, keys: impl Iterator<Item = SessionKey>) {
         for key in keys {
             debug_assert!(
-                self.sessions.get(&key).is_none_or(|s| s.sockets.is_empty()),
+                self.sessions.get(&key).is_none_or(|s| !s.in_use()),
                 "a socket on an unstored session"
             );
             self.unlist_session(&key);
@@ -206,8 +211,9 @@ impl Chat {
     pub(super) fn session_due(&mut self, key: &SessionKey, now: Millis) -> Option<Millis> {
         let ttl = self.cfg.session_ttl;
         let session = self.sessions.get(key)?;
-        if !session.sockets.is_empty() {
-            // An open socket keeps its session alive; look again a TTL later.
+        if session.in_use() {
+            // An open socket or stream keeps its session alive; look again
+            // a TTL later.
             return Some(now + ttl);
         }
         let end = session.last_active + ttl;

@@ -152,7 +152,7 @@ fn a_cut_stream_resumes_with_last_event_id_without_gap_or_duplicate() {
         let data = stream.data();
         got.push(data["id"].as_i64().unwrap());
         assert_eq!(data["message"], format!("m{}", got.len() - 1), "in order");
-        if got.len() % 70 == 0 {
+        if got.len().is_multiple_of(70) {
             // Cut while the writer keeps going; resume after the last id.
             let last = got.last().unwrap().to_string();
             stream = sse::try_open(&s, "/api/events?since=0", &ta, &[("Last-Event-ID", &last)])

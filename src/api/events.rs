@@ -10,6 +10,11 @@ use crate::http::{Request, Response, query_param};
 /// Why a resume point was refused (422 `invalid_request`, this detail).
 const BAD_RESUME: &str = "since and Last-Event-ID must be an event id, an integer from 0";
 
+/// A `since` or `Last-Event-ID` that is not an event id: 422
+/// `invalid_request`, and no stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadResume;
+
 /// `GET /api/events?since=ID`: authenticated like every endpoint (the
 /// same `authenticate`), at most `streams_per_user` open streams per user
 /// (409 `too_many_streams` past it: a state to change by closing one,
@@ -28,7 +33,7 @@ pub(super) fn events<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
     }
     match resume_point(req) {
         Ok(since) => Routed::Stream { chat: me, since },
-        Err(()) => Response::error_detail(422, "invalid_request", BAD_RESUME).into(),
+        Err(BadResume) => Response::error_detail(422, "invalid_request", BAD_RESUME).into(),
     }
 }
 
@@ -38,13 +43,13 @@ pub(super) fn events<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
 /// header: that one is newer), else after `?since=`; `None`: live only.
 /// An empty header counts as none, as `EventSource` sends none before
 /// its first event.
-pub fn resume_point(req: &Request) -> Result<Option<i64>, ()> {
+pub fn resume_point(req: &Request) -> Result<Option<i64>, BadResume> {
     let header = req
         .header("last-event-id")
         .map(|v| v.trim_ascii())
         .filter(|v| !v.is_empty());
     let text = match header {
-        Some(v) => Some(std::str::from_utf8(v).map_err(|_| ())?),
+        Some(v) => Some(std::str::from_utf8(v).map_err(|_| BadResume)?),
         // Other query parameters are left alone: clients add cache-busters.
         None => req.query().and_then(|q| query_param(q, "since")),
     };
@@ -55,7 +60,7 @@ pub fn resume_point(req: &Request) -> Result<Option<i64>, ()> {
             .ok()
             .filter(|&v| v >= 0)
             .map(Some)
-            .ok_or(()),
+            .ok_or(BadResume),
     }
 }
 
@@ -79,7 +84,8 @@ mod tests {
 
     #[test]
     fn resume_point_table() {
-        let cases: &[(&str, &str, Result<Option<i64>, ()>)] = &[
+        type Want = Result<Option<i64>, BadResume>;
+        let cases: &[(&str, &str, Want)] = &[
             ("/api/events", "", Ok(None)),
             ("/api/events?since=5", "", Ok(Some(5))),
             ("/api/events?since=0&_=123", "", Ok(Some(0))),
@@ -87,15 +93,19 @@ mod tests {
             ("/api/events?since=5", "Last-Event-ID: 9\r\n", Ok(Some(9))),
             ("/api/events?since=5", "Last-Event-ID:\r\n", Ok(Some(5))),
             ("/api/events", "Last-Event-ID:  12 \r\n", Ok(Some(12))),
-            ("/api/events?since=-1", "", Err(())),
-            ("/api/events?since=x", "", Err(())),
-            ("/api/events?since=", "", Err(())),
-            ("/api/events?since=5", "Last-Event-ID: abc\r\n", Err(())),
-            ("/api/events", "Last-Event-ID: -3\r\n", Err(())),
+            ("/api/events?since=-1", "", Err(BadResume)),
+            ("/api/events?since=x", "", Err(BadResume)),
+            ("/api/events?since=", "", Err(BadResume)),
+            (
+                "/api/events?since=5",
+                "Last-Event-ID: abc\r\n",
+                Err(BadResume),
+            ),
+            ("/api/events", "Last-Event-ID: -3\r\n", Err(BadResume)),
             (
                 "/api/events",
                 "Last-Event-ID: 99999999999999999999\r\n",
-                Err(()),
+                Err(BadResume),
             ),
         ];
         for (target, headers, want) in cases {

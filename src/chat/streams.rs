@@ -165,3 +165,124 @@ impl Chat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{ChatConfig, Outbox};
+
+    /// Records who got what: (recipient, json) and closes.
+    #[derive(Default)]
+    struct Rec {
+        sent: Vec<(u64, String)>,
+        closed: Vec<u64>,
+    }
+
+    impl Outbox for Rec {
+        fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+            let json = String::from_utf8(json.to_vec()).unwrap();
+            self.sent.extend(to.map(|c| (c.0, json.clone())));
+        }
+        fn close(&mut self, conn: ConnId, _: u16, _: &'static str) {
+            self.closed.push(conn.0);
+        }
+    }
+
+    impl Rec {
+        /// The recipients of everything sent since the last call.
+        fn to(&mut self) -> Vec<u64> {
+            let mut to: Vec<u64> = self.sent.drain(..).map(|(c, _)| c).collect();
+            to.sort();
+            to
+        }
+    }
+
+    fn key(n: u64) -> SessionKey {
+        SessionKey::of(&format!("{n:032}"))
+    }
+
+    /// Users 1..=3 logged in; user 1 has socket 1; each user `u` has
+    /// stream `10 + u`.
+    fn three_streams() -> (Chat, Rec) {
+        let cfg = ChatConfig::from_config(&crate::config::Config::default());
+        let mut chat = Chat::new(cfg, Millis(0), 1_000_000);
+        let mut out = Rec::default();
+        for u in 1..=3 {
+            chat.login(key(u), UserId(u as i64), &format!("u{u}"), Millis(0));
+            chat.add_user(UserId(u as i64), &format!("u{u}"));
+        }
+        chat.ws_open(ConnId(1), &key(1), Millis(0), &mut out);
+        for u in 1..=3 {
+            chat.stream_open(ConnId(10 + u), &key(u));
+            chat.check();
+        }
+        assert_eq!(out.to(), Vec::<u64>::new(), "no presence for streams");
+        (chat, out)
+    }
+
+    #[test]
+    fn streams_get_the_events_of_their_conversations_only() {
+        let (mut chat, mut out) = three_streams();
+        chat.ws_text(ConnId(1), r#"{"message":"hi"}"#, Millis(1), &mut out);
+        let to = out.to();
+        // The ack to the sender's socket, the message to every stream.
+        assert_eq!(to, [1, 11, 12, 13]);
+
+        chat.create_room(UserId(1), "den", true, Millis(2), &mut out)
+            .unwrap();
+        chat.invite(UserId(1), "den", "u2", Millis(2), &mut out)
+            .unwrap();
+        chat.check();
+        assert_eq!(out.to(), [1, 1, 11, 11, 12]);
+        chat.ws_text(
+            ConnId(1),
+            r#"{"message":"x","room":"den"}"#,
+            Millis(3),
+            &mut out,
+        );
+        assert_eq!(out.to(), [1, 11, 12]);
+        chat.ws_text(
+            ConnId(1),
+            r#"{"message":"x","to":"u3"}"#,
+            Millis(4),
+            &mut out,
+        );
+        assert_eq!(out.to(), [1, 11, 13]);
+        // Typing is live only: sockets, never streams.
+        chat.ws_text(ConnId(1), r#"{"typing":true}"#, Millis(5), &mut out);
+        assert_eq!(out.to(), [1]);
+
+        chat.leave_room(UserId(2), "den", Millis(6), &mut out)
+            .unwrap();
+        chat.check();
+        assert_eq!(out.to(), [1, 11, 12], "the leave reaches the leaver");
+        chat.ws_text(
+            ConnId(1),
+            r#"{"message":"y","room":"den"}"#,
+            Millis(7),
+            &mut out,
+        );
+        assert_eq!(out.to(), [1, 11]);
+    }
+
+    #[test]
+    fn a_stream_keeps_its_session_and_logout_ends_it() {
+        let (mut chat, mut out) = three_streams();
+        let ttl = Millis::of(crate::config::Config::default().session_ttl);
+        let later = Millis(ttl.0 * 3);
+        chat.handle_timeouts(later);
+        assert!(
+            chat.authenticate(Some(&format!("{:032}", 3)), later)
+                .is_ok()
+        );
+        chat.logout(&format!("{:032}", 3), &mut out);
+        assert_eq!(out.closed, [13]);
+        assert_eq!(chat.streams_of(UserId(3)), []);
+        chat.check();
+        chat.stream_closed(ConnId(13), later);
+        chat.stream_closed(ConnId(12), later);
+        chat.check();
+        chat.ws_text(ConnId(1), r#"{"message":"hi"}"#, later, &mut out);
+        assert_eq!(out.to(), [1, 11]);
+    }
+}

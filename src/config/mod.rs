@@ -1089,7 +1089,7 @@ mod tests {
             }) else {
                 panic!("{flag} gave no help");
             };
-            assert_eq!(SETTINGS.len(), 35);
+            assert_eq!(SETTINGS.len(), 36);
             let rows = text.lines().filter(|l| l.starts_with("  --")).count();
             assert_eq!(rows, SETTINGS.len());
             for s in SETTINGS {

@@ -56,41 +56,96 @@ impl Sse {
         }
     }
 
-    /// Decodes whole chunks, then hands on whole blocks.
+    /// Hands on every whole event the bytes so far hold.
     fn decode(&mut self, u: usize, h: &mut impl Handler, now_ns: u64) -> Result<(), String> {
-        let mut at = 0;
-        while let Some(eol) = find(&self.raw[at..], b"\r\n") {
-            let size = std::str::from_utf8(&self.raw[at..at + eol])
-                .ok()
-                .and_then(|t| usize::from_str_radix(t, 16).ok())
-                .ok_or("a bad chunk size")?;
-            let start = at + eol + 2;
-            if self.raw.len() < start + size + 2 {
-                break;
-            }
-            if size == 0 {
-                return Err("the server ended the stream".into());
-            }
-            self.body.extend_from_slice(&self.raw[start..start + size]);
-            at = start + size + 2;
+        decode(&mut self.raw, &mut self.body, |data| {
+            h.on_event(u, data, now_ns)
+        })
+    }
+}
+
+/// Decodes the whole chunks at the front of `raw` into `body`, then hands
+/// the `data:` line of every whole block of `body` to `on_data`; what is
+/// incomplete stays for the next read. An error for a bad chunk, or for
+/// the last chunk (the server ended the stream).
+fn decode(
+    raw: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+    mut on_data: impl FnMut(&str),
+) -> Result<(), String> {
+    let mut at = 0;
+    let mut ended = false;
+    while let Some(eol) = find(&raw[at..], b"\r\n") {
+        let size = std::str::from_utf8(&raw[at..at + eol])
+            .ok()
+            .and_then(|t| usize::from_str_radix(t, 16).ok())
+            .ok_or("a bad chunk size")?;
+        let start = at + eol + 2;
+        if raw.len() < start + size + 2 {
+            break;
         }
-        self.raw.drain(..at);
-        let mut from = 0;
-        while let Some(end) = find(&self.body[from..], b"\n\n") {
-            let block = &self.body[from..from + end];
-            for line in block.split(|&b| b == b'\n') {
-                if let Some(data) = line.strip_prefix(b"data: ") {
-                    let text = std::str::from_utf8(data).map_err(|_| "data not UTF-8")?;
-                    h.on_event(u, text, now_ns);
-                }
-            }
-            from += end + 2;
+        body.extend_from_slice(&raw[start..start + size]);
+        at = start + size + 2;
+        if size == 0 {
+            ended = true;
+            break;
         }
-        self.body.drain(..from);
-        Ok(())
+    }
+    raw.drain(..at);
+    let mut from = 0;
+    while let Some(end) = find(&body[from..], b"\n\n") {
+        for line in body[from..from + end].split(|&b| b == b'\n') {
+            if let Some(data) = line.strip_prefix(b"data: ") {
+                on_data(std::str::from_utf8(data).map_err(|_| "data not UTF-8")?);
+            }
+        }
+        from += end + 2;
+    }
+    body.drain(..from);
+    match ended {
+        true => Err("the server ended the stream".into()),
+        false => Ok(()),
     }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunked body of two events and a ping, cut at every byte.
+    #[test]
+    fn every_split_of_the_input_gives_the_same_events() {
+        let events = "id: 1\nevent: message\ndata: {\"a\":1}\n\n";
+        let ping = ": ping\n\n";
+        let two = "id: 2\nevent: edit\ndata: {\"b\":2}\n\n";
+        let wire = format!(
+            "{:x}\r\n{events}\r\n{:x}\r\n{ping}\r\n{:x}\r\n{two}\r\n",
+            events.len(),
+            ping.len(),
+            two.len()
+        );
+        for cut in 0..=wire.len() {
+            let (mut raw, mut body, mut got) = (Vec::new(), Vec::new(), Vec::new());
+            for part in [&wire[..cut], &wire[cut..]] {
+                raw.extend_from_slice(part.as_bytes());
+                decode(&mut raw, &mut body, |d| got.push(d.to_string())).unwrap();
+            }
+            assert_eq!(got, [r#"{"a":1}"#, r#"{"b":2}"#], "cut at {cut}");
+            assert!(raw.is_empty() && body.is_empty());
+        }
+        let mut raw = b"0\r\n\r\n".to_vec();
+        assert!(
+            decode(&mut raw, &mut Vec::new(), |_| {}).is_err(),
+            "the end"
+        );
+        let mut raw = b"zz\r\n".to_vec();
+        assert!(
+            decode(&mut raw, &mut Vec::new(), |_| {}).is_err(),
+            "a bad size"
+        );
+    }
 }

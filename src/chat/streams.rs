@@ -11,7 +11,7 @@
 //! scan and no query.
 
 use super::rooms::RoomId;
-use super::{Chat, ConnId, SessionKey};
+use super::{Authed, Chat, ConnId, SessionKey};
 use crate::ids::{Millis, UserId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -50,18 +50,19 @@ impl Chat {
         self.streams.of_user(user)
     }
 
-    /// Registers the event stream `conn` of session `key`: from now on it
-    /// receives the events of general, of its user's rooms and of their
-    /// direct conversations. Nobody is told. Like a socket, it keeps its
-    /// session from expiring while it is open.
-    pub fn stream_open(&mut self, conn: ConnId, key: &SessionKey) {
-        let Some(session) = self.sessions.get_mut(key) else {
-            debug_assert!(false, "stream_open for an unknown session");
-            return;
-        };
-        session.streams.push(conn);
-        let user = session.user;
-        self.streams.all.insert(conn, (user, key.clone()));
+    /// Registers the event stream `conn` of `who`: from now on it receives
+    /// the events of general, of their rooms and of their direct
+    /// conversations. Nobody is told. Like a socket, it keeps its session
+    /// from expiring while it is open, and logging out ends it. (A request
+    /// authenticated without a stored session still gets its stream; it
+    /// then ends only when its client or the server does.)
+    pub fn stream_open(&mut self, conn: ConnId, who: &Authed) {
+        let user = who.user;
+        if let Some(session) = self.sessions.get_mut(&who.key) {
+            debug_assert_eq!(session.user, user, "a session of another user");
+            session.streams.push(conn);
+        }
+        self.streams.all.insert(conn, (user, who.key.clone()));
         self.streams.by_user.entry(user).or_default().push(conn);
         for room in self.rooms.of_user.get(&user).into_iter().flatten() {
             self.streams.by_room.entry(*room).or_default().insert(conn);
@@ -139,14 +140,17 @@ impl Chat {
         assert_eq!(listed, s.all.len(), "per-user stream lists");
         for (conn, (user, key)) in &s.all {
             assert!(s.of_user(*user).contains(conn), "user list of {conn:?}");
-            let session = self.sessions.get(key);
-            assert!(
-                session.is_some_and(|s| s.user == *user && s.streams.contains(conn)),
-                "session of stream {conn:?}"
-            );
+            if let Some(session) = self.sessions.get(key) {
+                let listed = session.user == *user && session.streams.contains(conn);
+                assert!(listed, "session of stream {conn:?}");
+            }
         }
-        let in_sessions: usize = self.sessions.values().map(|s| s.streams.len()).sum();
-        assert_eq!(in_sessions, s.all.len(), "sessions with a stream");
+        for session in self.sessions.values() {
+            for conn in &session.streams {
+                let open = s.all.get(conn).is_some_and(|(u, _)| *u == session.user);
+                assert!(open, "stream {conn:?} of a session is not open");
+            }
+        }
         for (room, set) in &s.by_room {
             let want: BTreeSet<ConnId> = s
                 .all
@@ -213,7 +217,12 @@ mod tests {
         }
         chat.ws_open(ConnId(1), &key(1), Millis(0), &mut out);
         for u in 1..=3 {
-            chat.stream_open(ConnId(10 + u), &key(u));
+            let who = Authed {
+                key: key(u),
+                user: UserId(u as i64),
+                name: format!("u{u}").into(),
+            };
+            chat.stream_open(ConnId(10 + u), &who);
             chat.check();
         }
         assert_eq!(out.to(), Vec::<u64>::new(), "no presence for streams");

@@ -194,7 +194,7 @@ impl StreamState {
                 framed(&text, framing)
             });
         }
-        env.chat.stream_open(id, &authed.key);
+        env.chat.stream_open(id, &authed);
         env.log.log(
             LogLevel::Info,
             format_args!("stream open user={} conn={}", escape(&self.user), id),

@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod client;
+pub mod events;
 pub mod resume;
 pub mod rooms;
 pub mod upgrade;
@@ -60,6 +61,14 @@ pub enum Routed {
         /// `?since=ID`: replay the stored messages after this id first.
         since: Option<i64>,
     },
+    /// Answer with the head of an event stream (`GET /api/events`) and
+    /// keep the response going with the session's events.
+    Stream {
+        /// The session.
+        chat: Authed,
+        /// Replay the stored events after this id first.
+        since: Option<i64>,
+    },
 }
 
 impl From<Response> for Routed {
@@ -81,6 +90,7 @@ enum Endpoint {
     Metrics,
     Ws,
     Echo,
+    Events,
     Rooms,
     RoomAction,
     RoomMembers,
@@ -94,7 +104,7 @@ impl Endpoint {
             Endpoint::Register | Endpoint::Login | Endpoint::RoomAction => "POST",
             Endpoint::Logout => "GET, POST",
             Endpoint::Rooms => "GET, HEAD, POST",
-            Endpoint::Ws | Endpoint::Echo => "GET",
+            Endpoint::Ws | Endpoint::Echo | Endpoint::Events => "GET",
             _ => "GET, HEAD",
         }
     }
@@ -135,6 +145,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
         Endpoint::Metrics => Ok(metrics(ctx)),
         Endpoint::Ws => return ws(req, ctx),
         Endpoint::Echo => return echo(req, ctx),
+        Endpoint::Events => return events::events(req, ctx),
         Endpoint::Rooms if req.method == Method::Post => rooms::create(req, ctx),
         Endpoint::Rooms => Ok(rooms::list(req, ctx)),
         Endpoint::RoomAction | Endpoint::RoomMembers => rooms::action(req, path, ctx),
@@ -183,6 +194,7 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/ws" => Endpoint::Ws,
         "/echo" if cfg.echo_endpoint => Endpoint::Echo,
         "/api/rooms" => Endpoint::Rooms,
+        "/api/events" => Endpoint::Events,
         p if rooms::parse_path(p).is_some() => match rooms::parse_path(p)?.1 {
             rooms::Action::Members => Endpoint::RoomMembers,
             _ => Endpoint::RoomAction,
@@ -659,6 +671,7 @@ mod tests {
             Metrics,
             Ws,
             Echo,
+            Events,
             Rooms,
             RoomAction,
             RoomMembers,

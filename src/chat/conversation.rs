@@ -351,14 +351,20 @@ impl Chat {
             Conv::Room(r) => {
                 if let Some(room) = self.rooms.rooms.get_mut(&r) {
                     room.last_id = self.last_id;
-                    let members = room.online.iter().copied();
-                    out.deliver_event(members.filter(|&c| c != conn), json);
+                    let members = room.online.iter().copied().filter(|&c| c != conn);
+                    out.deliver_event(members.chain(self.streams.of_room(r)), json);
                 }
             }
             Conv::Direct(a, b) => {
-                let b = if a == b { &[][..] } else { self.sockets_of(b) };
+                let (b, b_streams) = if a == b {
+                    (&[][..], &[][..])
+                } else {
+                    (self.sockets_of(b), self.streams.of_user(b))
+                };
                 let both = self.sockets_of(a).iter().chain(b);
-                out.deliver_event(both.copied().filter(|&c| c != conn), json);
+                let streams = self.streams.of_user(a).iter().chain(b_streams);
+                let to = both.copied().filter(|&c| c != conn);
+                out.deliver_event(to.chain(streams.copied()), json);
             }
         }
     }

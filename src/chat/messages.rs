@@ -142,7 +142,8 @@ impl Chat {
                 message.room = Some(&r.name);
                 let json = ServerFrame::Message(&message).to_json();
                 let members = r.online.iter().copied().filter(|&c| c != conn);
-                out.deliver_event(members.inspect(|_| *delivered += 1), &json);
+                let to = members.chain(self.streams.of_room(room));
+                out.deliver_event(to.inspect(|_| *delivered += 1), &json);
             }
             Dest::Direct(to) => {
                 let to_name = self.directory.name(to).cloned().unwrap_or_default();
@@ -155,6 +156,13 @@ impl Chat {
                 let sender = if to == user { &[][..] } else { of(user) };
                 let sockets = of(to).iter().chain(sender);
                 let others = sockets.copied().filter(|&c| c != conn);
+                let streams = self.streams.of_user(to).iter().copied();
+                let sender = if to == user {
+                    &[][..]
+                } else {
+                    self.streams.of_user(user)
+                };
+                let others = others.chain(streams).chain(sender.iter().copied());
                 out.deliver_event(others.inspect(|_| *delivered += 1), &json);
             }
         }
@@ -216,6 +224,7 @@ impl Chat {
             .online
             .iter()
             .filter(|&c| c != from)
+            .chain(self.streams.all())
             .inspect(|_| *delivered += 1);
         out.deliver_event(others, json);
     }

@@ -17,6 +17,7 @@ pub mod online;
 mod outbox;
 pub mod rooms;
 mod sessions;
+mod streams;
 
 use crate::protocol::{AckError, ServerFrame};
 
@@ -158,6 +159,8 @@ pub struct Chat {
     directory: directory::Directory,
     /// Rooms, members, and the members' open sockets.
     rooms: rooms::Rooms,
+    /// Open event streams, by user and by room.
+    streams: streams::Streams,
     /// The newest event of general (kept apart: general's path is the
     /// hot one and needs no room lookup).
     general_last_id: i64,
@@ -211,6 +214,7 @@ impl Chat {
             unconfirmed: Vec::new(),
             directory: directory::Directory::default(),
             rooms: rooms::Rooms::new(),
+            streams: streams::Streams::default(),
             general_last_id: 0,
             general_count: 0,
             typing: HashSet::new(),
@@ -493,13 +497,14 @@ impl Chat {
             for key in keys {
                 assert_eq!(self.sessions.get(key).map(|s| s.user), Some(*user));
             }
-            let idle = keys.iter().filter(|k| self.sessions[*k].sockets.is_empty());
+            let idle = keys.iter().filter(|k| !self.sessions[*k].in_use());
             assert!(
                 idle.count() <= self.cfg.sessions_per_user,
                 "idle sessions of {user:?} over the cap"
             );
         }
         self.check_rooms();
+        self.check_streams();
         self.wheel.check();
     }
 }

@@ -294,6 +294,7 @@ impl Chat {
         for (user, conn) in open {
             self.rooms_socket_open(user, conn);
         }
+        self.reindex_streams();
     }
 
     /// Start-up: a stored room (general exists from the start).
@@ -422,6 +423,7 @@ impl Chat {
         for conn in self.user_sockets.get(&user).into_iter().flatten() {
             room.online.remove(conn);
         }
+        self.streams_leave_room(user, id);
         if let Some(set) = self.rooms.of_user.get_mut(&user) {
             set.remove(&id);
         }
@@ -455,6 +457,7 @@ impl Chat {
             ordinal: room.count,
         };
         self.reads.insert((user, id.0), marker);
+        self.streams_join_room(user, id);
         self.announce_member("room_join", id, user, (eid, ts), out);
         Membership {
             room: id,
@@ -486,7 +489,8 @@ impl Chat {
         })
         .to_json();
         // Stored in the turn's batch: taken back if its commit fails.
-        out.deliver_event(room.online.iter().copied(), &json);
+        let streams = self.streams.of_room(id);
+        out.deliver_event(room.online.iter().copied().chain(streams), &json);
     }
 
     /// The rooms `user` sees: general, the public ones and their private

@@ -173,6 +173,11 @@ settings! {
     /// 409 `already_connected`. Default 1, the Part 1 rule.
     "sockets-per-user" sockets_per_user: usize as Within<Count<usize>, 1, 64> = 1,
         "Open chat WebSockets per user (devices, tabs); past it /ws is 409";
+    /// Open event streams (`GET /api/events`) one user may hold; past it
+    /// the request is 409 `too_many_streams`. Streams do not count toward
+    /// `sockets_per_user`. Default 4.
+    "streams-per-user" streams_per_user: usize as Within<Count<usize>, 1, 64> = 4,
+        "Open event streams (/api/events) per user; past it 409";
     /// Longest chat message in Unicode scalar values. Default 300.
     "max-message-chars" max_message_chars: usize as Within<Count<usize>, 1, 10_000> = 300,
         "Longest chat message, in Unicode scalar values";
@@ -241,9 +246,10 @@ settings! {
     "login-window" login_window: Duration as Within<Dur, SEC, { 7 * DAY }> =
         Duration::from_secs(600),
         "Window of the failed-login limit";
-    /// Ping a WebSocket that has sent nothing for this long. Default 30 s.
+    /// Ping a WebSocket that has sent nothing for this long, and send
+    /// every event stream a `: ping` comment this often. Default 30 s.
     "ping-interval" ping_interval: Duration as Within<Dur, 100, HOUR> = Duration::from_secs(30),
-        "Ping a WebSocket that has sent nothing this long";
+        "Ping a WebSocket that has sent nothing this long; ping event streams this often";
     /// Close a pinged WebSocket when nothing arrives within this. Default 30 s.
     "ping-timeout" ping_timeout: Duration as Within<Dur, 100, HOUR> = Duration::from_secs(30),
         "Close a pinged WebSocket when nothing arrives within this";
@@ -887,7 +893,7 @@ mod tests {
             }) else {
                 panic!("{flag} gave no help");
             };
-            assert_eq!(SETTINGS.len(), 35);
+            assert_eq!(SETTINGS.len(), 36);
             let rows = text.lines().filter(|l| l.starts_with("  --")).count();
             assert_eq!(rows, SETTINGS.len());
             for s in SETTINGS {

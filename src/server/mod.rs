@@ -14,6 +14,7 @@ pub mod fanout;
 pub mod link;
 pub mod outlet;
 mod persist;
+pub mod sse;
 pub mod turn;
 pub mod ws;
 

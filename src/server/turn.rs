@@ -219,7 +219,7 @@ impl<S: Transport> Turn<S> {
             let mut env = self.core.env(now);
             match conn.phase {
                 Phase::Http(_) => conn.after_flush = AfterFlush::Linger(CloseCause::Shutdown),
-                Phase::Ws(_) => conn.start_close(1001, "going away", &mut env),
+                Phase::Ws(_) | Phase::Stream(_) => conn.start_close(1001, "going away", &mut env),
                 Phase::Linger => {}
             }
             self.after_step(id, Step::Idle);
@@ -343,6 +343,7 @@ impl<S: Transport> Turn<S> {
             ConnKind::Http => m.open_http -= 1,
             ConnKind::Chat => m.open_ws -= 1,
             ConnKind::Echo => m.open_echo -= 1,
+            ConnKind::Stream => m.open_streams -= 1,
         }
         closed(conn.sock);
         let outlet = &mut self.core.outlets[slot];

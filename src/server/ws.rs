@@ -143,7 +143,7 @@ impl WsState {
             if let Some(since) = since {
                 // Before the socket joins the broadcast: the replay ends where
                 // live messages begin, with no gap and no duplicate.
-                replay(id, authed.user, since, env);
+                replay(id, authed.user, since, env, |json| ws_frame(OP_TEXT, json));
             }
             env.chat.ws_open(id, &authed.key, env.now, &mut env.fan);
             let name = &authed.name;
@@ -467,10 +467,17 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
-/// Queues what a resuming socket missed (the policy is the API's, see
-/// [`resume::replay`]); rows of this turn's uncommitted batch make it one
-/// of the turn's readers, which stand only if the commit does.
-fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
+/// Queues what a resuming socket (or event stream) missed, each event
+/// framed by `frame` (the policy is the API's, see [`resume::replay`]);
+/// rows of this turn's uncommitted batch make it one of the turn's
+/// readers, which stand only if the commit does.
+pub(super) fn replay(
+    id: ConnId,
+    user: UserId,
+    since: i64,
+    env: &mut Env<'_>,
+    frame: impl Fn(&[u8]) -> Vec<u8>,
+) {
     let max_bytes = env.cfg.max_output_bytes / 2;
     let (frames, newest) = resume::replay(
         user,
@@ -480,7 +487,7 @@ fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
         env.store,
         env.chat,
         env.log,
-        |json| ws_frame(OP_TEXT, json),
+        frame,
     );
     if newest.is_some_and(|newest| newest > env.chat.stored_id()) {
         // Rows of this turn's batch, which the loop's own connection sees

@@ -27,6 +27,10 @@ FLAGS
                       i mod R before opening its socket); each sender talks in its
                       own room, so a message reaches the room's other members
                       (default 0: everyone in general)
+  --sse N             fanout: N more clients that listen on event streams
+                      (GET /api/events) instead of WebSockets; deliveries to them
+                      are reported apart (sse_*), next to the sockets' (ws_*);
+                      not with --rooms (default 0)
   --rate R            fanout: fixed total rate in messages/s instead of closed loop
   --duration SECS     measurement window (default 5)
   --warmup SECS       fanout: sending before the window opens (default 1)
@@ -73,6 +77,8 @@ pub struct Args {
     pub inflight: usize,
     /// Fanout: rooms the clients are split into (0: everyone in general).
     pub rooms: usize,
+    /// Fanout: event-stream clients besides the `clients` sockets.
+    pub sse: usize,
     /// Fanout: total messages per second; `None` is closed loop.
     pub rate: Option<f64>,
     /// Measurement window.
@@ -108,6 +114,7 @@ impl Default for Args {
             senders: 10,
             inflight: 4,
             rooms: 0,
+            sse: 0,
             rate: None,
             duration: Duration::from_secs(5),
             warmup: Duration::from_secs(1),
@@ -199,6 +206,7 @@ pub fn parse(argv: &[String]) -> Result<Args, ArgsError> {
             "--senders" => a.senders = value(f, it.next())?,
             "--inflight" => a.inflight = value(f, it.next())?,
             "--rooms" => a.rooms = value(f, it.next())?,
+            "--sse" => a.sse = value(f, it.next())?,
             "--rate" => a.rate = Some(value(f, it.next())?),
             "--duration" => a.duration = seconds(f, it.next())?,
             "--warmup" => a.warmup = seconds(f, it.next())?,
@@ -230,6 +238,9 @@ fn check(a: &Args) -> Result<(), String> {
     }
     if a.scenario == Scenario::Fanout && (a.senders == 0 || a.senders > a.clients) {
         return Err("--senders must be between 1 and --clients".into());
+    }
+    if a.sse > 0 && (a.rooms > 0 || a.scenario != Scenario::Fanout) {
+        return Err("--sse is for fanout in general (not with --rooms)".into());
     }
     if a.rooms > 0 && a.clients < 2 * a.rooms {
         return Err("--rooms needs at least two clients per room".into());
@@ -277,6 +288,7 @@ mod tests {
             senders: 3,
             inflight: 8,
             rooms: 10,
+            sse: 0,
             rate: Some(5000.0),
             duration: Duration::from_millis(2500),
             warmup: Duration::ZERO,
@@ -304,6 +316,8 @@ mod tests {
             "--inflight 0",
             "--clients 10 --rooms 6",
             "--rooms x",
+            "--sse 5 --rooms 2",
+            "idle --sse 5",
             "--rate 0",
             "--rate -3",
             "--size 20",

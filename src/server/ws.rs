@@ -144,7 +144,7 @@ impl WsState {
                 // live messages begin, with no gap and no duplicate.
                 replay(id, authed.user, since, env);
             }
-            env.chat.ws_open(id, &authed.key, env.now, &mut env.fan);
+            env.chat.ws_open(id, &authed.key, env.now);
             let name = &authed.name;
             env.log.log(
                 LogLevel::Info,

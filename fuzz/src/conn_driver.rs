@@ -236,9 +236,8 @@ impl Driver {
         let id = turn.admit(sock, peer, false, now, |_, _| Ok(()));
         assert_eq!(id, Some(ALICE));
         assert_eq!(turn.detached_slot(Accepts::Frames), BOB);
-        let mut env = turn.core.env(now);
-        env.chat
-            .ws_open(BOB, &SessionKey::of(BOB_TOKEN), now, &mut env.fan);
+        let env = turn.core.env(now);
+        env.chat.ws_open(BOB, &SessionKey::of(BOB_TOKEN), now);
         let mut driver = Driver {
             turn,
             closed_sock: None,

@@ -342,7 +342,7 @@ impl Chat {
     /// Queues an event of `conv` for every socket in it but `conn` (as a
     /// stored event: taken back should the turn's commit fail).
     fn send_event(&mut self, conn: ConnId, conv: Conv, json: &[u8], out: &mut impl Outbox) {
-        self.flush_leaves(out);
+        self.flush_presence(out);
         match conv {
             Conv::General => {
                 self.general_last_id = self.last_id;
@@ -395,7 +395,7 @@ impl Chat {
     }
 
     fn relay_typing(&mut self, user: UserId, name: &str, dest: &Dest, out: &mut impl Outbox) {
-        self.flush_leaves(out);
+        self.flush_presence(out);
         let mine = self.sockets_of(user);
         let (place, to): (Place<'_>, Vec<ConnId>) = match *dest {
             Dest::General => {
@@ -470,7 +470,7 @@ impl Chat {
             with: with.as_deref(),
         })
         .to_json();
-        self.flush_leaves(out);
+        self.flush_presence(out);
         let others = self.sockets_of(user).iter().copied();
         out.deliver(others.filter(|&c| c != conn), &json);
         self.ack_done(conn, out);

@@ -125,8 +125,8 @@ impl Chat {
         message: &ChatMessage<'_>,
         out: &mut impl Outbox,
     ) {
-        // Presence first, as before every delivery (see `flush_leaves`).
-        self.flush_leaves(out);
+        // Presence first, as before every delivery (see `flush_presence`).
+        self.flush_presence(out);
         let mut message = message.clone();
         let delivered = &mut self.stats.messages_delivered;
         match *dest {
@@ -218,7 +218,7 @@ impl Chat {
     /// Queues `json` for every open socket but `from`'s: serialized once,
     /// the same bytes for all.
     pub(super) fn broadcast(&mut self, from: ConnId, json: &[u8], out: &mut impl Outbox) {
-        self.flush_leaves(out);
+        self.flush_presence(out);
         let delivered = &mut self.stats.messages_delivered;
         let others = self
             .online

@@ -103,6 +103,16 @@ pub struct ChatStats {
     pub sessions_evicted: u64,
 }
 
+/// Presence not delivered yet (see [`Chat::flush_presence`]).
+#[derive(Debug, Default)]
+struct Presence {
+    /// The `join` and `leave` frames, in order.
+    frames: Vec<Vec<u8>>,
+    /// Sockets opened since, each with how many of `frames` came before
+    /// it (and are not for it).
+    opened: Vec<(ConnId, usize)>,
+}
+
 #[derive(Debug)]
 struct Socket {
     key: SessionKey,
@@ -147,9 +157,9 @@ pub struct Chat {
     last_ts: i64,
     /// Recent `client_id`s of each user and the id they were stored under.
     recent: HashMap<(UserId, Box<str>), i64>,
-    /// Names of the sockets closed since the last [`Chat::flush_leaves`],
-    /// whose `leave` is still to be delivered.
-    leaving: Vec<Rc<str>>,
+    /// The presence frames (`join`, `leave`) since the last
+    /// [`Chat::flush_presence`], in order, and the sockets opened since.
+    presence: Presence,
     /// Sockets sent a success ack for a message of this turn. The acks are
     /// queued at once, in frame order, but reach the socket only after the
     /// turn's commit; if the commit fails, these sockets are dropped with
@@ -210,7 +220,7 @@ impl Chat {
             stored_id: 0,
             last_ts: i64::MIN,
             recent: HashMap::new(),
-            leaving: Vec::new(),
+            presence: Presence::default(),
             unconfirmed: Vec::new(),
             directory: directory::Directory::default(),
             rooms: rooms::Rooms::new(),
@@ -246,20 +256,17 @@ impl Chat {
     }
 
     /// Registers the upgraded socket `conn` of the session `key` and, when
-    /// it is the user's first, tells every other socket `join`. The caller
+    /// it is the user's first, tells every other socket `join` (at the
+    /// next [`Chat::flush_presence`]). The caller
     /// has authenticated the session and checked the user's socket count
     /// against `--sockets-per-user` in this same loop turn.
-    pub fn ws_open(&mut self, conn: ConnId, key: &SessionKey, now: Millis, out: &mut impl Outbox) {
+    pub fn ws_open(&mut self, conn: ConnId, key: &SessionKey, now: Millis) {
         let Some(session) = self.sessions.get_mut(key) else {
             debug_assert!(false, "ws_open for an unknown session");
             return;
         };
         session.sockets.push(conn);
         let (user, name) = (session.user, session.name.clone());
-        // Before this socket counts as online: a `leave` of this turn is
-        // not news to it, and must reach the others before this `join`
-        // (the same user may be reconnecting).
-        self.flush_leaves(out);
         let sockets = &mut self.sockets;
         let pos = self.online.push(conn, |c, p| {
             if let Some(s) = sockets.get_mut(&c) {
@@ -267,13 +274,19 @@ impl Chat {
             }
         });
         if !self.user_sockets.contains_key(&user) {
-            let json = ServerFrame::Presence {
-                event: "join",
-                username: &name,
-            }
-            .to_json();
-            out.deliver(self.online.iter().filter(|&c| c != conn), &json);
+            self.presence.frames.push(
+                ServerFrame::Presence {
+                    event: "join",
+                    username: &name,
+                }
+                .to_json(),
+            );
         }
+        // Whatever presence came before (its own join, a `leave` of the
+        // same user reconnecting) is not news to this socket.
+        self.presence
+            .opened
+            .push((conn, self.presence.frames.len()));
         let bucket = TokenBucket::full(self.cfg.burst, now);
         self.sockets.insert(
             conn,
@@ -305,7 +318,7 @@ impl Chat {
 
     /// Chat socket `conn` is gone (for any reason): when it was its user's
     /// last, the others get `leave` once, at the next
-    /// [`Chat::flush_leaves`], and the user is last seen now. Calling it
+    /// [`Chat::flush_presence`], and the user is last seen now. Calling it
     /// again, or for a socket logout already removed, does nothing.
     pub fn ws_closed(&mut self, conn: ConnId, now: Millis) {
         if self.end_socket_activity(conn, now) {
@@ -359,36 +372,45 @@ impl Chat {
     }
 
     /// Takes `conn` off every table and remembers its `leave` for the
-    /// next [`Chat::flush_leaves`]. Not delivered at once: when many
+    /// next [`Chat::flush_presence`]. Not delivered at once: when many
     /// sockets close in one turn (a proxy restart drops them all), each
     /// `leave` would go to every socket still listed, including the ones
     /// about to close in the same turn: n²/2 frames, nearly all wasted.
     fn remove_socket(&mut self, conn: ConnId) {
         if let Some(sock) = self.forget_socket(conn) {
-            self.leaving.push(sock.name);
+            self.presence.frames.push(
+                ServerFrame::Presence {
+                    event: "leave",
+                    username: &sock.name,
+                }
+                .to_json(),
+            );
         }
     }
 
-    /// Delivers the `leave` of every socket closed since the last call to
-    /// the sockets open now, as one batch. The server calls it before
-    /// sleeping, after the turn's closes; every other delivery calls it
-    /// first, so no frame overtakes a `leave` that happened before it.
-    pub fn flush_leaves(&mut self, out: &mut impl Outbox) {
-        if self.leaving.is_empty() {
-            return;
-        }
-        let jsons: Vec<Vec<u8>> = self
-            .leaving
-            .drain(..)
-            .map(|name| {
-                ServerFrame::Presence {
-                    event: "leave",
-                    username: &name,
+    /// Delivers the presence frames (`join`, `leave`) since the last call
+    /// to the sockets open now, as one batch: a socket open before them all
+    /// gets them in one shared chunk, a socket opened since gets only those
+    /// after its own open. The server calls it before sleeping, after the
+    /// turn's closes; every other delivery calls it first, so no frame
+    /// overtakes a `join` or `leave` that happened before it. One batch a
+    /// turn is what makes a join storm or a mass disconnect cheap: each
+    /// socket takes one chunk per turn, not one per user coming or going,
+    /// and the frames of sockets closed in the same turn go to nobody.
+    pub fn flush_presence(&mut self, out: &mut impl Outbox) {
+        let Presence { frames, opened } = &mut self.presence;
+        if !frames.is_empty() {
+            opened.sort_unstable();
+            let fresh = |c: &ConnId| opened.binary_search_by_key(c, |&(o, _)| o).is_ok();
+            out.deliver_batch(self.online.iter().filter(|c| !fresh(c)), frames);
+            for &(conn, seen) in opened.iter() {
+                if seen < frames.len() && self.sockets.contains_key(&conn) {
+                    out.deliver_batch(std::iter::once(conn), &frames[seen..]);
                 }
-                .to_json()
-            })
-            .collect();
-        out.deliver_batch(self.online.iter(), &jsons);
+            }
+        }
+        frames.clear();
+        opened.clear();
     }
 
     fn ack_error(&mut self, conn: ConnId, err: AckError, out: &mut impl Outbox) {

@@ -477,7 +477,7 @@ impl Chat {
         (eid, ts): (i64, i64),
         out: &mut impl Outbox,
     ) {
-        self.flush_leaves(out);
+        self.flush_presence(out);
         let room = &self.rooms.rooms[&id];
         let username = self.directory.name(user).map_or("", |n| n);
         let json = ServerFrame::Member(&MemberEvent {

@@ -167,15 +167,16 @@ mod tests {
                 &format!("u{slot}"),
                 Millis(0),
             );
-            chat.ws_open(ConnId::new(slot, 0), &key, Millis(0), &mut fan);
+            chat.ws_open(ConnId::new(slot, 0), &key, Millis(0));
         }
+        chat.flush_presence(&mut fan);
         for o in fan.outlets.iter_mut() {
             o.clear();
         }
         for slot in 0..90 {
             chat.ws_closed(ConnId::new(slot, 0), Millis(1));
         }
-        chat.flush_leaves(&mut fan);
+        chat.flush_presence(&mut fan);
         let leave = |c: usize| {
             ws_frame(
                 OP_TEXT,

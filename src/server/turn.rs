@@ -254,7 +254,7 @@ impl<S: Transport> Turn<S> {
             // The `leave`s of every socket closed so far, to the ones
             // still open, once: not to those closed in this same turn.
             let mut env = self.core.env(now);
-            env.chat.flush_leaves(&mut env.fan);
+            env.chat.flush_presence(&mut env.fan);
             // Replies first (HTTP responses, the 101, acks, control
             // frames), then the outlets holding only broadcasts: a reply is
             // a round trip its client waits on, and writing the turn's

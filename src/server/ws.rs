@@ -145,7 +145,7 @@ impl WsState {
                 // live messages begin, with no gap and no duplicate.
                 replay(id, authed.user, since, env, |json| ws_frame(OP_TEXT, json));
             }
-            env.chat.ws_open(id, &authed.key, env.now, &mut env.fan);
+            env.chat.ws_open(id, &authed.key, env.now);
             let name = &authed.name;
             env.log.log(
                 LogLevel::Info,

@@ -13,8 +13,11 @@ USAGE: piratchat-bench [fanout|idle|upgrades] [FLAGS]
 SCENARIOS
   fanout    N clients connect; S senders send timestamped messages; every
             client records delivery latency (default)
-  idle      N authenticated sockets held open; with --pid/--spawn reports
-            server resident memory per socket
+  idle      N users log in, then open their sockets in batches (every open
+            announced to all others), chat one round (S senders, one
+            message each), and hold; with --pid/--spawn reports server
+            memory per socket over the second half of the sockets, before
+            and after the chat, and the CPU of the opening ramp
   upgrades  rounds of M full register->login->open flows, then rounds of
             socket opens (and closes) of M users with existing sessions
 
@@ -36,6 +39,10 @@ FLAGS
   --warmup SECS       fanout: sending before the window opens (default 1)
   --size BYTES        fanout: size of each sent JSON frame (default 100, 56..=300)
   --parallel P        connections in setup at once (default 64)
+  --batch B           idle: sockets opened per batch; each batch waits for its
+                      joins to reach everyone before the next (default 500)
+  --sample SECS       idle: resident memory sample interval while holding
+                      (default 60)
   --drain SECS        deadline for stragglers after the window (default 10)
   --json              print a one-line JSON summary on stdout instead of the table
   --spawn PATH        start PATH (our piratchat binary) on a free loopback port
@@ -89,6 +96,10 @@ pub struct Args {
     pub size: usize,
     /// Setup connections in flight.
     pub parallel: usize,
+    /// Idle: sockets opened per batch.
+    pub batch: usize,
+    /// Idle: memory sample interval while holding.
+    pub sample: Duration,
     /// Deadline for late deliveries after the window.
     pub drain: Duration,
     /// One-line JSON output.
@@ -120,6 +131,8 @@ impl Default for Args {
             warmup: Duration::from_secs(1),
             size: 100,
             parallel: 64,
+            batch: 500,
+            sample: Duration::from_secs(60),
             drain: Duration::from_secs(10),
             json: false,
             spawn: None,
@@ -212,6 +225,8 @@ pub fn parse(argv: &[String]) -> Result<Args, ArgsError> {
             "--warmup" => a.warmup = seconds(f, it.next())?,
             "--size" => a.size = value(f, it.next())?,
             "--parallel" => a.parallel = value(f, it.next())?,
+            "--batch" => a.batch = value(f, it.next())?,
+            "--sample" => a.sample = seconds(f, it.next())?,
             "--drain" => a.drain = seconds(f, it.next())?,
             "--json" => a.json = true,
             "--spawn" => a.spawn = Some(value(f, it.next())?),
@@ -254,6 +269,9 @@ fn check(a: &Args) -> Result<(), String> {
     if !(MIN_SIZE..=MAX_SIZE).contains(&a.size) {
         return Err(format!("--size must be between {MIN_SIZE} and {MAX_SIZE}"));
     }
+    if a.batch == 0 || a.sample.is_zero() {
+        return Err("--batch and --sample must be positive".into());
+    }
     if a.duration.is_zero() {
         return Err("--duration must be positive".into());
     }
@@ -277,6 +295,7 @@ mod tests {
         let a = p(
             "idle --url http://10.0.0.1:8080/x --clients 2000 --senders 3 --inflight 8 --rooms 10 \
                    --rate 5000 --duration 2.5 --warmup=0 --size 120 --parallel 16 --drain 3 \
+                   --batch 50 --sample 2 \
                    --json --spawn target/release/piratchat --cpu 0 --bench-cpu 1 --pid 42 \
                    --server-arg=--store-messages=off --server-arg --echo-endpoint",
         )
@@ -294,6 +313,8 @@ mod tests {
             warmup: Duration::ZERO,
             size: 120,
             parallel: 16,
+            batch: 50,
+            sample: Duration::from_secs(2),
             drain: Duration::from_secs(3),
             json: true,
             spawn: Some("target/release/piratchat".into()),

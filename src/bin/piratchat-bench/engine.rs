@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use tungstenite::handshake::client::generate_key;
 use tungstenite::handshake::derive_accept_key;
 
+use crate::hist::Histogram;
 use crate::http::{self, Response};
 use crate::sse::Sse;
 pub use crate::ws::{Handler, Ws, WsTx};
@@ -170,11 +171,15 @@ pub struct User {
     room: Option<String>,
     /// Opens an event stream, not a WebSocket.
     stream: bool,
+    /// Stop the walk once logged in (see [`Engine::prepare`]).
+    prepare_only: bool,
+    /// When the current upgrade request was started (run clock, ns).
+    upgrade_at: Option<u64>,
     sock: Sock,
 }
 
 /// Counters of the engine, read by scenarios.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Stats {
     /// Successful registrations.
     pub registered: u64,
@@ -186,12 +191,16 @@ pub struct Stats {
     pub open_now: usize,
     /// Closes we asked for that completed.
     pub closed: u64,
+    /// Users walked to a session without a socket ([`Engine::prepare`]).
+    pub prepared: u64,
     /// Register/login/open walks that failed.
     pub failed: u64,
     /// Sockets the server closed (or that broke) without us asking.
     pub unexpected_closes: u64,
     /// The first few error messages.
     pub errors: Vec<String>,
+    /// Time from sending an upgrade request to reading its 101, in ns.
+    pub open_latency: Histogram,
 }
 
 impl Stats {
@@ -265,6 +274,8 @@ impl Engine {
             session: None,
             room: self.room_plan.get(self.users.len()).cloned().flatten(),
             stream: self.users.len() >= self.streams_from,
+            prepare_only: false,
+            upgrade_at: None,
             sock: Sock::None,
         });
         self.users.len() - 1
@@ -296,6 +307,13 @@ impl Engine {
     /// Queues user `u` to walk to an open socket (registering and logging in
     /// first when it has no key or session yet).
     pub fn open(&mut self, u: usize) {
+        self.queue.push_back(u);
+    }
+
+    /// Queues user `u` to register and log in without opening its socket,
+    /// so that a later [`Engine::open`] is the upgrade alone.
+    pub fn prepare(&mut self, u: usize) {
+        self.users[u].prepare_only = true;
         self.queue.push_back(u);
     }
 
@@ -391,6 +409,9 @@ impl Engine {
             .register(&mut stream, Token(u), interest)
             .map_err(|e| format!("register: {e}"))?;
         let out = self.request(u, &step);
+        if matches!(step, Step::Upgrade { .. }) {
+            self.users[u].upgrade_at = Some(self.now_ns());
+        }
         let conn = HttpConn {
             stream,
             connected: false,
@@ -518,6 +539,11 @@ impl Engine {
             .ok_or("login answer without a session cookie")?;
         self.stats.logged_in += 1;
         self.users[u].session = Some(session);
+        if std::mem::take(&mut self.users[u].prepare_only) {
+            self.busy -= 1;
+            self.stats.prepared += 1;
+            return Ok(false);
+        }
         if self.users[u].room.is_some() {
             self.connect(u, Step::CreateRoom)?;
             return Ok(false);
@@ -578,6 +604,10 @@ impl Engine {
             ));
         }
         self.users[u].sock = Sock::Open(Ws::new(stream, &rest, self.read_buffer));
+        if let Some(t) = self.users[u].upgrade_at.take() {
+            let now = self.now_ns();
+            self.stats.open_latency.record(now.saturating_sub(t));
+        }
         self.busy -= 1;
         self.stats.opened += 1;
         self.stats.open_now += 1;

@@ -215,7 +215,7 @@ mod tests {
             chat.login(key(u), UserId(u as i64), &format!("u{u}"), Millis(0));
             chat.add_user(UserId(u as i64), &format!("u{u}"));
         }
-        chat.ws_open(ConnId(1), &key(1), Millis(0), &mut out);
+        chat.ws_open(ConnId(1), &key(1), Millis(0));
         for u in 1..=3 {
             let who = Authed {
                 key: key(u),
@@ -225,6 +225,7 @@ mod tests {
             chat.stream_open(ConnId(10 + u), &who);
             chat.check();
         }
+        chat.flush_presence(&mut out);
         assert_eq!(out.to(), Vec::<u64>::new(), "no presence for streams");
         (chat, out)
     }

@@ -3,6 +3,7 @@
 //! come in through [`Ctx`].
 
 pub mod assets;
+pub mod bearer;
 pub mod client;
 pub mod resume;
 pub mod rooms;
@@ -38,6 +39,10 @@ pub struct Ctx<'a, O: Outbox> {
     pub now: Millis,
     /// Where chat output goes (logout closes a socket).
     pub out: &'a mut O,
+    /// The client's address: the TCP peer, until [`handle`] has worked
+    /// out what a trusted proxy says it is. Wrong bearer keys count toward
+    /// the failed-login limit of this address.
+    pub client: IpAddr,
     /// A line for the log about what went wrong, if anything did.
     pub note: Option<String>,
 }
@@ -112,6 +117,7 @@ impl Endpoint {
 /// proxy says it is), for the access log.
 pub fn handle<O: Outbox>(req: &Request, tcp: IpAddr, ctx: &mut Ctx<'_, O>) -> (Routed, IpAddr) {
     let peer = Peer::of(req, tcp, &ctx.cfg.trusted_proxies);
+    ctx.client = peer.client;
     (route(req, &peer, ctx), peer.client)
 }
 
@@ -311,8 +317,13 @@ fn logout<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
     Response::json(200, &json!({})).with_header("Set-Cookie", clear_cookie())
 }
 
-/// Authenticates the request or gives the error response.
+/// Authenticates the request or gives the error response: by its
+/// `Authorization: Bearer` key when it has one (see [`bearer`]), else by
+/// its session cookie.
 fn authenticate<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed, Response> {
+    if let Some(key) = bearer::credentials(req) {
+        return bearer::authenticate(key, ctx);
+    }
     ctx.chat
         .authenticate(session_cookie(req), ctx.now)
         .map_err(|e| match e {
@@ -412,6 +423,11 @@ fn ws<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
             return Response::error_detail(422, "invalid_request", detail).into();
         }
     };
+    if bearer::credentials(req).is_some() {
+        // The socket is opened in this same turn, on this session.
+        let (key, name) = (me.key.clone(), me.name.clone());
+        ctx.chat.bearer_socket_session(key, me.user, &name, ctx.now);
+    }
     Routed::Upgrade {
         accept,
         chat: Some(me),

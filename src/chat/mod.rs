@@ -8,6 +8,7 @@
 //! stores it before handling anything else. Nothing here reads a clock or
 //! touches a socket, so every rule is testable and fuzzable on its own.
 
+mod bearer;
 pub mod conversation;
 mod directory;
 mod history;
@@ -166,6 +167,9 @@ struct Session {
     /// Its open chat sockets (several with `--sockets-per-user`: browser
     /// tabs share the cookie).
     sockets: Vec<ConnId>,
+    /// A bearer-key socket's session (see `bearer.rs`): not stored, not
+    /// counted by the per-user cap, over with its last socket.
+    socket_only: bool,
 }
 
 #[derive(Debug)]
@@ -420,8 +424,12 @@ impl Chat {
         let sock = self.sockets.remove(&conn)?;
         self.online.remove(sock.pos, conn);
         self.rooms_socket_closed(sock.user, conn);
-        if let Some(session) = self.sessions.get_mut(&sock.key) {
+        let over = self.sessions.get_mut(&sock.key).is_some_and(|session| {
             session.sockets.retain(|&c| c != conn);
+            session.socket_only && session.sockets.is_empty()
+        });
+        if over {
+            self.unlist_session(&sock.key);
         }
         let others = self.user_sockets.get_mut(&sock.user)?;
         others.retain(|&c| c != conn);
@@ -563,6 +571,12 @@ impl Chat {
             );
         }
         assert!(self.user_sockets.values().all(|v| !v.is_empty()));
+        assert!(
+            self.sessions
+                .values()
+                .all(|s| !s.socket_only || !s.sockets.is_empty()),
+            "a bearer socket's session outlived its sockets"
+        );
         let with_socket: usize = self.sessions.values().map(|s| s.sockets.len()).sum();
         assert_eq!(with_socket, self.sockets.len(), "sessions with a socket");
         let listed: usize = self.user_sessions.values().map(Vec::len).sum();

@@ -74,6 +74,7 @@ impl Chat {
             last_active,
             used: self.uses.next().unwrap_or(u64::MAX),
             sockets: Vec::new(),
+            socket_only: false,
         };
         self.make_room(user);
         let deadline = last_active + self.cfg.session_ttl;
@@ -103,7 +104,7 @@ impl Chat {
             let idle: Vec<(&SessionKey, (Millis, u64))> = keys
                 .iter()
                 .filter_map(|k| Some((k, self.sessions.get(k)?)))
-                .filter(|(_, s)| s.sockets.is_empty())
+                .filter(|(_, s)| s.sockets.is_empty() && !s.socket_only)
                 .map(|(k, s)| (k, (s.last_active, s.used)))
                 .collect();
             if idle.len() < cap {
@@ -162,7 +163,7 @@ impl Chat {
 
     /// Takes `key` off the session table and its user's list; nothing is
     /// journaled (the caller says whether a row must be deleted).
-    fn unlist_session(&mut self, key: &SessionKey) -> Option<Session> {
+    pub(super) fn unlist_session(&mut self, key: &SessionKey) -> Option<Session> {
         let session = self.sessions.remove(key)?;
         if let Some(keys) = self.user_sessions.get_mut(&session.user) {
             keys.retain(|k| k != key);

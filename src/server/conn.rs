@@ -470,6 +470,7 @@ impl<S: Transport> Conn<S> {
             now: env.now,
             out: &mut env.fan,
             note: None,
+            client: self.peer.ip(),
         };
         let (routed, client) = api::handle(&req, self.peer.ip(), &mut ctx);
         env.note = ctx.note.take();

@@ -194,3 +194,291 @@ fn bearer_requests_and_sockets_never_end_cookie_sessions() {
     b.say("still here");
     assert_eq!(b.json(), ws::ack());
 }
+
+/// `POST /api/messages` with `body` as the holder of `key`.
+fn post_message(s: &Server, key: &str, body: Value) -> Resp {
+    post_as(s, key, "/api/messages", &body.to_string())
+}
+
+/// Posts `body` and returns the id of its 201.
+fn posted(s: &Server, key: &str, body: Value) -> i64 {
+    let r = post_message(s, key, body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_i64().expect("an id");
+    assert_eq!(r.json(), json!({ "id": id }));
+    id
+}
+
+/// The frame without `id` and `ts`, which differ between messages.
+fn shape(mut v: Value) -> Value {
+    let obj = v.as_object_mut().unwrap();
+    assert!(obj.remove("id").unwrap().as_i64().unwrap() > 0);
+    assert!(obj.remove("ts").unwrap().as_i64().unwrap() > 1_600_000_000_000);
+    v
+}
+
+#[test]
+fn a_posted_message_reaches_every_socket_as_the_same_frame_a_socket_sends() {
+    let s = Server::start(&[]);
+    let ann = s.user("ann");
+    let ben_key = s.register("ben");
+    let ben = s.login(&ben_key);
+    let mut a = ws::open(&s, &ann);
+    let mut b = ws::open(&s, &ben);
+    assert_eq!(a.json(), ws::join("ben"));
+    // From ben's socket, as a reference.
+    b.say("same");
+    let acked = b.raw_json()["id"].as_i64().unwrap();
+    let by_socket = a.raw_json();
+    assert_eq!(by_socket["id"].as_i64(), Some(acked));
+    // Over HTTP: the same frame, and ben's own socket gets it too (it did
+    // not come on that socket).
+    let id = posted(&s, &ben_key, json!({"message": "same"}));
+    assert_eq!(id, acked + 1);
+    let by_post = a.raw_json();
+    assert_eq!(by_post["id"].as_i64(), Some(id));
+    assert_eq!(shape(by_post.clone()), shape(by_socket));
+    assert_eq!(b.raw_json(), by_post);
+    // Stored: in the history page, in order.
+    assert_eq!(
+        util::chat::history(&s, &ann, ""),
+        [(acked, "same".to_string()), (id, "same".to_string())]
+    );
+    // With a cookie as well as a bearer key.
+    let r = util::chat::post(&s, &ann, "/api/messages", r#"{"message":"by cookie"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(a.json(), ws::msg("by cookie", "ann"));
+    assert_eq!(b.json(), ws::msg("by cookie", "ann"));
+}
+
+#[test]
+fn posted_messages_go_to_rooms_and_direct_conversations() {
+    let s = Server::start(&[]);
+    let (ann_key, ben_key, cy_key) = (s.register("ann"), s.register("ben"), s.register("cy"));
+    let mut b = open_as(&s, &ben_key);
+    let mut c = open_as(&s, &cy_key);
+    assert_eq!(b.json(), ws::join("cy"));
+    assert_eq!(
+        post_as(&s, &ann_key, "/api/rooms", r#"{"name":"rust"}"#).status,
+        201
+    );
+    assert_eq!(
+        post_as(&s, &ben_key, "/api/rooms/rust/join", "").status,
+        200
+    );
+    let private = r#"{"name":"attic","private":true}"#;
+    assert_eq!(post_as(&s, &ann_key, "/api/rooms", private).status, 201);
+    // The membership events first.
+    assert_eq!(next(&mut b)["event"], "room_join");
+    let id = posted(&s, &ann_key, json!({"message": "in rust", "room": "rust"}));
+    let got = next(&mut b);
+    assert_eq!(
+        (got["id"].as_i64(), &got["room"]),
+        (Some(id), &json!("rust"))
+    );
+    let id = posted(&s, &ann_key, json!({"message": "psst", "to": "cy"}));
+    let got = next(&mut c);
+    assert_eq!(
+        (got["id"].as_i64(), &got["to"], &got["author"]),
+        (Some(id), &json!("cy"), &json!("ann"))
+    );
+    // Not for the room's outsiders; the direct message not for ben.
+    let got = b.next_within(std::time::Duration::from_millis(200));
+    assert!(got.is_none(), "{got:?}");
+    let refusals = [
+        (
+            json!({"message": "x", "room": "rust"}),
+            &cy_key,
+            403,
+            "not_a_member",
+        ),
+        (
+            json!({"message": "x", "room": "attic"}),
+            &cy_key,
+            404,
+            "room_not_found",
+        ),
+        (
+            json!({"message": "x", "room": "nope"}),
+            &cy_key,
+            404,
+            "room_not_found",
+        ),
+        (
+            json!({"message": "x", "to": "nobody"}),
+            &cy_key,
+            404,
+            "user_not_found",
+        ),
+    ];
+    for (body, key, status, code) in refusals {
+        let r = post_message(&s, key, body.clone());
+        assert_eq!((r.status, r.error()), (status, code.to_string()), "{body}");
+    }
+}
+
+#[test]
+fn a_post_that_is_not_a_message_gets_the_error_ack_code() {
+    let s = Server::start(&[]);
+    let key = s.register("ann");
+    let long = "é".repeat(301);
+    let cases: &[(&str, u16, &str)] = &[
+        ("", 400, "invalid_json"),
+        ("{", 400, "invalid_json"),
+        ("{\"message\": NaN}", 400, "invalid_json"),
+        ("[\"hi\"]", 400, "invalid_message"),
+        ("{\"message\": \"\"}", 400, "invalid_message"),
+        ("{\"message\": \" \\n\"}", 400, "invalid_message"),
+        ("{\"message\": 5}", 400, "invalid_message"),
+        ("{\"message\": \"x\", \"extra\": 1}", 400, "invalid_message"),
+        (
+            "{\"message\": \"x\", \"room\": \"a\", \"to\": \"b\"}",
+            400,
+            "invalid_message",
+        ),
+        ("{\"edit\": 1, \"message\": \"x\"}", 400, "invalid_message"),
+        ("{\"typing\": true}", 400, "invalid_message"),
+    ];
+    for (body, status, code) in cases {
+        let r = post_as(&s, &key, "/api/messages", body);
+        assert_eq!((r.status, r.error()), (*status, code.to_string()), "{body}");
+        assert!(r.json()["detail"].is_string(), "{body}");
+    }
+    let r = post_message(&s, &key, json!({ "message": long }));
+    assert_eq!((r.status, r.error()), (400, "message_too_long".into()));
+    // 300 scalar values pass whatever their bytes.
+    posted(&s, &key, json!({ "message": "😀".repeat(300) }));
+    // Not JSON at all: bytes that are not UTF-8.
+    let mut raw = s.connect();
+    let head = format!(
+        "POST /api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Length: 2\r\n\r\n"
+    );
+    std::io::Write::write_all(&mut raw, head.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut raw, b"\xff\xfe").unwrap();
+    let r = util::read_response(&mut raw).unwrap();
+    assert_eq!((r.status, r.error()), (400, "invalid_json".into()));
+    // Authentication first, as everywhere.
+    let r = s.post("/api/messages", r#"{"message":"x"}"#);
+    assert_eq!((r.status, r.error()), (422, "missing_session".into()));
+    let r = post_message(&s, WRONG_KEY, json!({"message": "x"}));
+    assert_eq!((r.status, r.error()), (401, "invalid_key".into()));
+    // Other methods.
+    let r = s.request("DELETE", "/api/messages", &[], "");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
+}
+
+#[test]
+fn posted_messages_are_rate_limited_per_user() {
+    let s = Server::start(&["--chat-burst", "3", "--chat-rate", "1"]);
+    let key = s.register("ann");
+    let token = s.login(&key);
+    for i in 0..3 {
+        posted(&s, &key, json!({ "message": format!("m{i}") }));
+    }
+    let r = post_message(&s, &key, json!({"message": "one too many"}));
+    assert_eq!((r.status, r.error()), (429, "rate_limited".into()));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // The bucket is the user's, whatever the credentials.
+    let r = util::chat::post(&s, &token, "/api/messages", r#"{"message":"x"}"#);
+    assert_eq!(r.status, 429);
+    // A socket has its own.
+    let mut c = ws::open(&s, &token);
+    c.say("from the socket");
+    assert_eq!(c.json(), ws::ack());
+    // The refused ones were not stored.
+    let texts: Vec<String> = util::chat::history(&s, &token, "")
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(texts, ["m0", "m1", "m2", "from the socket"]);
+    // It refills.
+    util::wait_for("a token", util::PATIENCE, || {
+        (post_message(&s, &key, json!({"message": "later"})).status == 201).then_some(())
+    });
+}
+
+#[test]
+fn a_resent_client_id_gets_the_first_id_and_is_not_sent_again() {
+    let s = Server::start(&[]);
+    let ann = s.user("ann");
+    let ben_key = s.register("ben");
+    let ben = s.login(&ben_key);
+    let mut a = ws::open(&s, &ann);
+    let mut b = ws::open(&s, &ben);
+    assert_eq!(a.json(), ws::join("ben"));
+    let body = json!({"message": "once", "client_id": "c-1"});
+    let id = posted(&s, &ben_key, body.clone());
+    assert_eq!(posted(&s, &ben_key, body.clone()), id);
+    // The same client_id from ben's socket: the same message.
+    b.send_text(&body.to_string());
+    assert_eq!(b.raw_json()["message"], "once");
+    assert_eq!(b.raw_json(), json!({"status": true, "id": id}));
+    // And the other way round: a socket's message, resent over HTTP.
+    b.send_text(&json!({"message": "twice", "client_id": "c-2"}).to_string());
+    assert_eq!(b.raw_json()["status"], true);
+    let second = posted(
+        &s,
+        &ben_key,
+        json!({"message": "twice", "client_id": "c-2"}),
+    );
+    assert_eq!(second, id + 1);
+    // Ann saw each once; the next thing she sees is a new message.
+    assert_eq!(a.raw_json()["id"].as_i64(), Some(id));
+    assert_eq!(a.raw_json()["id"].as_i64(), Some(second));
+    let third = posted(&s, &ben_key, json!({"message": "new", "client_id": "c-3"}));
+    assert_eq!(a.raw_json()["id"].as_i64(), Some(third));
+    // Client ids are per user.
+    let cy_id = posted(&s, &s.register("cy"), body);
+    assert_eq!(cy_id, third + 1);
+}
+
+#[test]
+fn a_post_is_answered_only_after_its_commit() {
+    // A disk that fills up (see tests/storage.rs): every 201 must name a
+    // stored message, and a message whose commit failed reaches nobody.
+    let small = 256 * 1024;
+    let dir = std::sync::Arc::new(util::TempDir::new());
+    let s = Server::start_on_small_disk(dir, small, &["--chat-burst", "0"]);
+    let key = s.register("ann");
+    let ben = s.user("ben");
+    let mut b = ws::open(&s, &ben);
+    let text = |i: usize| format!("{i:04} {}", "x".repeat(280));
+    let mut stored = Vec::new();
+    let failed = (0..2000)
+        .find(|&i| {
+            let r = post_message(
+                &s,
+                &key,
+                json!({"message": text(i), "client_id": format!("c{i}")}),
+            );
+            if r.status == 503 {
+                assert_eq!(r.json(), json!({"error": "storage_unavailable"}));
+                return true;
+            }
+            assert_eq!(r.status, 201, "{}", r.body);
+            let id = r.json()["id"].as_i64().unwrap();
+            let got = b.raw_json();
+            assert_eq!(
+                (got["id"].as_i64(), &got["message"]),
+                (Some(id), &json!(text(i)))
+            );
+            stored.push((id, text(i)));
+            false
+        })
+        .expect("the disk fills up");
+    assert!(failed > 0, "nothing was stored at all");
+    // Nothing of the refused message went out.
+    b.quiet(std::time::Duration::from_millis(200));
+    // Its client_id was forgotten: the resend is not acked with an id
+    // that does not exist (it fails again on the full disk).
+    let again = json!({"message": text(failed), "client_id": format!("c{failed}")});
+    assert_eq!(post_message(&s, &key, again).status, 503);
+    // Exactly the acknowledged messages are there.
+    let mut s = s;
+    s.signal("-TERM");
+    assert_eq!(s.wait_exit(), Some(0));
+    let s = Server::start_in(s.dir.clone(), &[]);
+    let token = s.login(&key);
+    assert_eq!(util::chat::history(&s, &token, "?limit=200"), stored);
+}

@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod bearer;
 pub mod client;
+pub mod post;
 pub mod resume;
 pub mod rooms;
 pub mod upgrade;
@@ -43,6 +44,10 @@ pub struct Ctx<'a, O: Outbox> {
     /// out what a trusted proxy says it is. Wrong bearer keys count toward
     /// the failed-login limit of this address.
     pub client: IpAddr,
+    /// A write to the turn's batch failed: the turn must not be
+    /// committed (it is stored all or nothing), and every response held
+    /// for the commit becomes 503 `storage_unavailable`.
+    pub write_failed: bool,
     /// A line for the log about what went wrong, if anything did.
     pub note: Option<String>,
 }
@@ -100,7 +105,7 @@ impl Endpoint {
         match self {
             Endpoint::Register | Endpoint::Login | Endpoint::RoomAction => "POST",
             Endpoint::Logout => "GET, POST",
-            Endpoint::Rooms => "GET, HEAD, POST",
+            Endpoint::Rooms | Endpoint::Messages => "GET, HEAD, POST",
             Endpoint::Ws | Endpoint::Echo => "GET",
             _ => "GET, HEAD",
         }
@@ -137,6 +142,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
         Endpoint::Login => login(req, peer, ctx),
         Endpoint::Logout => Ok(logout(req, ctx)),
         Endpoint::Online => Ok(online(req, ctx)),
+        Endpoint::Messages if req.method == Method::Post => post::create(req, ctx),
         Endpoint::Messages => messages(req, ctx),
         Endpoint::User => user(req, path, ctx),
         Endpoint::Healthz => Ok(Response::json(200, &json!({"status": "ok"}))),

@@ -15,6 +15,7 @@ mod history;
 pub mod limits;
 mod messages;
 pub mod online;
+mod post;
 pub mod rooms;
 mod sessions;
 
@@ -27,6 +28,7 @@ pub use history::Paged;
 use limits::{AddressLimiter, TokenBucket};
 pub use messages::Accepted;
 use online::Ordered;
+pub use post::Posted;
 pub use rooms::{GENERAL, MemberInfo, Membership, NewRoom, Role, RoomError, RoomId, RoomInfo};
 pub use sessions::{SessionJournal, SessionKey};
 use std::collections::{HashMap, HashSet};
@@ -239,6 +241,9 @@ pub struct Chat {
     unconfirmed: Vec<ConnId>,
     /// Every user's name.
     directory: directory::Directory,
+    /// The rate limit of messages posted over HTTP, per user (a socket's
+    /// is its own); one entry per user who ever posted that way.
+    http_buckets: HashMap<UserId, TokenBucket>,
     /// Rooms, members, and the members' open sockets.
     rooms: rooms::Rooms,
     /// The newest event of general (kept apart: general's path is the
@@ -293,6 +298,7 @@ impl Chat {
             leaving: Vec::new(),
             unconfirmed: Vec::new(),
             directory: directory::Directory::default(),
+            http_buckets: HashMap::new(),
             rooms: rooms::Rooms::new(),
             general_last_id: 0,
             general_count: 0,

@@ -482,3 +482,200 @@ fn a_post_is_answered_only_after_its_commit() {
     let token = s.login(&key);
     assert_eq!(util::chat::history(&s, &token, "?limit=200"), stored);
 }
+
+/// `GET /api/search{query}` as the holder of `key`: the body.
+fn search(s: &Server, key: &str, query: &str) -> Value {
+    let r = get_as(s, key, &format!("/api/search{query}"));
+    assert_eq!(r.status, 200, "{query}: {}", r.body);
+    r.json()
+}
+
+/// The ids of a search's hits, newest first.
+fn found(s: &Server, key: &str, query: &str) -> Vec<i64> {
+    let body = search(s, key, query);
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn search_finds_only_what_the_user_may_see() {
+    let s = Server::start(&[]);
+    let (ann, ben, cy) = (s.register("ann"), s.register("ben"), s.register("cy"));
+    let made = |key: &str, body: &str| assert_eq!(post_as(&s, key, "/api/rooms", body).status, 201);
+    made(&ann, r#"{"name":"attic","private":true}"#);
+    made(&ann, r#"{"name":"open"}"#);
+    let general = posted(&s, &ann, json!({"message": "zebra in general"}));
+    let attic = posted(
+        &s,
+        &ann,
+        json!({"message": "zebra in the attic", "room": "attic"}),
+    );
+    let open = posted(
+        &s,
+        &ann,
+        json!({"message": "zebra in the open", "room": "open"}),
+    );
+    let dm = posted(&s, &ann, json!({"message": "zebra for ben", "to": "ben"}));
+    let own_dm = posted(&s, &cy, json!({"message": "zebra from cy", "to": "ann"}));
+    // Ann sees all of it, newest first, as history entries.
+    assert_eq!(
+        found(&s, &ann, "?q=zebra"),
+        [own_dm, dm, open, attic, general]
+    );
+    // Ben: general and his DM; not the private room, not a public room he
+    // has not joined, not a DM between others.
+    assert_eq!(found(&s, &ben, "?q=zebra"), [dm, general]);
+    assert_eq!(found(&s, &cy, "?q=zebra"), [own_dm, general]);
+    // Naming a private room he is not in: it does not exist for him.
+    let r = get_as(&s, &ben, "/api/search?q=zebra&room=attic");
+    assert_eq!((r.status, r.error()), (404, "room_not_found".into()));
+    // A public room may be searched by name, as its history may be read.
+    assert_eq!(found(&s, &ben, "?q=zebra&room=open"), [open]);
+    assert_eq!(found(&s, &ben, "?q=zebra&room=general"), [general]);
+    // Joined, it is part of his searches.
+    assert_eq!(post_as(&s, &ben, "/api/rooms/open/join", "").status, 200);
+    assert_eq!(found(&s, &ben, "?q=zebra"), [dm, open, general]);
+    // A direct conversation, from either side.
+    assert_eq!(found(&s, &ben, "?q=zebra&with=ann"), [dm]);
+    assert_eq!(found(&s, &ann, "?q=zebra&with=ben"), [dm]);
+    assert_eq!(found(&s, &cy, "?q=zebra&with=ben"), Vec::<i64>::new());
+    let r = get_as(&s, &ben, "/api/search?q=zebra&with=nobody");
+    assert_eq!((r.status, r.error()), (404, "user_not_found".into()));
+    // The entries have the shape of a history page's.
+    let body = search(&s, &ann, "?q=zebra&limit=5");
+    let entries = body["messages"].as_array().unwrap();
+    assert_eq!(
+        entries[0],
+        json!({"message": "zebra from cy", "author": "cy", "id": own_dm, "ts": entries[0]["ts"], "to": "ann"})
+    );
+    assert_eq!(entries[1]["to"], "ben");
+    assert_eq!(entries[2]["room"], "open");
+    assert!(entries[4].get("room").is_none() && entries[4].get("to").is_none());
+    let history = get_as(&s, &ann, "/api/messages?with=ben").json();
+    assert_eq!(history["messages"][0], entries[1]);
+}
+
+#[test]
+fn search_pages_newest_first_with_before_and_limit() {
+    let s = Server::start(&[]);
+    let key = s.register("ann");
+    let ids: Vec<i64> = (0..7)
+        .map(|i| posted(&s, &key, json!({"message": format!("page {i} marker")})))
+        .collect();
+    posted(&s, &key, json!({"message": "unrelated"}));
+    let first = search(&s, &key, "?q=marker&limit=3");
+    let got: Vec<i64> = first["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, [ids[6], ids[5], ids[4]]);
+    let next = first["next_before"].as_i64().unwrap();
+    assert_eq!(
+        found(&s, &key, &format!("?q=marker&limit=3&before={next}")),
+        [ids[3], ids[2], ids[1]]
+    );
+    let last = search(&s, &key, &format!("?q=marker&limit=3&before={}", ids[1]));
+    assert_eq!(last["messages"].as_array().unwrap().len(), 1);
+    assert!(last.get("next_before").is_none(), "{last}");
+    // Every word must occur; prefixes of three letters or more; case,
+    // accents and punctuation do not matter.
+    posted(
+        &s,
+        &key,
+        json!({"message": "Crème brûlée, s'il vous plaît!"}),
+    );
+    assert_eq!(found(&s, &key, "?q=creme+BRULEE").len(), 1);
+    assert_eq!(found(&s, &key, "?q=bru*").len(), 1);
+    assert_eq!(found(&s, &key, "?q=br*").len(), 0);
+    assert_eq!(found(&s, &key, "?q=creme%20marker").len(), 0);
+    assert_eq!(found(&s, &key, "?q=s%27il").len(), 1);
+}
+
+#[test]
+fn search_never_shows_a_deleted_message_and_finds_an_edit_by_its_new_text() {
+    let s = Server::start(&[]);
+    let key = s.register("ann");
+    let token = s.login(&key);
+    let mut c = ws::open(&s, &token);
+    let id = util::chat::send_ok(&mut c, json!({"message": "original quokka"}));
+    let other = util::chat::send_ok(&mut c, json!({"message": "another quokka"}));
+    assert_eq!(found(&s, &key, "?q=quokka"), [other, id]);
+    util::chat::send_ok(&mut c, json!({"edit": id, "message": "edited wombat"}));
+    assert_eq!(found(&s, &key, "?q=quokka"), [other]);
+    assert_eq!(found(&s, &key, "?q=original"), Vec::<i64>::new());
+    let hit = search(&s, &key, "?q=wombat");
+    assert_eq!(hit["messages"][0]["id"].as_i64(), Some(id));
+    assert_eq!(hit["messages"][0]["message"], "edited wombat");
+    assert!(hit["messages"][0]["edited"].as_i64().is_some());
+    util::chat::send_ok(&mut c, json!({"delete": id}));
+    assert_eq!(found(&s, &key, "?q=wombat"), Vec::<i64>::new());
+    assert_eq!(found(&s, &key, "?q=quokka"), [other]);
+    // Reactions come with a hit, as on a history page.
+    util::chat::send_ok(&mut c, json!({"react": other, "emoji": "👍"}));
+    let hit = search(&s, &key, "?q=quokka");
+    assert_eq!(hit["messages"][0]["reactions"], json!({"👍": ["ann"]}));
+    // And after a restart (the index is stored with the rows).
+    drop(c);
+    let mut s = s;
+    s.signal("-TERM");
+    assert_eq!(s.wait_exit(), Some(0));
+    let s = Server::start_in(s.dir.clone(), &[]);
+    assert_eq!(found(&s, &key, "?q=quokka"), [other]);
+    assert_eq!(found(&s, &key, "?q=wombat"), Vec::<i64>::new());
+}
+
+#[test]
+fn search_refuses_what_it_cannot_search() {
+    let s = Server::start(&[]);
+    let key = s.register("ann");
+    posted(&s, &key, json!({"message": "x"}));
+    let cases: &[(&str, u16, &str)] = &[
+        ("", 400, "empty_query"),
+        ("?q=", 400, "empty_query"),
+        ("?q=%22%28*", 400, "empty_query"),
+        ("?q=a&limit=0", 422, "invalid_request"),
+        ("?q=a&before=x", 422, "invalid_request"),
+        ("?q=a&sort=new", 422, "invalid_request"),
+        ("?q=a&room=a&with=b", 422, "invalid_request"),
+    ];
+    for (query, status, code) in cases {
+        let r = get_as(&s, &key, &format!("/api/search{query}"));
+        assert_eq!(
+            (r.status, r.error()),
+            (*status, code.to_string()),
+            "{query}"
+        );
+        assert!(r.json()["detail"].is_string(), "{query}");
+    }
+    let many = "w+".repeat(17);
+    let r = get_as(&s, &key, &format!("/api/search?q={many}"));
+    assert_eq!((r.status, r.error()), (400, "query_too_long".into()));
+    // What looks like FTS5 syntax is only words.
+    for q in [
+        "%22", "NEAR%28x", "x+OR+y", "-x", "x%3Ay", "%5Ex", "x*y*", "%00",
+    ] {
+        let r = get_as(&s, &key, &format!("/api/search?q={q}"));
+        assert!(
+            r.status == 200 || r.error() == "empty_query",
+            "{q}: {}",
+            r.body
+        );
+    }
+    let r = s.get("/api/search?q=x", None);
+    assert_eq!((r.status, r.error()), (422, "missing_session".into()));
+    let r = get_as(&s, WRONG_KEY, "/api/search?q=x");
+    assert_eq!(r.status, 401);
+    let r = s.request(
+        "POST",
+        "/api/search?q=x",
+        &[("Authorization", &bearer(&key))],
+        "",
+    );
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+}

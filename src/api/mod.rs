@@ -8,6 +8,7 @@ pub mod client;
 pub mod post;
 pub mod resume;
 pub mod rooms;
+pub mod search;
 pub mod upgrade;
 
 use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionKey};
@@ -96,6 +97,7 @@ enum Endpoint {
     Rooms,
     RoomAction,
     RoomMembers,
+    Search,
     Asset(&'static assets::Asset),
 }
 
@@ -152,6 +154,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
         Endpoint::Rooms if req.method == Method::Post => rooms::create(req, ctx),
         Endpoint::Rooms => Ok(rooms::list(req, ctx)),
         Endpoint::RoomAction | Endpoint::RoomMembers => rooms::action(req, path, ctx),
+        Endpoint::Search => search::search(req, ctx),
         Endpoint::Asset(asset) => Ok(assets::response(asset)),
     };
     let resp = result.unwrap_or_else(|e| {
@@ -169,6 +172,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
             | Endpoint::User
             | Endpoint::Rooms
             | Endpoint::RoomAction
+            | Endpoint::Search
     );
     let new_session = endpoint == Endpoint::Login && resp.status == 200;
     if reads_store && (ctx.store.has_batch() || new_session) {
@@ -197,6 +201,7 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/ws" => Endpoint::Ws,
         "/echo" if cfg.echo_endpoint => Endpoint::Echo,
         "/api/rooms" => Endpoint::Rooms,
+        "/api/search" => Endpoint::Search,
         p if rooms::parse_path(p).is_some() => match rooms::parse_path(p)?.1 {
             rooms::Action::Members => Endpoint::RoomMembers,
             _ => Endpoint::RoomAction,

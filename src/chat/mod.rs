@@ -17,6 +17,7 @@ mod messages;
 pub mod online;
 mod post;
 pub mod rooms;
+mod search;
 mod sessions;
 
 use crate::protocol::{AckError, ServerFrame};

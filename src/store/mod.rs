@@ -17,10 +17,12 @@ mod checkpoint;
 mod conversation;
 mod history;
 mod rooms;
+mod search;
 pub use crate::event::{Conversation, EventKind, MessageInfo, NewEvent, StoredEvent};
 pub use conversation::StoredRead;
 pub use history::{StoredMessage, StoredSession};
 pub use rooms::{StoredMember, StoredRoom};
+pub use search::{SearchHit, SearchPage};
 use std::time::Duration;
 
 /// How long a statement waits for a lock held by another connection (the
@@ -38,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     history::MIGRATION_4_EVENTS,
     conversation::MIGRATION_5_CONVERSATION,
     history::MIGRATION_6_GENERAL_INDEX,
+    search::MIGRATION_7_SEARCH,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`

@@ -155,7 +155,9 @@ fn check_search(query: &str) {
                 let end = rest.find('"').expect("a phrase closes");
                 let inner = &rest[..end];
                 assert!(
-                    inner.split(' ').all(|t| !t.is_empty() && t.chars().all(char::is_alphanumeric)),
+                    inner
+                        .split(' ')
+                        .all(|t| !t.is_empty() && t.chars().all(char::is_alphanumeric)),
                     "{}",
                     s.fts
                 );

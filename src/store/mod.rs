@@ -19,6 +19,7 @@ mod error;
 mod general;
 mod history;
 mod rooms;
+mod search;
 use crate::ids::UserId;
 use checkpoint::BUSY_TIMEOUT;
 pub use conversation::StoredRead;
@@ -26,6 +27,7 @@ pub use error::StoreError;
 use error::fail;
 pub use history::StoredSession;
 pub use rooms::{StoredMember, StoredRoom};
+pub use search::{SearchHit, SearchPage};
 
 /// Forward migrations: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`, and runs in its own transaction together with the bump of
@@ -38,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     conversation::MIGRATION_5_CONVERSATION,
     history::MIGRATION_6_GENERAL_INDEX,
     general::MIGRATION_7_NO_GENERAL_INDEX,
+    search::MIGRATION_8_SEARCH,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`

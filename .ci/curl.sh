@@ -2,10 +2,12 @@
 # The README's "Chat with curl only" section, as printed: every sh block
 # of the section, in order, in one shell against a fresh server (only the
 # address is changed). Each command that prints is compared with the
-# `# {...}` comment lines that follow it in the README, in order: the
-# output must match exactly, where `...` in the comment stands for any
-# text (ids, times, keys). Any difference, or a different number of
-# outputs, fails.
+# `# {...}` comment lines that follow it in the README, in order (an
+# event stream's `# id:` line and the `# event:` and `# data:` lines after
+# it are one expected output): the output must match exactly, where `...`
+# in the comment stands for any text (ids, times, keys). Any difference,
+# or a different number of outputs, fails. A listening `curl -m` ends
+# with curl's timeout status (28), which is how it is meant to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/lib.sh
@@ -40,11 +42,20 @@ expected=()
 outputs=()
 while IFS= read -r line; do
   case "$line" in
-    '# {'* | '# ['*) expected+=("${line#\# }") ;;
+    '# {'* | '# ['* | '# id:'*) expected+=("${line#\# }") ;;
+    '# event:'* | '# data:'*)
+      last=$((${#expected[@]} - 1))
+      expected[last]+=$'\n'"${line#\# }"
+      ;;
     '#'* | '') ;;
     *)
       # In this shell, not a subshell: the blocks set variables.
-      eval "$line" >"$work/out"
+      status=0
+      eval "$line" >"$work/out" || status=$?
+      if [ $status -ne 0 ] && [ $status -ne 28 ]; then
+        echo "FAILED: exit $status: $line"
+        exit 1
+      fi
       out=$(cat "$work/out")
       [ -z "$out" ] || outputs+=("$out")
       ;;

@@ -2,6 +2,7 @@
 //! upgrade decision out. No sockets; the chat, the store and the metrics
 //! come in through [`Ctx`].
 
+pub mod admin;
 pub mod assets;
 pub mod client;
 pub mod resume;
@@ -86,6 +87,7 @@ enum Endpoint {
     Rooms,
     RoomAction,
     RoomMembers,
+    Admin(admin::Route),
     Asset(&'static assets::Asset),
 }
 
@@ -97,6 +99,7 @@ impl Endpoint {
             Endpoint::Logout => "GET, POST",
             Endpoint::Rooms => "GET, HEAD, POST",
             Endpoint::Ws | Endpoint::Echo => "GET",
+            Endpoint::Admin(route) => route.allow(),
             _ => "GET, HEAD",
         }
     }
@@ -140,6 +143,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
         Endpoint::Rooms if req.method == Method::Post => rooms::create(req, ctx),
         Endpoint::Rooms => Ok(rooms::list(req, ctx)),
         Endpoint::RoomAction | Endpoint::RoomMembers => rooms::action(req, path, ctx),
+        Endpoint::Admin(route) => admin::handle(req, route, ctx),
         Endpoint::Asset(asset) => Ok(assets::response(asset)),
     };
     let resp = result.unwrap_or_else(|e| {
@@ -157,6 +161,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
             | Endpoint::User
             | Endpoint::Rooms
             | Endpoint::RoomAction
+            | Endpoint::Admin(_)
     );
     let new_session = endpoint == Endpoint::Login && resp.status == 200;
     if reads_store && (ctx.store.has_batch() || new_session) {
@@ -185,6 +190,7 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/ws" => Endpoint::Ws,
         "/echo" if cfg.echo_endpoint => Endpoint::Echo,
         "/api/rooms" => Endpoint::Rooms,
+        p if admin::route_of(p).is_some() => Endpoint::Admin(admin::route_of(p)?),
         p if rooms::parse_path(p).is_some() => match rooms::parse_path(p)?.1 {
             rooms::Action::Members => Endpoint::RoomMembers,
             _ => Endpoint::RoomAction,
@@ -229,6 +235,9 @@ fn register<O: Outbox>(
         return Ok(rate_limited(secs));
     }
     ctx.chat.record_limit(limit, peer.client, ctx.now);
+    if let Some(refused) = admin::registration_closed(ctx) {
+        return Ok(refused);
+    }
     let Some(body) = decode_body::<RegisterBody>(&req.body).filter(|b| !b.username.is_empty())
     else {
         return Ok(invalid_body("username"));
@@ -236,20 +245,23 @@ fn register<O: Outbox>(
     if !valid_username(&body.username) {
         return Ok(Response::error(400, "invalid_username"));
     }
+    let invite = match admin::take_invite(&body, ctx)? {
+        Ok(invite) => invite,
+        Err(refused) => return Ok(refused),
+    };
     let key = secret::new_user_key();
-    Ok(
-        match ctx
-            .store
-            .create_user(&body.username, &secret::sha256_hex(&key))?
-        {
-            Some(user) => {
-                // Direct messages and member lists may name them at once.
-                ctx.chat.add_user(user.id, &user.name);
-                Response::json(201, &json!({ "key": key }))
-            }
-            None => Response::error(409, "username_taken"),
-        },
-    )
+    let created = ctx
+        .store
+        .create_user(&body.username, &secret::sha256_hex(&key))?;
+    admin::registered(created.as_ref().map(|u| u.id), invite.as_deref(), ctx)?;
+    Ok(match created {
+        Some(user) => {
+            // Direct messages and member lists may name them at once.
+            ctx.chat.add_user(user.id, &user.name);
+            Response::json(201, &json!({ "key": key }))
+        }
+        None => Response::error(409, "username_taken"),
+    })
 }
 
 fn login<O: Outbox>(
@@ -268,6 +280,9 @@ fn login<O: Outbox>(
         ctx.chat.record_limit(limit, peer.client, ctx.now);
         return Ok(Response::error(401, "invalid_key"));
     };
+    if ctx.chat.is_banned(user.id) {
+        return Ok(Response::error(403, "banned"));
+    }
     let token = secret::new_session_token();
     ctx.chat
         .login(SessionKey::of(&token), user.id, &user.name, ctx.now);
@@ -312,15 +327,23 @@ fn logout<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
 }
 
 /// Authenticates the request or gives the error response.
+///
+/// A banned user is 403 `banned` whatever the credentials: a ban ends
+/// their sessions, and this check refuses every other way in (a key sent
+/// as `Authorization: Bearer`).
 fn authenticate<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed, Response> {
-    ctx.chat
-        .authenticate(session_cookie(req), ctx.now)
-        .map_err(|e| match e {
-            AuthError::Missing => Response::error(422, "missing_session"),
-            AuthError::Invalid => {
-                Response::error(401, "invalid_session").with_header("Set-Cookie", clear_cookie())
-            }
-        })
+    let me =
+        ctx.chat
+            .authenticate(session_cookie(req), ctx.now)
+            .map_err(|e| match e {
+                AuthError::Missing => Response::error(422, "missing_session"),
+                AuthError::Invalid => Response::error(401, "invalid_session")
+                    .with_header("Set-Cookie", clear_cookie()),
+            })?;
+    if ctx.chat.is_banned(me.user) {
+        return Err(Response::error(403, "banned"));
+    }
+    Ok(me)
 }
 
 fn online<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {

@@ -136,6 +136,15 @@ enum Conv {
     Direct(UserId, UserId),
 }
 
+/// The conversation stored message `info` belongs to.
+fn conv_of(info: &MessageInfo) -> Conv {
+    match (info.room, info.to) {
+        (Some(r), _) => Conv::Room(RoomId(r)),
+        (None, Some(to)) => Conv::Direct(info.author, to),
+        (None, None) => Conv::General,
+    }
+}
+
 /// The key of a conversation for `user`'s read markers and typing: a
 /// room's id (general is 1), or minus the other user's id.
 pub(super) fn conv_key(dest: &Dest) -> i64 {
@@ -162,6 +171,11 @@ impl Chat {
             self.ack_error(conn, AckError::Forbidden, out);
             return None;
         }
+        // An edit is a new text: a muted user may not slip one through.
+        if let Some(until) = self.muted_until(user, None, now) {
+            self.ack_muted(conn, until, out);
+            return None;
+        }
         let (id, ts) = self.next_event(now);
         let (place, change) = self.change(user, conv, (id, ts), target);
         let json = ServerFrame::Edit(&EditEvent {
@@ -174,7 +188,7 @@ impl Chat {
             place: place.as_place(),
         })
         .to_json();
-        self.send_event(conn, conv, &json, out);
+        self.send_event(Some(conn), conv, &json, out);
         self.ack(conn, id, out);
         let text = text.to_owned();
         Some(Write::Change(Change {
@@ -201,10 +215,39 @@ impl Chat {
             ),
             _ => false,
         };
-        if info.author != user && !moderates {
+        if info.author != user && !moderates && !self.is_admin(user) {
             self.ack_error(conn, AckError::Forbidden, out);
             return None;
         }
+        let change = self.delete_as((user, name), target, conv, Some(conn), now, out);
+        self.ack(conn, change.id, out);
+        Some(Write::Change(change))
+    }
+
+    /// Deletes stored message `target` (of `info`) as `user`, who may:
+    /// the `delete` event to its conversation, and the change to store.
+    /// The purge of a user's messages comes through here, like a
+    /// deletion frame.
+    pub(super) fn delete_message_as(
+        &mut self,
+        by: (UserId, &str),
+        target: i64,
+        info: &MessageInfo,
+        now: Millis,
+        out: &mut impl Outbox,
+    ) -> Change {
+        self.delete_as(by, target, conv_of(info), None, now, out)
+    }
+
+    fn delete_as(
+        &mut self,
+        (user, name): (UserId, &str),
+        target: i64,
+        conv: Conv,
+        except: Option<ConnId>,
+        now: Millis,
+        out: &mut impl Outbox,
+    ) -> Change {
         let (id, ts) = self.next_event(now);
         let (place, change) = self.change(user, conv, (id, ts), target);
         let json = ServerFrame::Delete(&DeleteEvent {
@@ -216,12 +259,11 @@ impl Chat {
             place: place.as_place(),
         })
         .to_json();
-        self.send_event(conn, conv, &json, out);
-        self.ack(conn, id, out);
-        Some(Write::Change(Change {
+        self.send_event(except, conv, &json, out);
+        Change {
             kind: EventKind::Delete,
             ..change
-        }))
+        }
     }
 
     /// `{"react": ID, "emoji": E}`: toggles `user`'s reaction.
@@ -249,7 +291,7 @@ impl Chat {
             place: place.as_place(),
         })
         .to_json();
-        self.send_event(conn, conv, &json, out);
+        self.send_event(Some(conn), conv, &json, out);
         self.ack(conn, id, out);
         let kind = if on {
             EventKind::ReactOn
@@ -276,11 +318,7 @@ impl Chat {
     ) -> Option<(MessageInfo, Conv)> {
         let found = look.message(target).filter(|m| !m.deleted);
         let conv = found.and_then(|info| {
-            let conv = match (info.room, info.to) {
-                (Some(r), _) => Conv::Room(RoomId(r)),
-                (None, Some(to)) => Conv::Direct(info.author, to),
-                (None, None) => Conv::General,
-            };
+            let conv = conv_of(&info);
             let sees = match conv {
                 Conv::General => true,
                 Conv::Room(r) => self.rooms.role(r, user).is_some(),
@@ -330,24 +368,33 @@ impl Chat {
 
     /// Queues an event of `conv` for every socket in it but `conn` (as a
     /// stored event: taken back should the turn's commit fail).
-    fn send_event(&mut self, conn: ConnId, conv: Conv, json: &[u8], out: &mut impl Outbox) {
+    fn send_event(
+        &mut self,
+        except: Option<ConnId>,
+        conv: Conv,
+        json: &[u8],
+        out: &mut impl Outbox,
+    ) {
         self.flush_leaves(out);
+        let others = move |c: &ConnId| Some(*c) != except;
         match conv {
             Conv::General => {
                 self.general_last_id = self.last_id;
-                self.broadcast(conn, json, out);
+                let delivered = &mut self.stats.messages_delivered;
+                let to = self.online.iter().filter(others);
+                out.deliver_event(to.inspect(|_| *delivered += 1), json);
             }
             Conv::Room(r) => {
                 if let Some(room) = self.rooms.rooms.get_mut(&r) {
                     room.last_id = self.last_id;
                     let members = room.online.iter().copied();
-                    out.deliver_event(members.filter(|&c| c != conn), json);
+                    out.deliver_event(members.filter(others), json);
                 }
             }
             Conv::Direct(a, b) => {
                 let b = if a == b { &[][..] } else { self.sockets_of(b) };
                 let both = self.sockets_of(a).iter().chain(b);
-                out.deliver_event(both.copied().filter(|&c| c != conn), json);
+                out.deliver_event(both.copied().filter(others), json);
             }
         }
     }

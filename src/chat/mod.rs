@@ -13,6 +13,7 @@ mod directory;
 mod history;
 pub mod limits;
 mod messages;
+pub mod moderation;
 pub mod online;
 pub mod rooms;
 mod sessions;
@@ -250,6 +251,8 @@ pub struct Chat {
     reads: HashMap<(UserId, i64), conversation::Marker>,
     /// When each user was last online, Unix milliseconds.
     last_seen: HashMap<UserId, i64>,
+    /// Admins, bans, mutes and kicks (see [`moderation`]).
+    moderation: moderation::Moderation,
     /// Users gone offline since the server last stored them.
     seen_journal: Vec<(UserId, i64)>,
     /// The latest `now` the chat was given (the time of a logout, which
@@ -295,6 +298,7 @@ impl Chat {
             typing: HashSet::new(),
             reads: HashMap::new(),
             last_seen: HashMap::new(),
+            moderation: moderation::Moderation::default(),
             seen_journal: Vec::new(),
             clock: now,
             stats: ChatStats::default(),
@@ -579,6 +583,7 @@ impl Chat {
             );
         }
         self.check_rooms();
+        self.check_moderation();
         self.wheel.check();
     }
 }

@@ -16,10 +16,12 @@ use std::path::Path;
 mod checkpoint;
 mod conversation;
 mod history;
+mod moderation;
 mod rooms;
 pub use crate::event::{Conversation, EventKind, MessageInfo, NewEvent, StoredEvent};
 pub use conversation::StoredRead;
 pub use history::{StoredMessage, StoredSession};
+pub use moderation::{AuditRow, NewAudit, StoredModeration, UserRow};
 pub use rooms::{StoredMember, StoredRoom};
 use std::time::Duration;
 
@@ -38,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     history::MIGRATION_4_EVENTS,
     conversation::MIGRATION_5_CONVERSATION,
     history::MIGRATION_6_GENERAL_INDEX,
+    moderation::MIGRATION_7_MODERATION,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`

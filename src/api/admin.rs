@@ -632,7 +632,7 @@ pub fn registration_closed<O: Outbox>(ctx: &Ctx<'_, O>) -> Option<Response> {
 }
 
 /// `--registration invite`: spends one use of the body's invite code (in
-/// the turn's batch). `Ok(Err(400 invalid_invite))` for a missing,
+/// the turn's batch); a name given to `--admins` needs none. `Ok(Err(400 invalid_invite))` for a missing,
 /// unknown, spent or expired code; `Ok(Ok(hash))` names the code used
 /// (`None` when registration is open), to give the use back should the
 /// name be taken.
@@ -640,7 +640,10 @@ pub fn take_invite<O: Outbox>(
     body: &RegisterBody,
     ctx: &mut Ctx<'_, O>,
 ) -> Result<Result<Option<String>, Response>, StoreError> {
-    if ctx.cfg.registration != Registration::Invite {
+    // The names in `--admins` need no code: somebody must be the first
+    // to hand codes out.
+    let configured = |name: &str| ctx.cfg.admins.iter().any(|a| a.eq_ignore_ascii_case(name));
+    if ctx.cfg.registration != Registration::Invite || configured(&body.username) {
         return Ok(Ok(None));
     }
     let invalid = || {

@@ -330,20 +330,27 @@ fn logout<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
 ///
 /// A banned user is 403 `banned` whatever the credentials: a ban ends
 /// their sessions, and this check refuses every other way in (a key sent
-/// as `Authorization: Bearer`).
+/// as `Authorization: Bearer`), so every way of proving who one is goes
+/// through [`identify`] and then here.
 fn authenticate<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed, Response> {
-    let me =
-        ctx.chat
-            .authenticate(session_cookie(req), ctx.now)
-            .map_err(|e| match e {
-                AuthError::Missing => Response::error(422, "missing_session"),
-                AuthError::Invalid => Response::error(401, "invalid_session")
-                    .with_header("Set-Cookie", clear_cookie()),
-            })?;
+    let me = identify(req, ctx)?;
     if ctx.chat.is_banned(me.user) {
         return Err(Response::error(403, "banned"));
     }
     Ok(me)
+}
+
+/// Who the request's credentials name (the session cookie), or the error
+/// response.
+fn identify<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed, Response> {
+    ctx.chat
+        .authenticate(session_cookie(req), ctx.now)
+        .map_err(|e| match e {
+            AuthError::Missing => Response::error(422, "missing_session"),
+            AuthError::Invalid => {
+                Response::error(401, "invalid_session").with_header("Set-Cookie", clear_cookie())
+            }
+        })
 }
 
 fn online<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {

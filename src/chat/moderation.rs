@@ -604,6 +604,87 @@ impl Chat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::ChatConfig;
+
+    #[derive(Default)]
+    struct Rec {
+        sent: Vec<(ConnId, String)>,
+        closed: Vec<(ConnId, u16, &'static str)>,
+    }
+
+    impl Outbox for Rec {
+        fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
+            let json = String::from_utf8(json.to_vec()).unwrap();
+            self.sent.extend(to.map(|c| (c, json.clone())));
+        }
+        fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+            self.closed.push((conn, code, reason));
+        }
+    }
+
+    /// Users 1 and 2 (`u1`, `u2`), each logged in and on socket 1 and 2;
+    /// user 2 also on a second session with socket 3.
+    fn chat() -> (Chat, Rec) {
+        let cfg = ChatConfig {
+            session_ttl: Millis(60_000),
+            sessions_per_user: 4,
+            max_chars: 300,
+            burst: 0,
+            rate_per_sec: 0,
+            register_limit: 0,
+            register_window: Millis(1000),
+            login_fail_limit: 0,
+            login_window: Millis(1000),
+            dedupe_window: Millis(1000),
+        };
+        let mut chat = Chat::new(cfg, Millis(0), 0);
+        let mut out = Rec::default();
+        for (conn, user, token) in [(1, 1, "a"), (2, 2, "b"), (3, 2, "c")] {
+            let (user, name) = (UserId(user), format!("u{}", user));
+            chat.add_user(user, &name);
+            chat.login(SessionKey::of(token), user, &name, Millis(0));
+            chat.ws_open(ConnId(conn), &SessionKey::of(token), Millis(0), &mut out);
+        }
+        out.sent.clear();
+        chat.check();
+        (chat, out)
+    }
+
+    #[test]
+    fn a_ban_ends_every_session_and_closes_every_socket() {
+        let (mut chat, mut out) = chat();
+        assert!(chat.ban(UserId(2), &mut out));
+        assert_eq!(
+            out.closed,
+            [(ConnId(2), 1008, "banned"), (ConnId(3), 1008, "banned")]
+        );
+        chat.flush_leaves(&mut out);
+        let leave = r#"{"event":"leave","username":"u2"}"#.to_string();
+        assert_eq!(out.sent, [(ConnId(1), leave)]);
+        assert_eq!(chat.session_count(), 1);
+        assert!(!chat.is_online(UserId(2)) && chat.is_banned(UserId(2)));
+        chat.check();
+        assert!(!chat.ban(UserId(2), &mut out), "banned already");
+        assert!(chat.unban(UserId(2)) && !chat.is_banned(UserId(2)));
+    }
+
+    #[test]
+    fn a_mute_answers_muted_until_it_ends_or_is_lifted() {
+        let (mut chat, mut out) = chat();
+        chat.mute(UserId(1), 5000);
+        assert!(
+            chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(10), &mut out)
+                .is_none()
+        );
+        let muted = r#"{"status":false,"code":"muted","until":5000}"#.to_string();
+        assert_eq!(out.sent, [(ConnId(1), muted)]);
+        out.sent.clear();
+        // Past its end the mute is over by itself.
+        let sent = chat.ws_text(ConnId(1), r#"{"message":"x"}"#, Millis(5000), &mut out);
+        assert!(sent.is_some());
+        assert!(!chat.unmute(UserId(1), Millis(5000)), "over already");
+        assert_eq!(chat.mute_end(UserId(1), Millis(0)), None);
+    }
 
     #[test]
     fn durations() {

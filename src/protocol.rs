@@ -533,6 +533,10 @@ pub struct UserInfo<'a> {
     /// `@me` only: how many the server allows (`--sockets-per-user`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sockets_per_user: Option<usize>,
+    /// `@me` only, and only when true: the user is a server admin (the
+    /// web client shows its admin page then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
 }
 
 /// Frames the server sends on a chat WebSocket.

@@ -369,11 +369,15 @@ fn granted_admins_can_administer_and_configured_ones_stay() {
         (200, json!({"username": "ben", "role": "admin"}))
     );
     assert_eq!(get(&s, &ben, "/api/admin/users").status, 200);
+    // The web client learns it from @me (others never see it).
+    assert_eq!(get(&s, &ben, "/api/user/@me").json()["admin"], true);
+    assert_eq!(get(&s, &root, "/api/user/ben").json().get("admin"), None);
     let r = admin(&s, &ben, "root", "role", r#"{"role":"user"}"#);
     assert_eq!(err(r), (409, "configured_admin".into()));
     let r = admin(&s, &root, "ben", "role", r#"{"role":"user"}"#);
     assert_eq!(r.status, 200);
     assert_eq!(get(&s, &ben, "/api/admin/users").status, 403);
+    assert_eq!(get(&s, &ben, "/api/user/@me").json().get("admin"), None);
     let r = admin(&s, &root, "ben", "role", r#"{"role":"god"}"#);
     assert_eq!(err(r), (422, "invalid_request".into()));
     let row = audited(&s, &root, "root", "role", Some("ben"));

@@ -394,6 +394,7 @@ fn user<O: Outbox>(
             last_seen: ctx.chat.last_seen(id),
             sockets: mine.map(|m| m.0),
             sockets_per_user: mine.map(|m| m.1),
+            admin: name == "@me" && ctx.chat.is_admin(id),
         },
     ))
 }

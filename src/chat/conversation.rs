@@ -172,8 +172,8 @@ impl Chat {
             return None;
         }
         // An edit is a new text: a muted user may not slip one through.
-        if let Some(until) = self.muted_until(user, None, now) {
-            self.ack_muted(conn, until, out);
+        if let Err(e) = self.check_mute(user, None, now) {
+            self.ack_error(conn, e, out);
             return None;
         }
         let (id, ts) = self.next_event(now);

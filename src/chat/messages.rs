@@ -108,10 +108,9 @@ impl Chat {
             .destination(user, &frame.target)
             .map_err(|e| self.ack_error(conn, e, out))
             .ok()?;
-        if let Some(until) = self.muted_until(user, Some(&dest), now) {
-            self.ack_muted(conn, until, out);
-            return None;
-        }
+        self.check_mute(user, Some(&dest), now)
+            .map_err(|e| self.ack_error(conn, e, out))
+            .ok()?;
         let (id, ts) = self.next_event(now);
         let message = ChatMessage {
             message: &frame.text,

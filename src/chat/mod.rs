@@ -476,9 +476,17 @@ impl Chat {
             .position(|&e| e == err)
             .expect("listed");
         self.stats.acks_err[idx] += 1;
-        let json = ServerFrame::AckErr {
-            status: false,
-            code: err.code(),
+        let json = match (err, self.last_mute_end()) {
+            // A mute's ack says until when.
+            (AckError::Muted, Some(until)) => ServerFrame::AckMuted {
+                status: false,
+                code: err.code(),
+                until,
+            },
+            _ => ServerFrame::AckErr {
+                status: false,
+                code: err.code(),
+            },
         }
         .to_json();
         out.reply(conn, &json);

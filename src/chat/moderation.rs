@@ -11,7 +11,7 @@
 use super::conversation::Change;
 use super::messages::Dest;
 use super::rooms::{GENERAL, Role, RoomError, RoomId};
-use super::{Chat, ConnId, Outbox, SessionKey};
+use super::{Chat, Outbox, SessionKey};
 use crate::event::{EventKind, MessageInfo, NewEvent, StoredEvent};
 use crate::ids::{Millis, UserId};
 use crate::protocol::{AckError, ModEvent, ServerFrame};
@@ -64,6 +64,8 @@ pub(super) struct Moderation {
     room_muted: HashMap<(RoomId, UserId), i64>,
     /// Kicked and not invited back since.
     kicked: HashSet<(RoomId, UserId)>,
+    /// The end of the mute that refused the last message.
+    refused_until: Option<i64>,
 }
 
 /// Why a moderation request was refused; each says what the peer sees.
@@ -566,17 +568,24 @@ impl Chat {
         global.max(local).filter(|&until| until > now)
     }
 
-    /// `{"status": false, "code": "muted", "until": ts}` to the sender.
-    pub(super) fn ack_muted(&mut self, conn: ConnId, until: i64, out: &mut impl Outbox) {
-        let idx = AckError::ALL.iter().position(|&e| e == AckError::Muted);
-        self.stats.acks_err[idx.expect("listed")] += 1;
-        let json = ServerFrame::AckMuted {
-            status: false,
-            code: AckError::Muted.code(),
-            until,
-        }
-        .to_json();
-        out.reply(conn, &json);
+    /// `Err(AckError::Muted)` when a mute stops `user`'s message to `dest`
+    /// (see [`Chat::muted_until`]); its end is then
+    /// [`Chat::last_mute_end`], which the `muted` ack carries.
+    pub(super) fn check_mute(
+        &mut self,
+        user: UserId,
+        dest: Option<&Dest>,
+        now: Millis,
+    ) -> Result<(), AckError> {
+        let until = self.muted_until(user, dest, now);
+        self.moderation.refused_until = until;
+        until.map_or(Ok(()), |_| Err(AckError::Muted))
+    }
+
+    /// The end of the mute that refused the last message with
+    /// [`AckError::Muted`] (for an answer that says until when).
+    pub fn last_mute_end(&self) -> Option<i64> {
+        self.moderation.refused_until
     }
 
     /// Asserts that no banned user holds a session or a socket, and no
@@ -604,7 +613,7 @@ impl Chat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::ChatConfig;
+    use crate::chat::{ChatConfig, ConnId};
 
     #[derive(Default)]
     struct Rec {

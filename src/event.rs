@@ -1,6 +1,7 @@
 //! The records of the event log (one sequence of ids for every
 //! conversation) that the chat and the store both speak of: what an event
-//! is, an event to store, a stored event as the replay reads it, and a
+//! is, an event to store, a stored event as the replay reads it, a stored
+//! message and its reactions as a history page reads them, and a
 //! conversation to page. Plain data at the bottom of the crate, so that
 //! the chat needs nothing from the store (which re-exports them).
 
@@ -110,6 +111,27 @@ pub struct StoredEvent {
     /// A message that was deleted since (its text is gone).
     pub deleted: bool,
 }
+
+/// A stored message as a history page reads it (in its current state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Message id.
+    pub id: i64,
+    /// The author's name as registered.
+    pub author: String,
+    /// The text.
+    pub text: String,
+    /// Server time, Unix milliseconds.
+    pub ts: i64,
+    /// When it was last edited, Unix milliseconds.
+    pub edited: Option<i64>,
+    /// Deleted: the text is gone.
+    pub deleted: bool,
+}
+
+/// A reaction as a history page reads it: the message, the emoji, and
+/// who reacted (by name).
+pub type StoredReaction = (i64, String, String);
 
 /// What an edit, deletion or reaction needs to know of its message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

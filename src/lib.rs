@@ -22,7 +22,12 @@
 //! ```
 //!
 //! (`metrics` reads the chat's counters; `log` reads the log level from
-//! `config`; `chat` imports nothing from `store` or `server`.)
+//! `config`; `chat` reads its part of `config`, and imports nothing from
+//! `store` or `server`.) Inside a layer no module imports one that imports
+//! it back: types several parts share sit in a leaf (`chat::outbox`,
+//! `store::error`, `config::values`, `server::core`, `server::link`), and
+//! a child reaches into its parent only for the type whose methods it
+//! holds (`Chat`, `Store`, `Server`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

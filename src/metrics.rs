@@ -51,6 +51,8 @@ pub struct Metrics {
     pub open_ws: u64,
     /// Open `/echo` WebSockets.
     pub open_echo: u64,
+    /// Open event streams (`/api/events`).
+    pub open_streams: u64,
     /// HTTP responses sent, by status.
     pub responses: BTreeMap<u16, u64>,
     /// Connections closed, by cause.
@@ -86,6 +88,7 @@ impl Metrics {
             ("http", self.open_http),
             ("websocket", self.open_ws),
             ("echo", self.open_echo),
+            ("stream", self.open_streams),
         ];
         family(
             &mut s,

@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-pub use crate::ids::Millis;
+use crate::ids::Millis;
 
 /// Names one inserted timer, for cancelling it. Carries a generation, so a
 /// stale id (of a timer that already fired or was cancelled) never cancels

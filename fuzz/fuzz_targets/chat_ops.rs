@@ -48,12 +48,11 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use piratchat::chat::moderation::ModError;
 use piratchat::chat::{
-    AddressLimit, AuthError, Chat, ChatConfig, ConnId, Lookup, Outbox, Role, RoomError, SessionKey,
-    Write,
+    AddressLimit, AuthError, Chat, ChatConfig, Lookup, Outbox, Role, RoomError, SessionKey, Write,
 };
+use piratchat::event::{Conversation, EventKind, MessageInfo};
+use piratchat::ids::{ConnId, Millis, UserId};
 use piratchat::protocol::{ClientOp, decode_client_op};
-use piratchat::store::{Conversation, EventKind, MessageInfo, UserId};
-use piratchat::wheel::Millis;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -299,7 +298,7 @@ impl Model {
     }
 
     /// The pending `leave`s, to the sockets open now.
-    fn flush_leaves(&mut self) -> Vec<Event> {
+    fn flush_presence(&mut self) -> Vec<Event> {
         let online = self.online.clone();
         self.leaving
             .drain(..)
@@ -488,10 +487,10 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                 return vec![];
             }
             let conn = ConnId(m.conns.len() as u64);
-            let mut want = m.flush_leaves();
+            let mut want = m.flush_presence();
             let others = m.online.clone();
             let first = m.sockets_of(user).is_empty();
-            chat.ws_open(conn, &SessionKey::of(&m.sessions[s].token), now, out);
+            chat.ws_open(conn, &SessionKey::of(&m.sessions[s].token), now);
             m.conns.push((s, user));
             m.online.push(conn);
             m.sessions[s].sockets.push(conn);
@@ -525,7 +524,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                     m.last_id += 1;
                     assert_eq!(v["id"], m.last_id);
                     m.record(conn, v);
-                    let mut want = m.flush_leaves();
+                    let mut want = m.flush_presence();
                     want.push(Event::Deliver(recipients(m, conn, v), v.clone()));
                     want.push(Event::Deliver(
                         vec![conn],
@@ -600,8 +599,8 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
             want
         }
         Op::EndTurn => {
-            chat.flush_leaves(out);
-            m.flush_leaves()
+            chat.flush_presence(out);
+            m.flush_presence()
         }
         Op::Advance(ms) => {
             m.now += u64::from(ms);
@@ -918,7 +917,7 @@ fn answer(
             assert_eq!(v["id"], m.last_id);
             assert_eq!(v["author"], USERS[m.conns[conn.0 as usize].1]);
             m.record(conn, v);
-            let mut want = m.flush_leaves();
+            let mut want = m.flush_presence();
             want.push(Event::Deliver(recipients(m, conn, v), v.clone()));
             want.push(Event::Deliver(
                 vec![conn],
@@ -933,7 +932,7 @@ fn answer(
 /// The pending `leave`s (the chat flushes them before any delivery), then
 /// `event`.
 fn with_leaves(m: &mut Model, event: Event) -> Vec<Event> {
-    let mut want = m.flush_leaves();
+    let mut want = m.flush_presence();
     want.push(event);
     want
 }
@@ -1075,7 +1074,7 @@ fn change(
         (None, None) => m.online.clone(),
     };
     let recipients = recipients.into_iter().filter(|&c| c != conn).collect();
-    let mut want = m.flush_leaves();
+    let mut want = m.flush_presence();
     want.push(Event::Deliver(recipients, event));
     want.push(ack_ok(conn, id));
     want
@@ -1169,7 +1168,7 @@ fn typing(
         return vec![ack_done(conn)];
     }
     m.typing.insert(k, m.now);
-    let mut want = m.flush_leaves();
+    let mut want = m.flush_presence();
     let mine = m.sockets_of(user);
     let mut notice = json!({ "event": "typing", "username": USERS[user] });
     let to = match conv {
@@ -1229,7 +1228,7 @@ fn read(
         MConv::Direct(k) => event["with"] = json!(USERS[k]),
         _ => {}
     }
-    let mut want = m.flush_leaves();
+    let mut want = m.flush_presence();
     let others = m
         .sockets_of(user)
         .into_iter()

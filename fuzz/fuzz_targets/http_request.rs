@@ -6,11 +6,12 @@
 //! complete request is `Partial`, and the request parses the same with
 //! nothing after it; each prefix of a refused input is `Partial` or the
 //! same refusal (every byte is judged when it first arrives). The helpers
-//! the routes apply to a request (path, query, percent-decoding, cookies)
-//! run on every complete one.
+//! the routes apply to a request (path, query, percent-decoding, cookies,
+//! the event stream's `Last-Event-ID` / `since`) run on every complete one.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use piratchat::api::events::resume_point;
 use piratchat::http::{
     HttpError, Limits, Parsed, cookie_value, parse_request, percent_decode, query_param,
 };
@@ -110,6 +111,20 @@ fn exercise_helpers(req: &piratchat::http::Request) {
         if let Some(v) = cookie_value(value, "session") {
             assert!(v.len() <= value.len());
         }
+    }
+    // The resume point of `GET /api/events`: `Last-Event-ID` wins over
+    // `?since=`, and whatever it takes is an event id from 0.
+    let header = req.header("last-event-id").map(<[u8]>::trim_ascii);
+    match resume_point(req) {
+        Ok(Some(id)) => {
+            assert!(id >= 0);
+            if let Some(h) = header.filter(|h| !h.is_empty()) {
+                let text = std::str::from_utf8(h).expect("taken as text");
+                assert_eq!(text.parse::<i64>(), Ok(id), "the header wins");
+            }
+        }
+        Ok(None) => assert!(header.is_none_or(<[u8]>::is_empty)),
+        Err(_) => {}
     }
     let _ = HttpError::HeadTooLarge.response();
 }

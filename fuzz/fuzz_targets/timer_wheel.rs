@@ -10,7 +10,8 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use piratchat::wheel::{Millis, TimerId, Wheel};
+use piratchat::ids::Millis;
+use piratchat::wheel::{TimerId, Wheel};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Arbitrary)]

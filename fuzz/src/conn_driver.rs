@@ -236,9 +236,8 @@ impl Driver {
         let id = turn.admit(sock, peer, false, now, |_, _| Ok(()));
         assert_eq!(id, Some(ALICE));
         assert_eq!(turn.detached_slot(Accepts::Frames), BOB);
-        let mut env = turn.core.env(now);
-        env.chat
-            .ws_open(BOB, &SessionKey::of(BOB_TOKEN), now, &mut env.fan);
+        let env = turn.core.env(now);
+        env.chat.ws_open(BOB, &SessionKey::of(BOB_TOKEN), now);
         let mut driver = Driver {
             turn,
             closed_sock: None,
@@ -288,7 +287,8 @@ impl Driver {
         core.chat.check();
         let m = &core.metrics;
         let open = u64::from(self.is_open());
-        assert_eq!(m.open_http + m.open_ws + m.open_echo, open, "gauges");
+        let gauges = m.open_http + m.open_ws + m.open_echo + m.open_streams;
+        assert_eq!(gauges, open, "gauges");
         assert_eq!(self.turn.open() as u64, open, "open connections");
         if let Some(c) = self.turn.conn(ALICE) {
             assert_eq!(c.sock.after_fin, 0, "bytes written after FIN");
@@ -343,14 +343,15 @@ impl Driver {
         self.before_sleep();
     }
 
-    /// Records when alice's socket stopped being HTTP (a step that
-    /// upgrades returns before reading what follows the request).
+    /// Records when alice's socket became a WebSocket (a step that
+    /// upgrades returns before reading what follows the request). An
+    /// event stream is no upgrade: it answers 200, not 101.
     fn note_upgrade(&mut self) {
         if self.upgraded.is_some() {
             return;
         }
         if let Some(c) = self.turn.conn(ALICE)
-            && c.kind != ConnKind::Http
+            && matches!(c.kind, ConnKind::Chat | ConnKind::Echo)
         {
             self.upgraded = Some(c.kind);
             self.upgraded_after = c.sock.pos;

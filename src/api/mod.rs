@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod assets;
 pub mod client;
+pub mod events;
 pub mod resume;
 pub mod rooms;
 pub mod upgrade;
@@ -14,9 +15,7 @@ use crate::config::Config;
 use crate::http::{self, Method, Request, Response, cookie_value, percent_decode, query_param};
 use crate::ids::Millis;
 use crate::metrics::Metrics;
-use crate::protocol::{
-    History, LoginBody, PageMessage, Reactions, RegisterBody, UserInfo, decode_body,
-};
+use crate::protocol::{LoginBody, RegisterBody, UserInfo, decode_body};
 use crate::secret;
 use crate::store::{Store, StoreError};
 use client::Peer;
@@ -63,6 +62,14 @@ pub enum Routed {
         /// `?since=ID`: replay the stored messages after this id first.
         since: Option<i64>,
     },
+    /// Answer with the head of an event stream (`GET /api/events`) and
+    /// keep the response going with the session's events.
+    Stream {
+        /// The session.
+        chat: Authed,
+        /// Replay the stored events after this id first.
+        since: Option<i64>,
+    },
 }
 
 impl From<Response> for Routed {
@@ -84,6 +91,7 @@ enum Endpoint {
     Metrics,
     Ws,
     Echo,
+    Events,
     Rooms,
     RoomAction,
     RoomMembers,
@@ -98,7 +106,7 @@ impl Endpoint {
             Endpoint::Register | Endpoint::Login | Endpoint::RoomAction => "POST",
             Endpoint::Logout => "GET, POST",
             Endpoint::Rooms => "GET, HEAD, POST",
-            Endpoint::Ws | Endpoint::Echo => "GET",
+            Endpoint::Ws | Endpoint::Echo | Endpoint::Events => "GET",
             Endpoint::Admin(route) => route.allow(),
             _ => "GET, HEAD",
         }
@@ -140,6 +148,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
         Endpoint::Metrics => Ok(metrics(ctx)),
         Endpoint::Ws => return ws(req, ctx),
         Endpoint::Echo => return echo(req, ctx),
+        Endpoint::Events => return events::events(req, ctx),
         Endpoint::Rooms if req.method == Method::Post => rooms::create(req, ctx),
         Endpoint::Rooms => Ok(rooms::list(req, ctx)),
         Endpoint::RoomAction | Endpoint::RoomMembers => rooms::action(req, path, ctx),
@@ -190,6 +199,7 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/ws" => Endpoint::Ws,
         "/echo" if cfg.echo_endpoint => Endpoint::Echo,
         "/api/rooms" => Endpoint::Rooms,
+        "/api/events" => Endpoint::Events,
         p if admin::route_of(p).is_some() => Endpoint::Admin(admin::route_of(p)?),
         p if rooms::parse_path(p).is_some() => match rooms::parse_path(p)?.1 {
             rooms::Action::Members => Endpoint::RoomMembers,
@@ -465,56 +475,20 @@ fn messages<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response, 
     let found = ctx
         .chat
         .conversation(me.user, q.room.as_deref(), q.with.as_deref());
-    let crate::chat::Paged {
-        conv,
-        room,
-        with: to,
-    } = match found {
+    let paged = match found {
         Ok(found) => found,
         Err(e) => {
             let (status, code) = e.status();
             return Ok(Response::error(status, code));
         }
     };
-    let page = ctx.store.messages_before(conv, q.before, q.limit)?;
-    let reactions = match (page.first(), page.last()) {
+    let rows = ctx.store.messages_before(paged.conv, q.before, q.limit)?;
+    let reactions = match (rows.first(), rows.last()) {
         (Some(lo), Some(hi)) => ctx.store.reactions_between(lo.id, hi.id)?,
         _ => Vec::new(),
     };
-    // A direct message's `to` is its recipient: either side.
-    let me_name = me.name.clone();
-    let messages = page
-        .iter()
-        .map(|m| PageMessage {
-            message: (!m.deleted).then_some(m.text.as_str()),
-            author: &m.author,
-            id: m.id,
-            ts: m.ts,
-            room: room.as_deref(),
-            to: to.as_ref().map(|other| {
-                if m.author == **other {
-                    &*me_name
-                } else {
-                    &**other
-                }
-            }),
-            edited: m.edited,
-            deleted: m.deleted,
-            reactions: reactions_of(m.id, &reactions),
-        })
-        .collect();
-    Ok(Response::json(200, &History { messages }))
-}
-
-/// The reactions to message `id` among a page's (which come by message
-/// id, so a message's are together).
-fn reactions_of(id: i64, all: &[(i64, String, String)]) -> Reactions<'_> {
-    let mut map = Reactions::new();
-    let start = all.partition_point(|r| r.0 < id);
-    for (_, emoji, name) in all[start..].iter().take_while(|r| r.0 == id) {
-        map.entry(emoji.as_str()).or_default().push(name.as_str());
-    }
-    map
+    let page = paged.page(&me.name, &rows, &reactions);
+    Ok(Response::json(200, &page))
 }
 
 /// Default and largest page of `GET /api/messages`.
@@ -728,6 +702,7 @@ mod tests {
             Metrics,
             Ws,
             Echo,
+            Events,
             Rooms,
             RoomAction,
             RoomMembers,

@@ -1,8 +1,9 @@
 //! What a resuming WebSocket is sent before it joins: the stored events
 //! it missed that its user may see, or `resync` when that is too much.
-//! Request policy, like the history paging of `GET /api/messages` (which
-//! still maps its stored rows itself; the replay maps events through the
-//! chat's `replay_json`, which knows who may see what).
+//! Request policy, like the history paging of `GET /api/messages`; both
+//! map stored rows to the wire in one place, the chat's history module
+//! (the replay through `Chat::replay_json`, which also knows who may see
+//! what; the page through `Paged::page`).
 
 use crate::chat::Chat;
 use crate::config::LogLevel;
@@ -20,12 +21,6 @@ const REPLAY_PAGE: usize = 256;
 /// loop read the whole backlog.
 const REPLAY_SCAN_FACTOR: usize = 16;
 
-/// Queues the stored events after `since` that `user` may see (general,
-/// their rooms, their direct messages), in id order, for a resuming
-/// socket; or `{"event": "resync"}` when there are more than the
-/// configured maximum, more bytes than half the socket's output limit, or
-/// more events of all conversations than the scan allows: then the client
-/// pages the history instead.
 /// The frames of the stored events after `since` that `user` may see
 /// (general, their rooms, their direct messages), in id order, framed by
 /// `frame`; or one `{"event": "resync"}` frame when there are more than

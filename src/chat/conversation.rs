@@ -16,16 +16,16 @@
 //! below the newest message costs one indexed count of the messages after
 //! it, once per marker move (and once per marker at start-up).
 
-use super::messages::Dest;
-use super::rooms::{GENERAL, Role, RoomId};
-use super::{Chat, ConnId, Due, Outbox};
+use super::Chat;
+use super::outbox::Outbox;
+use super::rooms::{Dest, GENERAL, Marker, Role, RoomId};
+use super::sessions::Due;
 use crate::event::{Conversation, EventKind, MessageInfo, NewEvent};
-use crate::ids::UserId;
+use crate::ids::{ConnId, Millis, UserId};
 use crate::protocol::{
     AckError, DeleteEvent, EditEvent, Place, ReactEvent, ReadEvent, ServerFrame, Target,
     TypingEvent,
 };
-use crate::wheel::Millis;
 use std::rc::Rc;
 
 /// At most one typing notice per user and conversation per this long.
@@ -62,7 +62,7 @@ impl Lookup for NoHistory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
     /// A new message.
-    Message(super::Accepted),
+    Message(Accepted),
     /// An edit, deletion or reaction: its event and its message's change.
     Change(Change),
     /// A read marker moved.
@@ -118,13 +118,24 @@ pub struct ReadMarker {
     pub id: i64,
 }
 
-/// A read marker in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Marker {
-    /// The newest event read.
-    pub(super) id: i64,
-    /// The conversation's message count at the marker.
-    pub(super) ordinal: u64,
+/// An accepted message, for the caller to store in this turn's batch
+/// before it handles anything else (so a replay never misses it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Message id.
+    pub id: i64,
+    /// Author.
+    pub user: UserId,
+    /// Unix milliseconds.
+    pub ts: i64,
+    /// The text.
+    pub text: String,
+    /// The client's deduplication id.
+    pub client_id: Option<String>,
+    /// The room; `None` for general and for a direct message.
+    pub room: Option<RoomId>,
+    /// The recipient of a direct message.
+    pub to: Option<UserId>,
 }
 
 /// The conversation a stored message belongs to.
@@ -375,26 +386,32 @@ impl Chat {
         json: &[u8],
         out: &mut impl Outbox,
     ) {
-        self.flush_leaves(out);
+        self.flush_presence(out);
         let others = move |c: &ConnId| Some(*c) != except;
         match conv {
             Conv::General => {
                 self.general_last_id = self.last_id;
                 let delivered = &mut self.stats.messages_delivered;
-                let to = self.online.iter().filter(others);
+                let to = self.online.iter().filter(others).chain(self.streams.all());
                 out.deliver_event(to.inspect(|_| *delivered += 1), json);
             }
             Conv::Room(r) => {
                 if let Some(room) = self.rooms.rooms.get_mut(&r) {
                     room.last_id = self.last_id;
-                    let members = room.online.iter().copied();
-                    out.deliver_event(members.filter(others), json);
+                    let members = room.online.iter().copied().filter(others);
+                    out.deliver_event(members.chain(self.streams.of_room(r)), json);
                 }
             }
             Conv::Direct(a, b) => {
-                let b = if a == b { &[][..] } else { self.sockets_of(b) };
+                let (b, b_streams) = if a == b {
+                    (&[][..], &[][..])
+                } else {
+                    (self.sockets_of(b), self.streams.of_user(b))
+                };
                 let both = self.sockets_of(a).iter().chain(b);
-                out.deliver_event(both.copied().filter(others), json);
+                let streams = self.streams.of_user(a).iter().chain(b_streams);
+                let to = both.copied().filter(others);
+                out.deliver_event(to.chain(streams.copied()), json);
             }
         }
     }
@@ -425,7 +442,7 @@ impl Chat {
     }
 
     fn relay_typing(&mut self, user: UserId, name: &str, dest: &Dest, out: &mut impl Outbox) {
-        self.flush_leaves(out);
+        self.flush_presence(out);
         let mine = self.sockets_of(user);
         let (place, to): (Place<'_>, Vec<ConnId>) = match *dest {
             Dest::General => {
@@ -500,7 +517,7 @@ impl Chat {
             with: with.as_deref(),
         })
         .to_json();
-        self.flush_leaves(out);
+        self.flush_presence(out);
         let others = self.sockets_of(user).iter().copied();
         out.deliver(others.filter(|&c| c != conn), &json);
         self.ack_done(conn, out);

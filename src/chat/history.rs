@@ -1,12 +1,15 @@
-//! What a user may see of the stored events: the conversation a history
-//! page names, and the frames a resuming socket is replayed.
+//! What a user may see of the stored events, and how they look on the
+//! wire: the conversation a history page names, the page's body, and the
+//! frames a resuming socket is replayed. Both the page and the replay map
+//! a stored message through [`on_wire`], so they cannot drift apart.
 
 use super::Chat;
 use super::rooms::{GENERAL, RoomError, RoomId};
-use crate::event::{Conversation, EventKind, StoredEvent};
+use crate::event::{Conversation, EventKind, StoredEvent, StoredMessage, StoredReaction};
 use crate::ids::UserId;
 use crate::protocol::{
-    ChatMessage, DeleteEvent, EditEvent, MemberEvent, Place, ReactEvent, ServerFrame,
+    ChatMessage, DeleteEvent, EditEvent, History, MemberEvent, PageMessage, Place, ReactEvent,
+    Reactions, ServerFrame,
 };
 use std::rc::Rc;
 
@@ -19,6 +22,75 @@ pub struct Paged {
     pub room: Option<Rc<str>>,
     /// The other user of a direct conversation, as registered.
     pub with: Option<Rc<str>>,
+}
+
+impl Paged {
+    /// The body of a `GET /api/messages` page of this conversation for
+    /// `me` (by name): `rows` oldest first, and the reactions to them
+    /// sorted by message id.
+    pub fn page<'a>(
+        &'a self,
+        me: &'a str,
+        rows: &'a [StoredMessage],
+        reactions: &'a [StoredReaction],
+    ) -> History<'a> {
+        let messages = rows
+            .iter()
+            .map(|m| {
+                // A direct message's `to` is its recipient: either side.
+                let to = self
+                    .with
+                    .as_deref()
+                    .map(|other| if m.author == other { me } else { other });
+                let place = Place {
+                    room: self.room.as_deref(),
+                    to,
+                };
+                PageMessage {
+                    edited: m.edited,
+                    reactions: reactions_of(m.id, reactions),
+                    ..on_wire(&m.text, m.deleted, &m.author, m.id, m.ts, place)
+                }
+            })
+            .collect();
+        History { messages }
+    }
+}
+
+/// A stored message on the wire, the one mapping for history pages and
+/// the replay: its text unless it was deleted, author, id, time and
+/// conversation; not edited, no reactions (a page adds those; a replayed
+/// `message` frame is these fields, and none once the text is gone).
+fn on_wire<'a>(
+    text: &'a str,
+    deleted: bool,
+    author: &'a str,
+    id: i64,
+    ts: i64,
+    place: Place<'a>,
+) -> PageMessage<'a> {
+    PageMessage {
+        message: (!deleted).then_some(text),
+        author,
+        id,
+        ts,
+        room: place.room,
+        to: place.to,
+        edited: None,
+        deleted,
+        reactions: Reactions::new(),
+    }
+}
+
+/// The reactions to message `id` among a page's (which come by message
+/// id, so a message's are together).
+fn reactions_of(id: i64, all: &[StoredReaction]) -> Reactions<'_> {
+    let mut map = Reactions::new();
+    let start = all.partition_point(|r| r.0 < id);
+    for (_, emoji, name) in all[start..].iter().take_while(|r| r.0 == id) {
+        map.entry(emoji.as_str()).or_default().push(name.as_str());
+    }
+    map
 }
 
 impl Chat {
@@ -80,15 +152,18 @@ impl Chat {
             // in the replay, and so does nothing of the text (an edit's
             // text was erased with it).
             EventKind::Message | EventKind::Edit if e.deleted || e.text.is_empty() => return None,
-            EventKind::Message => ServerFrame::Message(&ChatMessage {
-                message: &e.text,
-                author: &e.name,
-                id: e.id,
-                ts: e.ts,
-                room: room_name,
-                to,
-            })
-            .to_json(),
+            EventKind::Message => {
+                let m = on_wire(&e.text, e.deleted, &e.name, e.id, e.ts, place);
+                ServerFrame::Message(&ChatMessage {
+                    message: m.message?,
+                    author: m.author,
+                    id: m.id,
+                    ts: m.ts,
+                    room: m.room,
+                    to: m.to,
+                })
+                .to_json()
+            }
             EventKind::RoomJoin | EventKind::RoomLeave => ServerFrame::Member(&MemberEvent {
                 event: if kind == EventKind::RoomJoin {
                     "room_join"

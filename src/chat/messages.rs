@@ -1,42 +1,17 @@
 //! Chat messages: ids and timestamps, broadcast to the others, duplicate
 //! suppression by `client_id`, and acks held until the turn's commit.
 
-use super::conversation::{Lookup, NoHistory, Write};
-use super::rooms::{GENERAL, RoomId};
-use super::{Chat, ConnId, Due, Outbox};
-use crate::ids::{Millis, UserId};
+use super::Chat;
+use super::conversation::{Accepted, Lookup, NoHistory, Write};
+use super::outbox::Outbox;
+use super::rooms::{Dest, GENERAL};
+use super::sessions::Due;
+use crate::ids::{ConnId, Millis, UserId};
 use crate::protocol::{
     AckError, ChatFrame, ChatMessage, ClientOp, ServerFrame, Target, decode_client_op,
 };
 use std::borrow::Cow;
 use std::rc::Rc;
-
-/// An accepted message, for the caller to store in this turn's batch
-/// before it handles anything else (so a replay never misses it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    /// Message id.
-    pub id: i64,
-    /// Author.
-    pub user: UserId,
-    /// Unix milliseconds.
-    pub ts: i64,
-    /// The text.
-    pub text: String,
-    /// The client's deduplication id.
-    pub client_id: Option<String>,
-    /// The room; `None` for general and for a direct message.
-    pub room: Option<RoomId>,
-    /// The recipient of a direct message.
-    pub to: Option<UserId>,
-}
-
-/// Where an admitted message (or typing notice, or read marker) goes.
-pub(super) enum Dest {
-    General,
-    Room(RoomId),
-    Direct(UserId),
-}
 
 impl Chat {
     /// A text frame from chat socket `conn` of a chat that stores no
@@ -153,8 +128,8 @@ impl Chat {
         message: &ChatMessage<'_>,
         out: &mut impl Outbox,
     ) {
-        // Presence first, as before every delivery (see `flush_leaves`).
-        self.flush_leaves(out);
+        // Presence first, as before every delivery (see `flush_presence`).
+        self.flush_presence(out);
         let mut message = message.clone();
         let delivered = &mut self.stats.messages_delivered;
         match *dest {
@@ -170,7 +145,8 @@ impl Chat {
                 message.room = Some(&r.name);
                 let json = ServerFrame::Message(&message).to_json();
                 let members = r.online.iter().copied().filter(|&c| c != conn);
-                out.deliver_event(members.inspect(|_| *delivered += 1), &json);
+                let to = members.chain(self.streams.of_room(room));
+                out.deliver_event(to.inspect(|_| *delivered += 1), &json);
             }
             Dest::Direct(to) => {
                 let to_name = self.directory.name(to).cloned().unwrap_or_default();
@@ -183,6 +159,13 @@ impl Chat {
                 let sender = if to == user { &[][..] } else { of(user) };
                 let sockets = of(to).iter().chain(sender);
                 let others = sockets.copied().filter(|&c| c != conn);
+                let streams = self.streams.of_user(to).iter().copied();
+                let sender = if to == user {
+                    &[][..]
+                } else {
+                    self.streams.of_user(user)
+                };
+                let others = others.chain(streams).chain(sender.iter().copied());
                 out.deliver_event(others.inspect(|_| *delivered += 1), &json);
             }
         }
@@ -238,12 +221,13 @@ impl Chat {
     /// Queues `json` for every open socket but `from`'s: serialized once,
     /// the same bytes for all.
     pub(super) fn broadcast(&mut self, from: ConnId, json: &[u8], out: &mut impl Outbox) {
-        self.flush_leaves(out);
+        self.flush_presence(out);
         let delivered = &mut self.stats.messages_delivered;
         let others = self
             .online
             .iter()
             .filter(|&c| c != from)
+            .chain(self.streams.all())
             .inspect(|_| *delivered += 1);
         out.deliver_event(others, json);
     }

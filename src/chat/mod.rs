@@ -15,57 +15,26 @@ pub mod limits;
 mod messages;
 pub mod moderation;
 pub mod online;
+mod outbox;
 pub mod rooms;
 mod sessions;
+mod streams;
 
 use crate::protocol::{AckError, ServerFrame};
 
-use crate::ids::{Millis, UserId};
+use crate::ids::{ConnId, Millis, UserId};
 use crate::wheel::Wheel;
-pub use conversation::{Change, Lookup, NoHistory, ReadMarker, Write};
+pub use conversation::{Accepted, Change, Lookup, NoHistory, ReadMarker, Write};
 pub use history::Paged;
 use limits::{AddressLimiter, TokenBucket};
-pub use messages::Accepted;
 use online::Ordered;
+pub use outbox::Outbox;
 pub use rooms::{GENERAL, MemberInfo, Membership, NewRoom, Role, RoomError, RoomId, RoomInfo};
-pub use sessions::{SessionJournal, SessionKey};
+pub use sessions::{AuthError, Authed, SessionJournal, SessionKey};
+use sessions::{Due, Session};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::rc::Rc;
-
-pub use crate::ids::ConnId;
-
-/// Where the chat's output goes.
-pub trait Outbox {
-    /// Queue `json` as one text frame for each connection of `to`. The
-    /// bytes are the same for every recipient, so serialize and frame them
-    /// once.
-    fn deliver(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]);
-    /// Like [`Outbox::deliver`], for an event that is stored in the turn's
-    /// batch (a chat message): should the turn's commit fail, the server
-    /// takes these frames back out of every queue before any is written.
-    fn deliver_event(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
-        self.deliver(to, json);
-    }
-    /// Queue `json` as a text frame for `conn` alone, in answer to a frame
-    /// it sent (an ack). The same as a delivery to one connection, except
-    /// that the server may write it before the turn's broadcasts.
-    fn reply(&mut self, conn: ConnId, json: &[u8]) {
-        self.deliver(std::iter::once(conn), json);
-    }
-    /// Queue every one of `jsons`, in order, as text frames for each
-    /// connection of `to`: the same as one [`Outbox::deliver`] per json,
-    /// except that the server may queue the whole batch as one shared
-    /// chunk per recipient (the `leave`s of a mass disconnect).
-    fn deliver_batch(&mut self, to: impl Iterator<Item = ConnId>, jsons: &[Vec<u8>]) {
-        let to: Vec<ConnId> = to.collect();
-        for json in jsons {
-            self.deliver(to.iter().copied(), json);
-        }
-    }
-    /// Close the WebSocket of `conn` with this close code and reason.
-    fn close(&mut self, conn: ConnId, code: u16, reason: &'static str);
-}
 
 /// The settings the chat rules need.
 #[derive(Debug, Clone)]
@@ -111,27 +80,6 @@ impl ChatConfig {
     }
 }
 
-/// Why a request was not authenticated; each says what the peer sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthError {
-    /// No `session` cookie or an empty one: 422 `missing_session`.
-    Missing,
-    /// Unknown, logged-out or expired session: 401 `invalid_session`, and
-    /// the cookie is cleared.
-    Invalid,
-}
-
-/// Who an authenticated request comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authed {
-    /// The session.
-    pub key: SessionKey,
-    /// The user.
-    pub user: UserId,
-    /// The name as registered.
-    pub name: Rc<str>,
-}
-
 /// The per-address limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressLimit {
@@ -156,17 +104,14 @@ pub struct ChatStats {
     pub sessions_evicted: u64,
 }
 
-#[derive(Debug)]
-struct Session {
-    user: UserId,
-    name: Rc<str>,
-    last_active: Millis,
-    /// When it was last used, as a count of uses across all sessions:
-    /// orders uses within one millisecond for the per-user cap.
-    used: u64,
-    /// Its open chat sockets (several with `--sockets-per-user`: browser
-    /// tabs share the cookie).
-    sockets: Vec<ConnId>,
+/// Presence not delivered yet (see [`Chat::flush_presence`]).
+#[derive(Debug, Default)]
+struct Presence {
+    /// The `join` and `leave` frames, in order.
+    frames: Vec<Vec<u8>>,
+    /// Sockets opened since, each with how many of `frames` came before
+    /// it (and are not for it).
+    opened: Vec<(ConnId, usize)>,
 }
 
 #[derive(Debug)]
@@ -177,19 +122,6 @@ struct Socket {
     bucket: TokenBucket,
     /// Position in `Chat::online`.
     pos: usize,
-}
-
-/// What a chat timer is for.
-#[derive(Debug)]
-enum Due {
-    Session(SessionKey),
-    /// A `client_id` and the message id it was remembered with: a newer
-    /// entry for the same `client_id` (after a failed commit took back the
-    /// first) is not forgotten by the older entry's timer.
-    Dedupe(UserId, Box<str>, i64),
-    /// A user's typing notice in a conversation (see
-    /// [`conversation::conv_key`]) may be relayed again.
-    Typing(UserId, i64),
 }
 
 /// The chat state. See the module doc.
@@ -226,9 +158,9 @@ pub struct Chat {
     last_ts: i64,
     /// Recent `client_id`s of each user and the id they were stored under.
     recent: HashMap<(UserId, Box<str>), i64>,
-    /// Names of the sockets closed since the last [`Chat::flush_leaves`],
-    /// whose `leave` is still to be delivered.
-    leaving: Vec<Rc<str>>,
+    /// The presence frames (`join`, `leave`) since the last
+    /// [`Chat::flush_presence`], in order, and the sockets opened since.
+    presence: Presence,
     /// Sockets sent a success ack for a message of this turn. The acks are
     /// queued at once, in frame order, but reach the socket only after the
     /// turn's commit; if the commit fails, these sockets are dropped with
@@ -238,6 +170,8 @@ pub struct Chat {
     directory: directory::Directory,
     /// Rooms, members, and the members' open sockets.
     rooms: rooms::Rooms,
+    /// Open event streams, by user and by room.
+    streams: streams::Streams,
     /// The newest event of general (kept apart: general's path is the
     /// hot one and needs no room lookup).
     general_last_id: i64,
@@ -248,7 +182,7 @@ pub struct Chat {
     /// [`conversation::TYPING_INTERVAL`] (live only).
     typing: HashSet<(UserId, i64)>,
     /// Read markers by user and conversation key.
-    reads: HashMap<(UserId, i64), conversation::Marker>,
+    reads: HashMap<(UserId, i64), rooms::Marker>,
     /// When each user was last online, Unix milliseconds.
     last_seen: HashMap<UserId, i64>,
     /// Admins, bans, mutes and kicks (see [`moderation`]).
@@ -289,10 +223,11 @@ impl Chat {
             stored_id: 0,
             last_ts: i64::MIN,
             recent: HashMap::new(),
-            leaving: Vec::new(),
+            presence: Presence::default(),
             unconfirmed: Vec::new(),
             directory: directory::Directory::default(),
             rooms: rooms::Rooms::new(),
+            streams: streams::Streams::default(),
             general_last_id: 0,
             general_count: 0,
             typing: HashSet::new(),
@@ -325,20 +260,17 @@ impl Chat {
     }
 
     /// Registers the upgraded socket `conn` of the session `key` and, when
-    /// it is the user's first, tells every other socket `join`. The caller
+    /// it is the user's first, tells every other socket `join` (at the
+    /// next [`Chat::flush_presence`]). The caller
     /// has authenticated the session and checked the user's socket count
     /// against `--sockets-per-user` in this same loop turn.
-    pub fn ws_open(&mut self, conn: ConnId, key: &SessionKey, now: Millis, out: &mut impl Outbox) {
+    pub fn ws_open(&mut self, conn: ConnId, key: &SessionKey, now: Millis) {
         let Some(session) = self.sessions.get_mut(key) else {
             debug_assert!(false, "ws_open for an unknown session");
             return;
         };
         session.sockets.push(conn);
         let (user, name) = (session.user, session.name.clone());
-        // Before this socket counts as online: a `leave` of this turn is
-        // not news to it, and must reach the others before this `join`
-        // (the same user may be reconnecting).
-        self.flush_leaves(out);
         let sockets = &mut self.sockets;
         let pos = self.online.push(conn, |c, p| {
             if let Some(s) = sockets.get_mut(&c) {
@@ -346,13 +278,19 @@ impl Chat {
             }
         });
         if !self.user_sockets.contains_key(&user) {
-            let json = ServerFrame::Presence {
-                event: "join",
-                username: &name,
-            }
-            .to_json();
-            out.deliver(self.online.iter().filter(|&c| c != conn), &json);
+            self.presence.frames.push(
+                ServerFrame::Presence {
+                    event: "join",
+                    username: &name,
+                }
+                .to_json(),
+            );
         }
+        // Whatever presence came before (its own join, a `leave` of the
+        // same user reconnecting) is not news to this socket.
+        self.presence
+            .opened
+            .push((conn, self.presence.frames.len()));
         let bucket = TokenBucket::full(self.cfg.burst, now);
         self.sockets.insert(
             conn,
@@ -384,7 +322,7 @@ impl Chat {
 
     /// Chat socket `conn` is gone (for any reason): when it was its user's
     /// last, the others get `leave` once, at the next
-    /// [`Chat::flush_leaves`], and the user is last seen now. Calling it
+    /// [`Chat::flush_presence`], and the user is last seen now. Calling it
     /// again, or for a socket logout already removed, does nothing.
     pub fn ws_closed(&mut self, conn: ConnId, now: Millis) {
         if self.end_socket_activity(conn, now) {
@@ -438,36 +376,45 @@ impl Chat {
     }
 
     /// Takes `conn` off every table and remembers its `leave` for the
-    /// next [`Chat::flush_leaves`]. Not delivered at once: when many
+    /// next [`Chat::flush_presence`]. Not delivered at once: when many
     /// sockets close in one turn (a proxy restart drops them all), each
     /// `leave` would go to every socket still listed, including the ones
     /// about to close in the same turn: n²/2 frames, nearly all wasted.
     fn remove_socket(&mut self, conn: ConnId) {
         if let Some(sock) = self.forget_socket(conn) {
-            self.leaving.push(sock.name);
+            self.presence.frames.push(
+                ServerFrame::Presence {
+                    event: "leave",
+                    username: &sock.name,
+                }
+                .to_json(),
+            );
         }
     }
 
-    /// Delivers the `leave` of every socket closed since the last call to
-    /// the sockets open now, as one batch. The server calls it before
-    /// sleeping, after the turn's closes; every other delivery calls it
-    /// first, so no frame overtakes a `leave` that happened before it.
-    pub fn flush_leaves(&mut self, out: &mut impl Outbox) {
-        if self.leaving.is_empty() {
-            return;
-        }
-        let jsons: Vec<Vec<u8>> = self
-            .leaving
-            .drain(..)
-            .map(|name| {
-                ServerFrame::Presence {
-                    event: "leave",
-                    username: &name,
+    /// Delivers the presence frames (`join`, `leave`) since the last call
+    /// to the sockets open now, as one batch: a socket open before them all
+    /// gets them in one shared chunk, a socket opened since gets only those
+    /// after its own open. The server calls it before sleeping, after the
+    /// turn's closes; every other delivery calls it first, so no frame
+    /// overtakes a `join` or `leave` that happened before it. One batch a
+    /// turn is what makes a join storm or a mass disconnect cheap: each
+    /// socket takes one chunk per turn, not one per user coming or going,
+    /// and the frames of sockets closed in the same turn go to nobody.
+    pub fn flush_presence(&mut self, out: &mut impl Outbox) {
+        let Presence { frames, opened } = &mut self.presence;
+        if !frames.is_empty() {
+            opened.sort_unstable();
+            let fresh = |c: &ConnId| opened.binary_search_by_key(c, |&(o, _)| o).is_ok();
+            out.deliver_batch(self.online.iter().filter(|c| !fresh(c)), frames);
+            for &(conn, seen) in opened.iter() {
+                if seen < frames.len() && self.sockets.contains_key(&conn) {
+                    out.deliver_batch(std::iter::once(conn), &frames[seen..]);
                 }
-                .to_json()
-            })
-            .collect();
-        out.deliver_batch(self.online.iter(), &jsons);
+            }
+        }
+        frames.clear();
+        opened.clear();
     }
 
     fn ack_error(&mut self, conn: ConnId, err: AckError, out: &mut impl Outbox) {
@@ -584,7 +531,7 @@ impl Chat {
             for key in keys {
                 assert_eq!(self.sessions.get(key).map(|s| s.user), Some(*user));
             }
-            let idle = keys.iter().filter(|k| self.sessions[*k].sockets.is_empty());
+            let idle = keys.iter().filter(|k| !self.sessions[*k].in_use());
             assert!(
                 idle.count() <= self.cfg.sessions_per_user,
                 "idle sessions of {user:?} over the cap"
@@ -592,6 +539,7 @@ impl Chat {
         }
         self.check_rooms();
         self.check_moderation();
+        self.check_streams();
         self.wheel.check();
     }
 }

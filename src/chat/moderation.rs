@@ -9,7 +9,7 @@
 //! what happens on the wire, sans-IO like the rest of the chat.
 
 use super::conversation::Change;
-use super::messages::Dest;
+use super::rooms::Dest;
 use super::rooms::{GENERAL, Role, RoomError, RoomId};
 use super::{Chat, Outbox, SessionKey};
 use crate::event::{EventKind, MessageInfo, NewEvent, StoredEvent};
@@ -494,7 +494,7 @@ impl Chat {
 
     /// A kick or mute event to the room's online members (all of general).
     fn announce_action(&mut self, a: &RoomAction, out: &mut impl Outbox) {
-        self.flush_leaves(out);
+        self.flush_presence(out);
         let by = self.user_name(a.by).unwrap_or_default();
         let json = ServerFrame::Moderation(&ModEvent {
             event: if a.kind == EventKind::Kick {
@@ -513,10 +513,11 @@ impl Chat {
         .to_json();
         if a.room == GENERAL {
             self.general_last_id = a.id;
-            out.deliver_event(self.online.iter(), &json);
+            out.deliver_event(self.online.iter().chain(self.streams.all()), &json);
         } else if let Some(room) = self.rooms.rooms.get_mut(&a.room) {
             room.last_id = a.id;
-            out.deliver_event(room.online.iter().copied(), &json);
+            let streams = self.streams.of_room(a.room);
+            out.deliver_event(room.online.iter().copied().chain(streams), &json);
         }
     }
 
@@ -652,8 +653,9 @@ mod tests {
             let (user, name) = (UserId(user), format!("u{}", user));
             chat.add_user(user, &name);
             chat.login(SessionKey::of(token), user, &name, Millis(0));
-            chat.ws_open(ConnId(conn), &SessionKey::of(token), Millis(0), &mut out);
+            chat.ws_open(ConnId(conn), &SessionKey::of(token), Millis(0));
         }
+        chat.flush_presence(&mut out);
         out.sent.clear();
         chat.check();
         (chat, out)
@@ -667,7 +669,7 @@ mod tests {
             out.closed,
             [(ConnId(2), 1008, "banned"), (ConnId(3), 1008, "banned")]
         );
-        chat.flush_leaves(&mut out);
+        chat.flush_presence(&mut out);
         let leave = r#"{"event":"leave","username":"u2"}"#.to_string();
         assert_eq!(out.sent, [(ConnId(1), leave)]);
         assert_eq!(chat.session_count(), 1);

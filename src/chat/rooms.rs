@@ -5,12 +5,30 @@
 //! sockets are the chat's global online list, and its frames carry no
 //! `room` field.
 
-use super::{Chat, ConnId, Outbox};
+use super::Chat;
+use super::outbox::Outbox;
 use crate::event::{EventKind, NewEvent};
-use crate::ids::{Millis, UserId};
+use crate::ids::{ConnId, Millis, UserId};
 use crate::protocol::{MemberEvent, ServerFrame};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
+
+/// A read marker in memory (a room's, general's or a direct
+/// conversation's; see `conversation.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Marker {
+    /// The newest event read.
+    pub(super) id: i64,
+    /// The conversation's message count at the marker.
+    pub(super) ordinal: u64,
+}
+
+/// Where an admitted message (or typing notice, or read marker) goes.
+pub(super) enum Dest {
+    General,
+    Room(RoomId),
+    Direct(UserId),
+}
 
 /// A room's id: its row id in the store. General is [`GENERAL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -281,6 +299,7 @@ impl Chat {
         for (user, conn) in open {
             self.rooms_socket_open(user, conn);
         }
+        self.reindex_streams();
     }
 
     /// Start-up: a stored room (general exists from the start).
@@ -431,6 +450,7 @@ impl Chat {
         for conn in self.user_sockets.get(&user).into_iter().flatten() {
             room.online.remove(conn);
         }
+        self.streams_leave_room(user, id);
         if let Some(set) = self.rooms.of_user.get_mut(&user) {
             set.remove(&id);
             if set.is_empty() {
@@ -455,11 +475,12 @@ impl Chat {
         self.rooms.of_user.entry(user).or_default().insert(id);
         // A newcomer has read nothing, but nothing from before they came is
         // news to them either: their read marker starts at their join.
-        let marker = super::conversation::Marker {
+        let marker = Marker {
             id: eid,
             ordinal: room.count,
         };
         self.reads.insert((user, id.0), marker);
+        self.streams_join_room(user, id);
         self.announce_member("room_join", id, user, (eid, ts), out);
         Membership {
             room: id,
@@ -479,7 +500,7 @@ impl Chat {
         (eid, ts): (i64, i64),
         out: &mut impl Outbox,
     ) {
-        self.flush_leaves(out);
+        self.flush_presence(out);
         let room = &self.rooms.rooms[&id];
         let username = self.directory.name(user).map_or("", |n| n);
         let json = ServerFrame::Member(&MemberEvent {
@@ -491,7 +512,8 @@ impl Chat {
         })
         .to_json();
         // Stored in the turn's batch: taken back if its commit fails.
-        out.deliver_event(room.online.iter().copied(), &json);
+        let streams = self.streams.of_room(id);
+        out.deliver_event(room.online.iter().copied().chain(streams), &json);
     }
 
     /// The rooms `user` sees: general, the public ones and their private

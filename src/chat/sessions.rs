@@ -1,10 +1,70 @@
 //! Sessions: login, authentication with a sliding TTL, logout, expiry by
 //! timer, and the journal of changes the server writes to the database.
 
-use super::{AuthError, Authed, Chat, Due, Outbox, Session};
-use crate::ids::{Millis, UserId};
+use super::Chat;
+use super::outbox::Outbox;
+use crate::ids::{ConnId, Millis, UserId};
 use crate::secret::{hex, sha256};
 use std::collections::HashSet;
+use std::rc::Rc;
+
+/// Why a request was not authenticated; each says what the peer sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `session` cookie or an empty one: 422 `missing_session`.
+    Missing,
+    /// Unknown, logged-out or expired session: 401 `invalid_session`, and
+    /// the cookie is cleared.
+    Invalid,
+}
+
+/// Who an authenticated request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authed {
+    /// The session.
+    pub key: SessionKey,
+    /// The user.
+    pub user: UserId,
+    /// The name as registered.
+    pub name: Rc<str>,
+}
+
+/// A live session.
+#[derive(Debug)]
+pub(super) struct Session {
+    pub(super) user: UserId,
+    pub(super) name: Rc<str>,
+    pub(super) last_active: Millis,
+    /// When it was last used, as a count of uses across all sessions:
+    /// orders uses within one millisecond for the per-user cap.
+    pub(super) used: u64,
+    /// Its open chat sockets (several with `--sockets-per-user`: browser
+    /// tabs share the cookie).
+    pub(super) sockets: Vec<ConnId>,
+    /// Its open event streams.
+    pub(super) streams: Vec<ConnId>,
+}
+
+impl Session {
+    /// Whether a socket or a stream uses it right now (then it does not
+    /// expire, and it is not the least recently used).
+    pub(super) fn in_use(&self) -> bool {
+        !self.sockets.is_empty() || !self.streams.is_empty()
+    }
+}
+
+/// What a chat timer is for.
+#[derive(Debug)]
+pub(super) enum Due {
+    Session(SessionKey),
+    /// A `client_id` and the message id it was remembered with: a newer
+    /// entry for the same `client_id` (after a failed commit took back the
+    /// first) is not forgotten by the older entry's timer.
+    Dedupe(UserId, Box<str>, i64),
+    /// A user's typing notice in a conversation (see
+    /// `conv_key` in `conversation.rs`) may be relayed again.
+    Typing(UserId, i64),
+}
 
 /// A session as the server keeps it: the SHA-256 of its token. The token
 /// itself lives only in the client's cookie, so neither memory dumps nor
@@ -74,6 +134,7 @@ impl Chat {
             last_active,
             used: self.uses.next().unwrap_or(u64::MAX),
             sockets: Vec::new(),
+            streams: Vec::new(),
         };
         self.make_room(user);
         let deadline = last_active + self.cfg.session_ttl;
@@ -103,7 +164,7 @@ impl Chat {
             let idle: Vec<(&SessionKey, (Millis, u64))> = keys
                 .iter()
                 .filter_map(|k| Some((k, self.sessions.get(k)?)))
-                .filter(|(_, s)| s.sockets.is_empty())
+                .filter(|(_, s)| !s.in_use())
                 .map(|(k, s)| (k, (s.last_active, s.used)))
                 .collect();
             if idle.len() < cap {
@@ -126,7 +187,7 @@ impl Chat {
         let session = self.sessions.get_mut(&key).ok_or(AuthError::Invalid)?;
         // The expiry timer may not have fired yet within this loop turn;
         // an idle session is over the moment its TTL has passed.
-        if session.sockets.is_empty() && now >= session.last_active + ttl {
+        if !session.in_use() && now >= session.last_active + ttl {
             self.end_session(&key);
             return Err(AuthError::Invalid);
         }
@@ -151,6 +212,10 @@ impl Chat {
         for conn in session.sockets {
             out.close(conn, 1000, "logged out");
             self.remove_socket(conn);
+        }
+        for conn in session.streams {
+            out.close(conn, 1000, "logged out");
+            self.forget_stream(conn);
         }
     }
 
@@ -180,7 +245,7 @@ impl Chat {
     pub fn forget_unstored_sessions(&mut self, keys: impl Iterator<Item = SessionKey>) {
         for key in keys {
             debug_assert!(
-                self.sessions.get(&key).is_none_or(|s| s.sockets.is_empty()),
+                self.sessions.get(&key).is_none_or(|s| !s.in_use()),
                 "a socket on an unstored session"
             );
             self.unlist_session(&key);
@@ -206,8 +271,9 @@ impl Chat {
     pub(super) fn session_due(&mut self, key: &SessionKey, now: Millis) -> Option<Millis> {
         let ttl = self.cfg.session_ttl;
         let session = self.sessions.get(key)?;
-        if !session.sockets.is_empty() {
-            // An open socket keeps its session alive; look again a TTL later.
+        if session.in_use() {
+            // An open socket or stream keeps its session alive; look again
+            // a TTL later.
             return Some(now + ttl);
         }
         let end = session.last_active + ttl;

@@ -64,7 +64,8 @@ fn ws_open(n: u64) -> (Chat, Rec) {
     let mut chat = logged_in(n);
     let mut out = Rec::default();
     for i in 1..=n {
-        chat.ws_open(ConnId(i), &SessionKey::of(&token(i)), Millis(0), &mut out);
+        chat.ws_open(ConnId(i), &SessionKey::of(&token(i)), Millis(0));
+        chat.flush_presence(&mut out);
         chat.check();
     }
     out.take();
@@ -75,17 +76,65 @@ fn ws_open(n: u64) -> (Chat, Rec) {
 fn join_goes_to_the_others_only() {
     let mut chat = logged_in(3);
     let mut out = Rec::default();
-    chat.ws_open(ConnId(1), &SessionKey::of(&token(1)), Millis(0), &mut out);
+    chat.ws_open(ConnId(1), &SessionKey::of(&token(1)), Millis(0));
+    chat.flush_presence(&mut out);
     assert_eq!(out.take(), []);
-    chat.ws_open(ConnId(2), &SessionKey::of(&token(2)), Millis(0), &mut out);
+    chat.ws_open(ConnId(2), &SessionKey::of(&token(2)), Millis(0));
+    assert_eq!(out.take(), [], "presence waits for the end of the turn");
+    chat.flush_presence(&mut out);
     assert_eq!(
         out.take(),
         [(1, r#"{"event":"join","username":"u2"}"#.to_string())]
     );
-    chat.ws_open(ConnId(3), &SessionKey::of(&token(3)), Millis(0), &mut out);
+    chat.ws_open(ConnId(3), &SessionKey::of(&token(3)), Millis(0));
+    chat.flush_presence(&mut out);
     let to: Vec<u64> = out.take().iter().map(|s| s.0).collect();
     assert_eq!(to, [1, 2]);
     assert_eq!(chat.online_names().collect::<Vec<_>>(), ["u1", "u2", "u3"]);
+}
+
+/// Several opens in one turn go out as one batch: a socket open before
+/// them gets every `join`, a socket opened in the turn only the ones after
+/// its own, in order; a socket opened and closed in the same turn is
+/// announced and left, to the others only.
+#[test]
+fn the_joins_of_one_turn_go_out_together() {
+    let mut chat = logged_in(5);
+    let mut out = Rec::default();
+    let open = |chat: &mut Chat, i: u64| {
+        chat.ws_open(ConnId(i), &SessionKey::of(&token(i)), Millis(0));
+    };
+    open(&mut chat, 1);
+    chat.flush_presence(&mut out);
+    for i in 2..=5 {
+        open(&mut chat, i);
+    }
+    chat.ws_closed(ConnId(4), Millis(0));
+    chat.check();
+    assert_eq!(out.take(), []);
+    chat.flush_presence(&mut out);
+    let frame = |e: &str, u: u64| format!(r#"{{"event":"{e}","username":"u{u}"}}"#);
+    let got = out.take();
+    let to = |c: u64| -> Vec<String> {
+        got.iter()
+            .filter(|d| d.0 == c)
+            .map(|d| d.1.clone())
+            .collect()
+    };
+    let all = [
+        frame("join", 2),
+        frame("join", 3),
+        frame("join", 4),
+        frame("join", 5),
+        frame("leave", 4),
+    ];
+    assert_eq!(to(1), all);
+    assert_eq!(to(2), all[1..]);
+    assert_eq!(to(3), all[2..]);
+    assert_eq!(to(4), [] as [String; 0], "closed in the turn");
+    assert_eq!(to(5), all[4..]);
+    chat.flush_presence(&mut out);
+    assert_eq!(out.take(), [], "delivered once");
 }
 
 #[test]
@@ -205,11 +254,11 @@ fn rate_limit_acks_and_recovers() {
 fn leave_once_whatever_ends_the_socket() {
     let (mut chat, mut out) = ws_open(3);
     chat.ws_closed(ConnId(2), Millis(5));
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     let leave = r#"{"event":"leave","username":"u2"}"#.to_string();
     assert_eq!(out.take(), [(1, leave.clone()), (3, leave)]);
     chat.ws_closed(ConnId(2), Millis(6));
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     assert_eq!(out.take(), []);
     chat.check();
     assert_eq!(chat.online_names().collect::<Vec<_>>(), ["u1", "u3"]);
@@ -227,7 +276,7 @@ fn mass_disconnect_leaves_only_reach_the_survivors() {
     }
     chat.check();
     assert_eq!(out.take(), [], "nothing before the turn ends");
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     let sent = out.take();
     assert!(sent.iter().all(|&(to, _)| to > 90), "only survivors hear");
     assert_eq!(sent.len(), 10 * 90, "each survivor hears each leave once");
@@ -240,7 +289,7 @@ fn mass_disconnect_leaves_only_reach_the_survivors() {
         .map(|c| format!(r#"{{"event":"leave","username":"u{c}"}}"#))
         .collect();
     assert_eq!(to_91, want, "in the order they closed");
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     assert_eq!(out.take(), [], "delivered once");
 }
 
@@ -251,7 +300,8 @@ fn mass_disconnect_leaves_only_reach_the_survivors() {
 fn a_pending_leave_goes_out_before_later_frames() {
     let (mut chat, mut out) = ws_open(3);
     chat.ws_closed(ConnId(1), Millis(5));
-    chat.ws_open(ConnId(4), &SessionKey::of(&token(1)), Millis(5), &mut out);
+    chat.ws_open(ConnId(4), &SessionKey::of(&token(1)), Millis(5));
+    chat.flush_presence(&mut out);
     let leave = r#"{"event":"leave","username":"u1"}"#.to_string();
     let join = r#"{"event":"join","username":"u1"}"#.to_string();
     assert_eq!(
@@ -285,7 +335,7 @@ fn going_away_at_shutdown_tells_nobody() {
     assert!(!chat.is_online(me.user));
     // Whatever else ends the socket afterwards sends nothing either.
     chat.ws_closed(ConnId(1), Millis(6));
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     assert_eq!(out.take(), []);
 }
 
@@ -294,13 +344,13 @@ fn logout_closes_the_socket_and_sends_leave_once() {
     let (mut chat, mut out) = ws_open(2);
     chat.logout(&token(1), &mut out);
     assert_eq!(out.closed, [(1, 1000, "logged out")]);
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     assert_eq!(
         out.take(),
         [(2, r#"{"event":"leave","username":"u1"}"#.into())]
     );
     chat.ws_closed(ConnId(1), Millis(1));
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     assert_eq!(out.take(), []);
     assert_eq!(
         chat.authenticate(Some(&token(1)), Millis(1)),
@@ -547,7 +597,7 @@ fn a_room_message_reaches_the_online_members_only() {
     // the room's online set.
     chat.ws_closed(ConnId(3), Millis(2));
     chat.check();
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     out.take();
     chat.ws_text(
         ConnId(1),
@@ -654,7 +704,7 @@ fn membership_events_go_to_the_room_and_the_joiner() {
 
 #[test]
 fn replay_shows_each_user_their_conversations_only() {
-    use crate::store::{EventKind, StoredEvent};
+    use crate::event::{EventKind, StoredEvent};
     let (mut chat, mut out) = with_room(3, &[2]);
     chat.create_room(UserId(1), "priv", true, Millis(0), &mut out)
         .unwrap();
@@ -792,7 +842,7 @@ fn session_cap_never_ends_a_session_with_an_open_socket() {
     let mut chat = Chat::new(cfg(), Millis(0), 0);
     let mut out = Rec::default();
     login_as_1(&mut chat, 1, 0);
-    chat.ws_open(ConnId(1), &SessionKey::of(&token(1)), Millis(0), &mut out);
+    chat.ws_open(ConnId(1), &SessionKey::of(&token(1)), Millis(0));
     for n in 2..=10 {
         login_as_1(&mut chat, n, n);
     }
@@ -807,7 +857,7 @@ fn session_cap_never_ends_a_session_with_an_open_socket() {
     // Once the socket closes, its session is idle like any other and the
     // next login ends the least recently used.
     chat.ws_closed(ConnId(1), Millis(30));
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     login_as_1(&mut chat, 11, 31);
     assert_eq!(chat.session_count(), 3);
     assert!(!live(&mut chat, 8, 40));

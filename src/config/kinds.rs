@@ -1,7 +1,7 @@
 //! The kinds of setting values: how each is parsed from text and shown in
 //! `--help`. Every value error is one line naming what was expected.
 
-use super::{ConfigError, IpNet, Kind, LogLevel, quote};
+use super::values::{ConfigError, IpNet, Kind, LogLevel, quote};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;

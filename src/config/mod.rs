@@ -5,115 +5,16 @@
 //! over its variable. Parsing is pure: it takes the argument list and an
 //! environment lookup, so it is unit-testable without touching the process.
 
-use std::fmt;
 mod kinds;
+mod values;
 
 pub use kinds::normalize_origin;
 use kinds::*;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
-
-/// A trusted proxy: one address, or a CIDR block such as `10.0.0.0/8`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    /// The network address.
-    pub addr: IpAddr,
-    /// Prefix length in bits (32 or 128 for a single address).
-    pub prefix: u8,
-}
-
-impl IpNet {
-    /// Whether `ip` lies inside this block. IPv4-mapped IPv6 addresses
-    /// (`::ffff:127.0.0.1`) are compared as IPv4.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`; the
-        // operator wrote `127.0.0.1`, so compare in the IPv4 family.
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for IpNet {
-    type Err = ConfigError;
-
-    /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or `ipv6/n`. Host bits
-    /// below the prefix are cleared, and an IPv4-mapped IPv6 block of /96 or
-    /// longer becomes the IPv4 block it means, so `contains` and equality
-    /// see one spelling per network.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why: &str| ConfigError(why.to_string());
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| bad("not an IP address or CIDR block"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|&p| p <= max)
-                .ok_or_else(|| bad(&format!("prefix length must be 0..={max}")))?,
-            Some(_) => return Err(bad("prefix length is not a number")),
-        };
-        Ok(IpNet { addr, prefix }.normalized())
-    }
-}
-
-impl IpNet {
-    /// The same block with host bits cleared and mapped IPv6 made IPv4.
-    fn normalized(self) -> IpNet {
-        let (addr, prefix) = match self.addr {
-            IpAddr::V6(v6) if self.prefix >= 96 => match v6.to_ipv4_mapped() {
-                Some(v4) => (IpAddr::V4(v4), self.prefix - 96),
-                None => (self.addr, self.prefix),
-            },
-            _ => (self.addr, self.prefix),
-        };
-        let addr = match addr {
-            IpAddr::V4(a) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-                IpAddr::V4((u32::from(a) & mask).into())
-            }
-            IpAddr::V6(a) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-                IpAddr::V6((u128::from(a) & mask).into())
-            }
-        };
-        IpNet { addr, prefix }
-    }
-}
-
-impl fmt::Display for IpNet {
-    /// A single address prints bare (`::1`), a block as `10.0.0.0/8`; the
-    /// output parses back to the same value.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let full = if self.addr.is_ipv4() { 32 } else { 128 };
-        if self.prefix == full {
-            write!(f, "{}", self.addr)
-        } else {
-            write!(f, "{}/{}", self.addr, self.prefix)
-        }
-    }
-}
+pub use values::{ConfigError, IpNet, LogLevel};
+use values::{Kind, quote};
 
 /// Who may register (`--registration`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,54 +38,6 @@ impl Registration {
     }
 }
 
-/// The log levels, in increasing verbosity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    /// Only errors.
-    Error,
-    /// Errors and warnings.
-    Warn,
-    /// Plus start-up, shutdown, access lines and WebSocket open/close.
-    Info,
-    /// Plus per-connection detail.
-    Debug,
-}
-
-impl LogLevel {
-    /// The lower-case name used on the command line (`info`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-        }
-    }
-}
-
-impl fmt::Display for LogLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for LogLevel {
-    type Err = ConfigError;
-
-    /// Parses `error`, `warn`, `info` or `debug`, in any letter case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            LogLevel::Error,
-            LogLevel::Warn,
-            LogLevel::Info,
-            LogLevel::Debug,
-        ]
-        .into_iter()
-        .find(|l| l.as_str().eq_ignore_ascii_case(s))
-        .ok_or_else(|| ConfigError("not one of error, warn, info, debug".to_string()))
-    }
-}
-
 /// What the command line asked for.
 #[derive(Debug)]
 pub enum Command {
@@ -195,20 +48,6 @@ pub enum Command {
     /// Print this version line (`--version`) and exit 0.
     Version(String),
 }
-
-/// A setting that could not be understood. Its `Display` is the one-line
-/// message printed before exiting with code 2. From the `FromStr` impls of
-/// this module it holds the reason alone; `Config::parse` adds the flag.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Parses the arguments (without the program name) over the environment
@@ -287,26 +126,6 @@ struct Setting {
     range: fn() -> Option<String>,
 }
 
-/// How one kind of value is parsed and printed. The kinds are type-level
-/// markers, so a table row picks its syntax by naming a type.
-trait Kind {
-    /// The field type this kind fills.
-    type T;
-    /// What the value looks like in `--help`.
-    const METAVAR: &'static str;
-    /// Whether the bare flag means "on".
-    const SWITCH: bool = false;
-    /// Parses a value; the error is the reason, without the flag.
-    fn parse(value: &str) -> Result<Self::T, String>;
-    /// Prints a value so that `parse` gives it back.
-    fn show(value: &Self::T) -> String;
-    /// The values allowed, for `--help` (`1 to 1024`); `None` when the
-    /// syntax alone decides.
-    fn range() -> Option<String> {
-        None
-    }
-}
-
 /// Declares every setting once: its doc and field (with the field's type)
 /// in `Config`, its flag, kind (syntax and range), default and `--help`
 /// line. One row each: `/// doc`, `"flag" field: Type as Kind = default,
@@ -376,6 +195,11 @@ settings! {
     /// 409 `already_connected`. Default 1, the Part 1 rule.
     "sockets-per-user" sockets_per_user: usize as Within<Count<usize>, 1, 64> = 1,
         "Open chat WebSockets per user (devices, tabs); past it /ws is 409";
+    /// Open event streams (`GET /api/events`) one user may hold; past it
+    /// the request is 409 `too_many_streams`. Streams do not count toward
+    /// `sockets_per_user`. Default 4.
+    "streams-per-user" streams_per_user: usize as Within<Count<usize>, 1, 64> = 4,
+        "Open event streams (/api/events) per user; past it 409";
     /// Longest chat message in Unicode scalar values. Default 300.
     "max-message-chars" max_message_chars: usize as Within<Count<usize>, 1, 10_000> = 300,
         "Longest chat message, in Unicode scalar values";
@@ -444,9 +268,10 @@ settings! {
     "login-window" login_window: Duration as Within<Dur, SEC, { 7 * DAY }> =
         Duration::from_secs(600),
         "Window of the failed-login limit";
-    /// Ping a WebSocket that has sent nothing for this long. Default 30 s.
+    /// Ping a WebSocket that has sent nothing for this long, and send
+    /// every event stream a `: ping` comment this often. Default 30 s.
     "ping-interval" ping_interval: Duration as Within<Dur, 100, HOUR> = Duration::from_secs(30),
-        "Ping a WebSocket that has sent nothing this long";
+        "Ping a WebSocket that has sent nothing this long; ping event streams this often";
     /// Close a pinged WebSocket when nothing arrives within this. Default 30 s.
     "ping-timeout" ping_timeout: Duration as Within<Dur, 100, HOUR> = Duration::from_secs(30),
         "Close a pinged WebSocket when nothing arrives within this";
@@ -548,21 +373,6 @@ fn env_var(name: &str) -> String {
 /// The one-line message for a value that did not parse.
 fn bad_value(source: &str, why: &str, value: &str) -> ConfigError {
     ConfigError(format!("{source}: {why} (got '{}')", quote(value)))
-}
-
-/// Makes an untrusted value safe inside a one-line message: control
-/// characters and quotes escaped, and long values cut short.
-fn quote(value: &str) -> String {
-    const MAX_CHARS: usize = 80;
-    let mut out: String = value
-        .chars()
-        .take(MAX_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
-    if value.chars().nth(MAX_CHARS).is_some() {
-        out.push_str("...");
-    }
-    out
 }
 
 fn version_line() -> String {
@@ -1114,7 +924,7 @@ mod tests {
             }) else {
                 panic!("{flag} gave no help");
             };
-            assert_eq!(SETTINGS.len(), 37);
+            assert_eq!(SETTINGS.len(), 38);
             let rows = text.lines().filter(|l| l.starts_with("  --")).count();
             assert_eq!(rows, SETTINGS.len());
             for s in SETTINGS {

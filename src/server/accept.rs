@@ -2,7 +2,8 @@
 //! a plain close), TCP_NODELAY, and backing off when file descriptors run
 //! out instead of spinning on a listener that stays readable.
 
-use super::{ACCEPT_BACKOFF, BUSY_RESERVE, FD_RESERVE, LISTENER, Server, Timer};
+use super::Server;
+use super::core::Timer;
 use crate::config::LogLevel;
 use crate::ids::Millis;
 use crate::log::Logger;
@@ -11,6 +12,21 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
 use std::net::SocketAddr;
+
+/// The listener's token.
+pub(super) const LISTENER: Token = Token(usize::MAX);
+
+/// Connections beyond the limit that are still accepted just to be told
+/// 503 `server_busy`; past these, new connections are closed at once.
+const BUSY_RESERVE: usize = 64;
+
+/// File descriptors kept for the listener, the database, the poll and
+/// signal pipes, and logs, below the open-file limit.
+const FD_RESERVE: usize = 32;
+
+/// After `accept` fails for lack of file descriptors, try again this much
+/// later (not at once: the listener would spin).
+const ACCEPT_BACKOFF: Millis = Millis(100);
 
 impl Server {
     pub(super) fn accept(&mut self, now: Millis) {

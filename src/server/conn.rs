@@ -3,9 +3,9 @@
 //! stream, so the fuzzer drives the same code over memory.
 
 use super::core::{ConnKind, Env, READ_BUDGET};
-use super::link::{self, Link};
-pub use super::link::{AfterFlush, Step, Transport};
+use super::link::{self, AfterFlush, Link, Step, Transport};
 use super::outlet::Accepts;
+use super::sse::{self, Framing, StreamState};
 use super::ws::{self, WsState};
 use crate::api::{self, Ctx, Routed};
 use crate::chat::Authed;
@@ -73,6 +73,8 @@ pub(super) enum Phase {
     Http(HttpState),
     /// An upgraded WebSocket.
     Ws(Box<WsState>),
+    /// An event stream: the response to `GET /api/events`, still going.
+    Stream(Box<StreamState>),
     /// Our FIN is sent; input is read and dropped until the peer's EOF, so
     /// that closing with unread input never resets the connection (which
     /// could destroy the last response before the peer read it).
@@ -143,6 +145,14 @@ impl<S: Transport> Conn<S> {
     /// and the open-connection gauges follow it. (Lingering keeps both:
     /// nothing is queued any more, and the gauge is the kind it was.)
     fn set_phase(&mut self, phase: Phase, env: &mut Env<'_>) {
+        if let Phase::Stream(stream) = &phase {
+            if let Some(out) = env.fan.outlet(self.id) {
+                out.accepts = stream.accepts();
+            }
+            env.metrics.open_http -= 1;
+            env.metrics.open_streams += 1;
+            self.kind = ConnKind::Stream;
+        }
         if let Phase::Ws(ws) = &phase {
             if let Some(out) = env.fan.outlet(self.id) {
                 out.accepts = Accepts::Frames;
@@ -181,17 +191,48 @@ impl<S: Transport> Conn<S> {
         ws.opened(&mut link, chat, since, env);
     }
 
-    /// Starts a WebSocket's closing handshake (a close request, shutdown).
+    /// Starts a WebSocket's closing handshake, or ends a stream's body (a
+    /// close request, shutdown).
     pub(super) fn start_close(&mut self, code: u16, reason: &'static str, env: &mut Env<'_>) {
-        if let (Phase::Ws(ws), mut link) = self.split() {
-            ws.start_close(&mut link, code, reason, env);
+        match self.split() {
+            (Phase::Ws(ws), mut link) => ws.start_close(&mut link, code, reason, env),
+            (Phase::Stream(stream), mut link) => {
+                let cause = if code == 1001 {
+                    CloseCause::Shutdown
+                } else {
+                    CloseCause::Done
+                };
+                stream.end(&mut link, reason, cause, env);
+            }
+            _ => {}
         }
+    }
+
+    /// Answers `GET /api/events` with the head of an event stream and
+    /// switches to the stream phase.
+    fn start_stream(
+        &mut self,
+        authed: Authed,
+        since: Option<i64>,
+        framing: Framing,
+        env: &mut Env<'_>,
+    ) {
+        let out = env.fan.outlet(self.id).expect("the connection is live");
+        out.push_copy(sse::head(framing));
+        let state = StreamState::new(authed.name.clone(), framing);
+        self.set_phase(Phase::Stream(Box::new(state)), env);
+        let (Phase::Stream(stream), mut link) = self.split() else {
+            unreachable!("just switched")
+        };
+        stream.opened(&mut link, authed, since, env);
     }
 
     /// A WebSocket's chat life is over (if it was one, and not yet).
     pub(super) fn ws_closed(&mut self, env: &mut Env<'_>) {
-        if let Phase::Ws(ws) = &mut self.phase {
-            ws.closed(self.id, env);
+        match &mut self.phase {
+            Phase::Ws(ws) => ws.closed(self.id, env),
+            Phase::Stream(stream) => stream.closed(self.id, env),
+            _ => {}
         }
     }
 
@@ -207,6 +248,7 @@ impl<S: Transport> Conn<S> {
         match self.split() {
             (Phase::Http(_), _) => self.http_readable(env),
             (Phase::Ws(ws), mut link) => ws.readable(&mut link, env),
+            (Phase::Stream(stream), mut link) => stream.readable(&mut link, env),
             (Phase::Linger, _) => self.linger_readable(env),
         }
     }
@@ -219,6 +261,7 @@ impl<S: Transport> Conn<S> {
             // close without a response.
             (Phase::Http(_) | Phase::Linger, _) => Step::Close(CloseCause::Timeout),
             (Phase::Ws(ws), mut link) => ws.on_timer(&mut link, env),
+            (Phase::Stream(stream), mut link) => stream.on_timer(&mut link, env),
         }
     }
 
@@ -357,9 +400,10 @@ impl<S: Transport> Conn<S> {
                 Ok(Parsed::Complete(req, used)) => {
                     http.buf.drain(..used);
                     self.respond(req, env);
-                    if let Phase::Ws(_) = self.phase {
-                        // Bytes after the upgrade belong to the WebSocket;
-                        // serve them next turn.
+                    if !matches!(self.phase, Phase::Http(_)) {
+                        // Bytes after the upgrade belong to the WebSocket
+                        // (a stream's end may be among them): serve them
+                        // next turn.
                         return Step::MoreReady;
                     }
                 }
@@ -487,6 +531,15 @@ impl<S: Transport> Conn<S> {
                 self.send_held(&resp, req.version, head, keep, env);
                 self.log_access(&client, &request_line(&req), resp.status, env);
                 self.after_request(keep, env);
+            }
+            Routed::Stream { chat, since } => {
+                env.metrics.response(200);
+                self.log_access(&client, &request_line(&req), 200, env);
+                let framing = match req.version {
+                    http::Version::Http10 => Framing::Plain,
+                    _ => Framing::Chunked,
+                };
+                self.start_stream(chat, since, framing, env);
             }
             Routed::Upgrade {
                 accept,

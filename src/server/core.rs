@@ -41,6 +41,8 @@ pub enum ConnKind {
     Chat,
     /// An `/echo` WebSocket.
     Echo,
+    /// An event stream (`/api/events`).
+    Stream,
 }
 
 /// Everything a connection's handlers may use during one event.

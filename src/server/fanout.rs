@@ -2,6 +2,7 @@
 //! once and every recipient's queue takes a reference to the same bytes.
 
 use super::outlet::{Accepts, OP_TEXT, Outlet, ws_frame, ws_frame_into};
+use super::sse::SharedEvent;
 use crate::chat::Outbox;
 use crate::ids::ConnId;
 use std::rc::Rc;
@@ -53,10 +54,22 @@ impl Outbox for Fanout<'_> {
         self.push_all(to, &ws_frame(OP_TEXT, json).into());
     }
 
+    /// An event goes to sockets and streams alike: the sockets share one
+    /// frame, the streams one SSE form, built only if a stream is among
+    /// the recipients.
     fn deliver_event(&mut self, to: impl Iterator<Item = ConnId>, json: &[u8]) {
         let frame: Rc<[u8]> = ws_frame(OP_TEXT, json).into();
-        self.push_all(to, &frame);
+        let mut sse = SharedEvent::new(json);
+        for id in to {
+            if let Some(outlet) = self.outlet(id) {
+                match outlet.accepts {
+                    Accepts::Events(framing) => outlet.push_event(sse.get(framing)),
+                    _ => outlet.push_frame(&frame),
+                }
+            }
+        }
         self.events.push(frame);
+        self.events.extend(sse.built());
     }
 
     /// The batch is framed once into one buffer, and each recipient's
@@ -84,9 +97,10 @@ impl Outbox for Fanout<'_> {
 
     fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
         if let Some(outlet) = self.outlet(conn)
-            && outlet.accepts == Accepts::Frames
+            && matches!(outlet.accepts, Accepts::Frames | Accepts::Events(_))
         {
-            // No data frame may follow the close frame the loop writes.
+            // No data frame (or event) may follow the close frame (or the
+            // end of the body) the loop writes.
             outlet.accepts = Accepts::Closing;
             outlet.close_request = Some((code, reason));
         }
@@ -153,15 +167,16 @@ mod tests {
                 &format!("u{slot}"),
                 Millis(0),
             );
-            chat.ws_open(ConnId::new(slot, 0), &key, Millis(0), &mut fan);
+            chat.ws_open(ConnId::new(slot, 0), &key, Millis(0));
         }
+        chat.flush_presence(&mut fan);
         for o in fan.outlets.iter_mut() {
             o.clear();
         }
         for slot in 0..90 {
             chat.ws_closed(ConnId::new(slot, 0), Millis(1));
         }
-        chat.flush_leaves(&mut fan);
+        chat.flush_presence(&mut fan);
         let leave = |c: usize| {
             ws_frame(
                 OP_TEXT,

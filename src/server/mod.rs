@@ -14,6 +14,7 @@ pub mod fanout;
 pub mod link;
 pub mod outlet;
 mod persist;
+pub mod sse;
 pub mod turn;
 pub mod ws;
 
@@ -23,6 +24,7 @@ use crate::ids::{ConnId, Millis};
 use crate::log::Logger;
 use crate::store::Store;
 use crate::wheel::Wheel;
+use accept::LISTENER;
 pub use core::{ConnKind, Core, Env, Held, READ_BUDGET, Timer};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -33,20 +35,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 pub use turn::Turn;
 
-const LISTENER: Token = Token(usize::MAX);
+/// The signal pipe's token (the listener's is [`LISTENER`]).
 const SIGNALS: Token = Token(usize::MAX - 1);
-
-/// Connections beyond the limit that are still accepted just to be told
-/// 503 `server_busy`; past these, new connections are closed at once.
-const BUSY_RESERVE: usize = 64;
-
-/// File descriptors kept for the listener, the database, the poll and
-/// signal pipes, and logs, below the open-file limit.
-const FD_RESERVE: usize = 32;
-
-/// After `accept` fails for lack of file descriptors, try again this much
-/// later (not at once: the listener would spin).
-const ACCEPT_BACKOFF: Millis = Millis(100);
 
 /// A start-up failure: one line, and exit code 2.
 #[derive(Debug)]

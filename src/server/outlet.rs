@@ -2,6 +2,7 @@
 //! shared (`Rc`) for broadcast frames so a message serialized once is never
 //! copied per recipient, and written with one vectored write.
 
+use super::sse::Framing;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
@@ -28,7 +29,10 @@ pub enum Accepts {
     Http,
     /// An open WebSocket: data frames welcome.
     Frames,
-    /// A WebSocket whose close frame is queued: nothing more after it.
+    /// An open event stream: events welcome, in its framing.
+    Events(Framing),
+    /// A WebSocket whose close frame is queued, or a stream whose body
+    /// has ended: nothing more after it.
     Closing,
 }
 
@@ -145,6 +149,16 @@ impl Outlet {
         }
         self.chunks.push_back(Chunk::Shared(frame.clone()));
         self.grew(frame.len());
+    }
+
+    /// Queues a shared event in its SSE form (see `sse::SharedEvent`).
+    /// Dropped unless the outlet is an open event stream.
+    pub fn push_event(&mut self, event: &Rc<[u8]>) {
+        if !matches!(self.accepts, Accepts::Events(_)) || self.overflow {
+            return;
+        }
+        self.chunks.push_back(Chunk::Shared(event.clone()));
+        self.grew(event.len());
     }
 
     /// Queues a response that stands only if the turn's commit succeeds
@@ -367,6 +381,7 @@ mod tests {
             (Accepts::Nothing, 0),
             (Accepts::Http, 0),
             (Accepts::Frames, 1),
+            (Accepts::Events(Framing::Chunked), 0),
             (Accepts::Closing, 0),
         ] {
             let mut o = Outlet::new(100, accepts);

@@ -4,8 +4,9 @@
 use super::core::{Core, Timer};
 use crate::chat::{Accepted, SessionKey};
 use crate::config::LogLevel;
+use crate::event::{EventKind, NewEvent};
 use crate::ids::{ConnId, Millis, UserId};
-use crate::store::{EventKind, NewEvent, StoreError};
+use crate::store::StoreError;
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -122,7 +123,7 @@ fn restore_moderation(core: &mut Core) -> Result<(), crate::store::StoreError> {
 /// times.
 fn restore_conversations(core: &mut Core) -> Result<(), crate::store::StoreError> {
     use crate::chat::RoomId;
-    use crate::store::Conversation;
+    use crate::event::Conversation;
     for (room, count) in core.store.message_counts()? {
         core.chat.restore_message_count(RoomId(room), count);
     }

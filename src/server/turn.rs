@@ -5,8 +5,9 @@
 //! listener, signals and the clock); the fuzz driver runs the very same
 //! code over memory.
 
-use super::conn::{AfterFlush, Conn, Phase, Step, Transport};
+use super::conn::{Conn, Phase};
 use super::core::{ConnKind, Core, Timer};
+use super::link::{AfterFlush, Step, Transport};
 use super::outlet::{Accepts, Outlet};
 use super::persist;
 use crate::ids::{ConnId, Millis};
@@ -218,7 +219,7 @@ impl<S: Transport> Turn<S> {
             let mut env = self.core.env(now);
             match conn.phase {
                 Phase::Http(_) => conn.after_flush = AfterFlush::Linger(CloseCause::Shutdown),
-                Phase::Ws(_) => conn.start_close(1001, "going away", &mut env),
+                Phase::Ws(_) | Phase::Stream(_) => conn.start_close(1001, "going away", &mut env),
                 Phase::Linger => {}
             }
             self.after_step(id, Step::Idle);
@@ -253,7 +254,7 @@ impl<S: Transport> Turn<S> {
             // The `leave`s of every socket closed so far, to the ones
             // still open, once: not to those closed in this same turn.
             let mut env = self.core.env(now);
-            env.chat.flush_leaves(&mut env.fan);
+            env.chat.flush_presence(&mut env.fan);
             // Replies first (HTTP responses, the 101, acks, control
             // frames), then the outlets holding only broadcasts: a reply is
             // a round trip its client waits on, and writing the turn's
@@ -342,6 +343,7 @@ impl<S: Transport> Turn<S> {
             ConnKind::Http => m.open_http -= 1,
             ConnKind::Chat => m.open_ws -= 1,
             ConnKind::Echo => m.open_echo -= 1,
+            ConnKind::Stream => m.open_streams -= 1,
         }
         closed(conn.sock);
         let outlet = &mut self.core.outlets[slot];

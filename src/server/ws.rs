@@ -10,11 +10,12 @@ use super::outlet::{Accepts, OP_BINARY, OP_TEXT, Outlet, ws_frame};
 use crate::api::resume;
 use crate::chat::{Authed, Change, Lookup, Write as Stored};
 use crate::config::LogLevel;
+use crate::event::MessageInfo;
 use crate::event::{Conversation, EventKind};
 use crate::ids::{ConnId, Millis, UserId};
 use crate::log::{Logger, escape};
 use crate::metrics::CloseCause;
-use crate::store::{MessageInfo, Store, StoreError};
+use crate::store::{Store, StoreError};
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -142,9 +143,9 @@ impl WsState {
             if let Some(since) = since {
                 // Before the socket joins the broadcast: the replay ends where
                 // live messages begin, with no gap and no duplicate.
-                replay(id, authed.user, since, env);
+                replay(id, authed.user, since, env, |json| ws_frame(OP_TEXT, json));
             }
-            env.chat.ws_open(id, &authed.key, env.now, &mut env.fan);
+            env.chat.ws_open(id, &authed.key, env.now);
             let name = &authed.name;
             env.log.log(
                 LogLevel::Info,
@@ -470,10 +471,17 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
-/// Queues what a resuming socket missed (the policy is the API's, see
-/// [`resume::replay`]); rows of this turn's uncommitted batch make it one
-/// of the turn's readers, which stand only if the commit does.
-fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
+/// Queues what a resuming socket (or event stream) missed, each event
+/// framed by `frame` (the policy is the API's, see [`resume::replay`]);
+/// rows of this turn's uncommitted batch make it one of the turn's
+/// readers, which stand only if the commit does.
+pub(super) fn replay(
+    id: ConnId,
+    user: UserId,
+    since: i64,
+    env: &mut Env<'_>,
+    frame: impl Fn(&[u8]) -> Vec<u8>,
+) {
     let max_bytes = env.cfg.max_output_bytes / 2;
     let (frames, newest) = resume::replay(
         user,
@@ -483,7 +491,7 @@ fn replay(id: ConnId, user: UserId, since: i64, env: &mut Env<'_>) {
         env.store,
         env.chat,
         env.log,
-        |json| ws_frame(OP_TEXT, json),
+        frame,
     );
     if newest.is_some_and(|newest| newest > env.chat.stored_id()) {
         // Rows of this turn's batch, which the loop's own connection sees

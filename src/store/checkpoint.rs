@@ -99,11 +99,17 @@ impl Checkpointer {
     }
 }
 
+/// How long a statement of either connection (the loop's, this
+/// thread's) waits for a lock held by another connection (the
+/// `sqlite3` shell, a backup tool) before failing with "database is locked".
+/// Long enough for a backup step, short enough not to stall the loop for good.
+pub(super) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The thread's own connection to the database file.
 fn open_own(path: &std::path::Path) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let own = Connection::open_with_flags(path, flags)?;
-    own.busy_timeout(super::BUSY_TIMEOUT)?;
+    own.busy_timeout(BUSY_TIMEOUT)?;
     // A checkpoint's fsyncs follow the checkpointing connection's setting;
     // the same as the writer's, so the durability promise is one thing.
     own.pragma_update(None, "synchronous", "NORMAL")?;

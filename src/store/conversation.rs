@@ -11,8 +11,10 @@
 //! truncated (the checkpoint thread's `PASSIVE` runs reuse the log from
 //! its start; a clean shutdown truncates it).
 
-use super::{Store, StoreError, UserId, fail};
-use crate::event::{Conversation, MessageInfo};
+use super::Store;
+use super::error::{StoreError, fail};
+use crate::event::{Conversation, MessageInfo, StoredReaction};
+use crate::ids::UserId;
 use rusqlite::{OptionalExtension, params};
 
 /// Version 5: conversation features. `edited` and `deleted` on a message
@@ -59,8 +61,6 @@ const SQL_DELETE_REACTIONS: &str = "DELETE FROM reactions WHERE message_id = ?1"
 const SQL_REACTIONS_BETWEEN: &str = "SELECT r.message_id, r.emoji, u.name FROM reactions r \
      JOIN users u ON u.id = r.user_id WHERE r.message_id BETWEEN ?1 AND ?2 \
      ORDER BY r.message_id, r.emoji, r.ts";
-const SQL_COUNT_GENERAL_AFTER: &str = "SELECT count(*) FROM events WHERE id > ?1 \
-     AND room_id IS NULL AND to_id IS NULL AND kind = 0";
 const SQL_COUNT_ROOM_AFTER: &str =
     "SELECT count(*) FROM events WHERE room_id = ?2 AND id > ?1 AND kind = 0";
 /// Messages per room, general as room 1 (start-up only: one scan).
@@ -110,12 +110,12 @@ impl Store {
 
     /// Messages of `conv` (general or a room) after `id`.
     pub fn count_after(&mut self, conv: Conversation, id: i64) -> Result<u64, StoreError> {
+        if conv == Conversation::General {
+            return Ok(u64::try_from(self.count_general_after(id)?).unwrap_or(0));
+        }
         let run = || {
             let n: i64 = match conv {
-                Conversation::General => self
-                    .conn
-                    .prepare_cached(SQL_COUNT_GENERAL_AFTER)?
-                    .query_row([id], |r| r.get(0))?,
+                Conversation::General => unreachable!("counted above"),
                 Conversation::Room(room) => self
                     .conn
                     .prepare_cached(SQL_COUNT_ROOM_AFTER)?
@@ -177,7 +177,7 @@ impl Store {
         &mut self,
         lo: i64,
         hi: i64,
-    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+    ) -> Result<Vec<StoredReaction>, StoreError> {
         let run = || {
             let mut stmt = self.conn.prepare_cached(SQL_REACTIONS_BETWEEN)?;
             let rows = stmt.query_map([lo, hi], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
@@ -224,7 +224,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EventKind, NewEvent};
+    use crate::event::{EventKind, NewEvent};
 
     fn message(store: &mut Store, id: i64, user: UserId, text: &str) {
         let e = NewEvent {
@@ -283,7 +283,6 @@ mod tests {
             (SQL_DELETE_REACTIONS, "PRIMARY KEY"),
             (SQL_REACTIONS_BETWEEN, "PRIMARY KEY"),
             (SQL_COUNT_ROOM_AFTER, "events_room"),
-            (SQL_COUNT_GENERAL_AFTER, "events_general"),
             (SQL_SET_LAST_SEEN, "PRIMARY KEY"),
         ];
         for (sql, want) in table {

@@ -6,8 +6,10 @@
 //! far as `synchronous=NORMAL` promises (it survives a crash of the
 //! process; a power loss may take the last commits).
 
-use super::{Store, StoreError, UserId, fail};
-use crate::event::{Conversation, EventKind, NewEvent, StoredEvent};
+use super::Store;
+use super::error::{StoreError, fail};
+use crate::event::{Conversation, EventKind, NewEvent, StoredEvent, StoredMessage};
+use crate::ids::UserId;
 use rusqlite::{OptionalExtension, Row, params};
 
 /// Version 2: messages (with the client's deduplication id) and sessions
@@ -89,11 +91,10 @@ const SQL_INSERT_EVENT: &str = "INSERT INTO events \
 /// messages are the hot path (as fast as before rooms).
 const SQL_INSERT_GENERAL: &str =
     "INSERT INTO events (id, user_id, ts, text, client_id) VALUES (?1, ?2, ?3, ?4, ?5)";
+const SQL_OLDEST_EVENT: &str = "SELECT min(id) FROM events";
 const SQL_NEWEST_EVENT: &str = "SELECT id, ts FROM events ORDER BY id DESC LIMIT 1";
-/// The columns of a page; `kind = 0`: messages only.
-const SQL_GENERAL_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts, e.edited, e.deleted FROM events e \
-     JOIN users u ON u.id = e.user_id WHERE e.id < ?1 AND e.room_id IS NULL \
-     AND e.to_id IS NULL AND e.kind = 0 ORDER BY e.id DESC LIMIT ?2";
+/// The columns of a page; `kind = 0`: messages only. (General's pages
+/// are read in `general.rs`.)
 const SQL_ROOM_BEFORE: &str = "SELECT e.id, u.name, e.text, e.ts, e.edited, e.deleted FROM events e \
      JOIN users u ON u.id = e.user_id WHERE e.room_id = ?3 AND e.id < ?1 \
      AND e.kind = 0 ORDER BY e.id DESC LIMIT ?2";
@@ -110,9 +111,6 @@ const SQL_EVENTS_AFTER: &str = "SELECT e.id, e.kind, e.user_id, u.name, e.room_i
 /// The newest event of every room but general (at start-up).
 const SQL_ROOM_LAST_IDS: &str =
     "SELECT room_id, max(id) FROM events WHERE room_id IS NOT NULL GROUP BY room_id";
-/// The newest event of general: walks the ids down to the first one.
-const SQL_GENERAL_LAST_ID: &str =
-    "SELECT id FROM events WHERE room_id IS NULL AND to_id IS NULL ORDER BY id DESC LIMIT 1";
 /// Newest first; the caller stops at the first row older than its window.
 const SQL_NEWEST_FIRST: &str = "SELECT user_id, client_id, id, ts FROM events ORDER BY id DESC";
 /// Both prunes keep the newest event whatever the limits say: ids
@@ -134,23 +132,6 @@ const SQL_TOUCH_SESSION: &str = "UPDATE sessions SET last_active = ?2 WHERE toke
 const SQL_DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = ?1";
 const SQL_LOAD_SESSIONS: &str = "SELECT s.token_hash, s.user_id, u.name, s.last_active \
      FROM sessions s JOIN users u ON u.id = s.user_id";
-
-/// A stored message as history and resume return it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
-    /// Message id.
-    pub id: i64,
-    /// The author's name as registered.
-    pub author: String,
-    /// The text.
-    pub text: String,
-    /// Server time, Unix milliseconds.
-    pub ts: i64,
-    /// When it was last edited, Unix milliseconds.
-    pub edited: Option<i64>,
-    /// Deleted: the text is gone.
-    pub deleted: bool,
-}
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +166,7 @@ impl Store {
                 .execute_batch("BEGIN IMMEDIATE")
                 .map_err(|e| fail(&self.label, "starting a write batch", e))?;
             self.in_batch = true;
+            self.general.save();
         }
         Ok(())
     }
@@ -213,6 +195,7 @@ impl Store {
         }
         if std::mem::take(&mut self.refuse_commit) {
             let _ = self.conn.execute_batch("ROLLBACK");
+            self.general.undo();
             return Err(StoreError::new(
                 &self.label,
                 "committing: refused (test hook)",
@@ -220,6 +203,7 @@ impl Store {
         }
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
+            self.general.undo();
             return Err(fail(&self.label, "committing", e));
         }
         Ok(())
@@ -228,10 +212,13 @@ impl Store {
     /// Drops the turn's writes, if any (a write of the turn failed, so
     /// none of them may be stored: the turn is all or nothing).
     pub fn rollback(&mut self) {
-        if std::mem::replace(&mut self.in_batch, false) && !self.conn.is_autocommit() {
-            // Nothing to do when it fails: the connection is then in
-            // autocommit mode already, i.e. rolled back.
-            let _ = self.conn.execute_batch("ROLLBACK");
+        if std::mem::replace(&mut self.in_batch, false) {
+            self.general.undo();
+            if !self.conn.is_autocommit() {
+                // Nothing to do when it fails: the connection is then in
+                // autocommit mode already, i.e. rolled back.
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
         }
     }
 
@@ -270,9 +257,11 @@ impl Store {
                 e.target
             ])
         };
-        run(&self.conn)
-            .map(drop)
-            .map_err(|e| fail(&self.label, "storing an event", e))
+        run(&self.conn).map_err(|e| fail(&self.label, "storing an event", e))?;
+        if general {
+            self.general.push(e.id);
+        }
+        Ok(())
     }
 
     /// The newest stored event's id and time; `(0, i64::MIN)` when there
@@ -294,9 +283,14 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        if conv == Conversation::General {
+            let mut page = self.general_before(before, limit)?;
+            page.reverse();
+            return Ok(page);
+        }
         let run = || {
             let (sql, a, b) = match conv {
-                Conversation::General => (SQL_GENERAL_BEFORE, None, None),
+                Conversation::General => unreachable!("paged above"),
                 Conversation::Room(room) => (SQL_ROOM_BEFORE, Some(room), None),
                 Conversation::Direct(x, y) => {
                     (SQL_DIRECT_BEFORE, Some(x.0.min(y.0)), Some(x.0.max(y.0)))
@@ -337,11 +331,7 @@ impl Store {
     /// (`None` for general), for start-up.
     pub fn room_last_ids(&mut self) -> Result<Vec<(Option<i64>, i64)>, StoreError> {
         let run = || {
-            let general: Option<i64> = self
-                .conn
-                .prepare_cached(SQL_GENERAL_LAST_ID)?
-                .query_row([], |r| r.get(0))
-                .optional()?;
+            let general = self.general.last();
             let mut stmt = self.conn.prepare_cached(SQL_ROOM_LAST_IDS)?;
             let rows = stmt.query_map([], |r| Ok((Some(r.get(0)?), r.get(1)?)))?;
             let mut all: Vec<(Option<i64>, i64)> =
@@ -399,6 +389,15 @@ impl Store {
                 .prepare_cached(sql)
                 .and_then(|mut s| s.execute(params![bound, batch]))
                 .map_err(|e| fail(&self.label, "pruning messages", e))?;
+        }
+        if deleted > 0 {
+            // The stretches below the oldest row left are of no use now.
+            let oldest: Option<i64> = self
+                .conn
+                .prepare_cached(SQL_OLDEST_EVENT)
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(|e| fail(&self.label, "reading the oldest event", e))?;
+            self.general.forget_below(oldest.unwrap_or(0));
         }
         Ok(deleted)
     }
@@ -461,7 +460,7 @@ impl Store {
     }
 }
 
-fn message_from_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+pub(super) fn message_from_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     Ok(StoredMessage {
         id: r.get(0)?,
         author: r.get(1)?,
@@ -647,8 +646,6 @@ mod tests {
             sql.replace("?3", "2").replace("?4", "3")
         };
         let table = [
-            (SQL_GENERAL_BEFORE, "INDEX events_general"),
-            (SQL_GENERAL_LAST_ID, "INDEX events_general"),
             (SQL_EVENTS_AFTER, "INTEGER PRIMARY KEY"),
             (SQL_PRUNE_BEFORE_ID, "INTEGER PRIMARY KEY"),
             (SQL_ROOM_BEFORE, "INDEX events_room"),
@@ -662,7 +659,7 @@ mod tests {
         }
         // The scans by time walk the primary key in order: no sort, no
         // temporary B-tree over the whole table.
-        for sql in [SQL_NEWEST_FIRST, SQL_PRUNE_BEFORE_TS, SQL_GENERAL_LAST_ID] {
+        for sql in [SQL_NEWEST_FIRST, SQL_PRUNE_BEFORE_TS] {
             let plan = store.plan(&bind(sql));
             assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
         }

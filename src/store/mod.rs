@@ -15,20 +15,19 @@ use std::path::Path;
 
 mod checkpoint;
 mod conversation;
+mod error;
+mod general;
 mod history;
 mod moderation;
 mod rooms;
-pub use crate::event::{Conversation, EventKind, MessageInfo, NewEvent, StoredEvent};
+use crate::ids::UserId;
+use checkpoint::BUSY_TIMEOUT;
 pub use conversation::StoredRead;
-pub use history::{StoredMessage, StoredSession};
+pub use error::StoreError;
+use error::fail;
+pub use history::StoredSession;
 pub use moderation::{AuditRow, NewAudit, StoredModeration, UserRow};
 pub use rooms::{StoredMember, StoredRoom};
-use std::time::Duration;
-
-/// How long a statement waits for a lock held by another connection (the
-/// `sqlite3` shell, a backup tool) before failing with "database is locked".
-/// Long enough for a backup step, short enough not to stall the loop for good.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Forward migrations: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`, and runs in its own transaction together with the bump of
@@ -40,7 +39,8 @@ const MIGRATIONS: &[&str] = &[
     history::MIGRATION_4_EVENTS,
     conversation::MIGRATION_5_CONVERSATION,
     history::MIGRATION_6_GENERAL_INDEX,
-    moderation::MIGRATION_7_MODERATION,
+    general::MIGRATION_7_NO_GENERAL_INDEX,
+    moderation::MIGRATION_8_MODERATION,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`
@@ -77,14 +77,13 @@ const SQL_USER_BY_KEY_HASH: &str =
 /// name: one, or a few imported collisions.
 const SQL_USER_BY_NAME: &str =
     "SELECT id, name FROM users WHERE name_fold = ?1 ORDER BY name <> ?2, id LIMIT 1";
+const SQL_LOAD_USERS: &str = "SELECT id, name FROM users ORDER BY id";
 const SQL_META_GET: &str = "SELECT value FROM meta WHERE key = ?1";
 const SQL_META_PUT: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2)";
 const SQL_ORIGINAL_COLUMNS: &str = "SELECT name FROM pragma_table_info('keys')";
 const SQL_ORIGINAL_ROWS: &str = "SELECT username, key FROM keys ORDER BY id";
 const SQL_INTEGRITY: &str = "PRAGMA integrity_check";
 const SQL_CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
-
-pub use crate::ids::UserId;
 
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,33 +92,6 @@ pub struct User {
     pub id: UserId,
     /// The name as registered (case preserved).
     pub name: String,
-}
-
-/// A database failure; `Display` is one line for the log or the start-up
-/// error message.
-#[derive(Debug)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-impl StoreError {
-    /// "database <label>: <what>", folded onto one line (SQLite messages
-    /// can carry newlines, and a log line must stay one line).
-    fn new(label: &str, what: impl std::fmt::Display) -> StoreError {
-        let text = format!("database {label}: {what}");
-        StoreError(text.replace(['\n', '\r'], " "))
-    }
-}
-
-/// Wraps a rusqlite error with the database and what we were doing.
-fn fail(label: &str, doing: &str, e: rusqlite::Error) -> StoreError {
-    StoreError::new(label, format_args!("{doing}: {e}"))
 }
 
 /// The open database.
@@ -132,6 +104,8 @@ pub struct Store {
     /// A write transaction is open: the loop turn's batch, committed by
     /// [`Store::commit`] before the turn's output is written.
     in_batch: bool,
+    /// Where general's messages are not, for paging it by the primary key.
+    general: general::Gaps,
     /// The thread that checkpoints the WAL (files only).
     checkpointer: Option<checkpoint::Checkpointer>,
     /// The next commit with writes fails (see [`Store::refuse_next_commit`]).
@@ -188,12 +162,15 @@ impl Store {
             label,
             imported: 0,
             in_batch: false,
+            general: general::Gaps::default(),
             checkpointer: None,
             refuse_commit: false,
             _lock: None,
         };
         store.migrate()?;
         store.imported = store.import_original()?;
+        store.general = general::Gaps::load(&store.conn)
+            .map_err(|e| fail(&store.label, "reading general's message ids", e))?;
         Ok(store)
     }
 
@@ -201,6 +178,17 @@ impl Store {
     /// when there was none or it was imported before).
     pub fn imported_users(&self) -> usize {
         self.imported
+    }
+
+    /// Every user, by id: the chat's directory of names (direct messages,
+    /// member lists) is built from it once, at start-up.
+    pub fn load_users(&mut self) -> Result<Vec<User>, StoreError> {
+        let run = || {
+            let mut stmt = self.conn.prepare_cached(SQL_LOAD_USERS)?;
+            let rows = stmt.query_map([], user_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        };
+        run().map_err(|e| fail(&self.label, "loading users", e))
     }
 
     /// Registers `name` with the SHA-256 hex of its key. `Ok(None)` when a
@@ -698,7 +686,7 @@ pub(super) mod tests {
         let path = dir.file("db.sqlite");
         let mut store = Store::open_tuned(&path, 4).unwrap();
         let before = file_len(&path);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut n = 0;
         while store.checkpoints() == 0 {
             assert!(

@@ -2,7 +2,9 @@
 //! here at start-up) and writes every change into the turn's batch, so no
 //! message ever waits on a query about who is in a room.
 
-use super::{Store, StoreError, User, UserId, fail, user_from_row};
+use super::Store;
+use super::error::{StoreError, fail};
+use crate::ids::UserId;
 use rusqlite::params;
 
 const SQL_INSERT_ROOM: &str =
@@ -12,7 +14,6 @@ const SQL_PUT_MEMBER: &str =
 const SQL_DELETE_MEMBER: &str = "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2";
 const SQL_LOAD_ROOMS: &str = "SELECT id, name, private FROM rooms ORDER BY id";
 const SQL_LOAD_MEMBERS: &str = "SELECT room_id, user_id, role FROM members";
-const SQL_LOAD_USERS: &str = "SELECT id, name FROM users ORDER BY id";
 
 /// A stored room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,17 +89,6 @@ impl Store {
             rows.collect::<rusqlite::Result<Vec<_>>>()
         };
         run().map_err(|e| fail(&self.label, "loading members", e))
-    }
-
-    /// Every user, by id: the chat's directory of names (direct messages,
-    /// member lists) is built from it once, at start-up.
-    pub fn load_users(&mut self) -> Result<Vec<User>, StoreError> {
-        let run = || {
-            let mut stmt = self.conn.prepare_cached(SQL_LOAD_USERS)?;
-            let rows = stmt.query_map([], user_from_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        };
-        run().map_err(|e| fail(&self.label, "loading users", e))
     }
 }
 

@@ -368,6 +368,37 @@ def main():
         eq(wa.expect(lambda m: "status" in m, "ack"),
            {"status": False, "code": "message_too_long"}, "too-long ack")
 
+    def stream():
+        # An event stream through nginx: the head, then an event the moment
+        # it is sent (a buffering proxy would hold it back: readline times out).
+        conn = http.client.HTTPSConnection("127.0.0.1", args.https_port, context=ctx,
+                                           timeout=TIMEOUT, source_address=("127.0.0.3", 0))
+        try:
+            conn.request("GET", "/api/events", headers={"Cookie": st["bcookie"]})
+            res = conn.getresponse()
+            eq(res.status, 200, "status")
+            eq(res.getheader("Content-Type"), "text/event-stream", "Content-Type")
+            text = f"to the stream {tag}"
+            st["wa"].send_json({"message": text})
+            eq(st["wa"].expect(lambda m: "status" in m, "ack").get("status"), True, "ack")
+            block = []
+            while True:
+                line = res.readline()
+                if not line:
+                    raise AssertionError(f"the stream ended: {block!r}")
+                if line == b"\n":
+                    data = [l for l in block if l.startswith(b"data: ")]
+                    if data and json.loads(data[0][6:]).get("message") == text:
+                        break
+                    block = []
+                else:
+                    block.append(line)
+            got = json.loads(data[0][6:])
+            eq(block[:2], [f"id: {got['id']}\n".encode(), b"event: message\n"], "id and event lines")
+            eq(got["author"], st["a"], "author")
+        finally:
+            conn.close()
+
     def online():
         status, _, _, body = c.https("GET", "/api/online", cookie=st["acookie"])
         eq(status, 200, "status")
@@ -469,6 +500,8 @@ def main():
     if "acookie" in st:
         check("api/user/@me with the cookie", me)
         check("wss chat between two clients", chat)
+        if "wa" in st:
+            check("event stream through nginx gets a message at once", stream)
         if "wb" in st:
             check("api/online lists both", online)
             check("second socket of a user: 409", second_socket)

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod chat;
+pub mod sse;
 pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -13,8 +13,11 @@ USAGE: piratchat-bench [fanout|idle|upgrades] [FLAGS]
 SCENARIOS
   fanout    N clients connect; S senders send timestamped messages; every
             client records delivery latency (default)
-  idle      N authenticated sockets held open; with --pid/--spawn reports
-            server resident memory per socket
+  idle      N users log in, then open their sockets in batches (every open
+            announced to all others), chat one round (S senders, one
+            message each), and hold; with --pid/--spawn reports server
+            memory per socket over the second half of the sockets, before
+            and after the chat, and the CPU of the opening ramp
   upgrades  rounds of M full register->login->open flows, then rounds of
             socket opens (and closes) of M users with existing sessions
 
@@ -27,11 +30,19 @@ FLAGS
                       i mod R before opening its socket); each sender talks in its
                       own room, so a message reaches the room's other members
                       (default 0: everyone in general)
+  --sse N             fanout: N more clients that listen on event streams
+                      (GET /api/events) instead of WebSockets; deliveries to them
+                      are reported apart (sse_*), next to the sockets' (ws_*);
+                      not with --rooms (default 0)
   --rate R            fanout: fixed total rate in messages/s instead of closed loop
   --duration SECS     measurement window (default 5)
   --warmup SECS       fanout: sending before the window opens (default 1)
   --size BYTES        fanout: size of each sent JSON frame (default 100, 56..=300)
   --parallel P        connections in setup at once (default 64)
+  --batch B           idle: sockets opened per batch; each batch waits for its
+                      joins to reach everyone before the next (default 500)
+  --sample SECS       idle: resident memory sample interval while holding
+                      (default 60)
   --drain SECS        deadline for stragglers after the window (default 10)
   --json              print a one-line JSON summary on stdout instead of the table
   --spawn PATH        start PATH (our piratchat binary) on a free loopback port
@@ -73,6 +84,8 @@ pub struct Args {
     pub inflight: usize,
     /// Fanout: rooms the clients are split into (0: everyone in general).
     pub rooms: usize,
+    /// Fanout: event-stream clients besides the `clients` sockets.
+    pub sse: usize,
     /// Fanout: total messages per second; `None` is closed loop.
     pub rate: Option<f64>,
     /// Measurement window.
@@ -83,6 +96,10 @@ pub struct Args {
     pub size: usize,
     /// Setup connections in flight.
     pub parallel: usize,
+    /// Idle: sockets opened per batch.
+    pub batch: usize,
+    /// Idle: memory sample interval while holding.
+    pub sample: Duration,
     /// Deadline for late deliveries after the window.
     pub drain: Duration,
     /// One-line JSON output.
@@ -108,11 +125,14 @@ impl Default for Args {
             senders: 10,
             inflight: 4,
             rooms: 0,
+            sse: 0,
             rate: None,
             duration: Duration::from_secs(5),
             warmup: Duration::from_secs(1),
             size: 100,
             parallel: 64,
+            batch: 500,
+            sample: Duration::from_secs(60),
             drain: Duration::from_secs(10),
             json: false,
             spawn: None,
@@ -199,11 +219,14 @@ pub fn parse(argv: &[String]) -> Result<Args, ArgsError> {
             "--senders" => a.senders = value(f, it.next())?,
             "--inflight" => a.inflight = value(f, it.next())?,
             "--rooms" => a.rooms = value(f, it.next())?,
+            "--sse" => a.sse = value(f, it.next())?,
             "--rate" => a.rate = Some(value(f, it.next())?),
             "--duration" => a.duration = seconds(f, it.next())?,
             "--warmup" => a.warmup = seconds(f, it.next())?,
             "--size" => a.size = value(f, it.next())?,
             "--parallel" => a.parallel = value(f, it.next())?,
+            "--batch" => a.batch = value(f, it.next())?,
+            "--sample" => a.sample = seconds(f, it.next())?,
             "--drain" => a.drain = seconds(f, it.next())?,
             "--json" => a.json = true,
             "--spawn" => a.spawn = Some(value(f, it.next())?),
@@ -231,6 +254,9 @@ fn check(a: &Args) -> Result<(), String> {
     if a.scenario == Scenario::Fanout && (a.senders == 0 || a.senders > a.clients) {
         return Err("--senders must be between 1 and --clients".into());
     }
+    if a.sse > 0 && (a.rooms > 0 || a.scenario != Scenario::Fanout) {
+        return Err("--sse is for fanout in general (not with --rooms)".into());
+    }
     if a.rooms > 0 && a.clients < 2 * a.rooms {
         return Err("--rooms needs at least two clients per room".into());
     }
@@ -242,6 +268,9 @@ fn check(a: &Args) -> Result<(), String> {
     }
     if !(MIN_SIZE..=MAX_SIZE).contains(&a.size) {
         return Err(format!("--size must be between {MIN_SIZE} and {MAX_SIZE}"));
+    }
+    if a.batch == 0 || a.sample.is_zero() {
+        return Err("--batch and --sample must be positive".into());
     }
     if a.duration.is_zero() {
         return Err("--duration must be positive".into());
@@ -266,6 +295,7 @@ mod tests {
         let a = p(
             "idle --url http://10.0.0.1:8080/x --clients 2000 --senders 3 --inflight 8 --rooms 10 \
                    --rate 5000 --duration 2.5 --warmup=0 --size 120 --parallel 16 --drain 3 \
+                   --batch 50 --sample 2 \
                    --json --spawn target/release/piratchat --cpu 0 --bench-cpu 1 --pid 42 \
                    --server-arg=--store-messages=off --server-arg --echo-endpoint",
         )
@@ -277,11 +307,14 @@ mod tests {
             senders: 3,
             inflight: 8,
             rooms: 10,
+            sse: 0,
             rate: Some(5000.0),
             duration: Duration::from_millis(2500),
             warmup: Duration::ZERO,
             size: 120,
             parallel: 16,
+            batch: 50,
+            sample: Duration::from_secs(2),
             drain: Duration::from_secs(3),
             json: true,
             spawn: Some("target/release/piratchat".into()),
@@ -304,6 +337,8 @@ mod tests {
             "--inflight 0",
             "--clients 10 --rooms 6",
             "--rooms x",
+            "--sse 5 --rooms 2",
+            "idle --sse 5",
             "--rate 0",
             "--rate -3",
             "--size 20",

@@ -18,7 +18,9 @@ use mio::{Events, Interest, Poll, Token};
 use tungstenite::handshake::client::generate_key;
 use tungstenite::handshake::derive_accept_key;
 
+use crate::hist::Histogram;
 use crate::http::{self, Response};
+use crate::sse::Sse;
 pub use crate::ws::{Handler, Ws, WsTx};
 
 /// Bytes per `read` on HTTP connections, and the smallest WebSocket read
@@ -45,6 +47,8 @@ enum Step {
     Upgrade {
         ws_key: String,
     },
+    /// `GET /api/events`: an event stream in place of the socket.
+    Stream,
 }
 
 /// A connection carrying one request at a time.
@@ -63,6 +67,8 @@ enum Pumped {
     Pending,
     /// A whole response, and the bytes after it.
     Answer(Response, Vec<u8>),
+    /// The 200 head of an event stream, and the bytes after it.
+    Stream(Vec<u8>),
 }
 
 impl HttpConn {
@@ -81,6 +87,9 @@ impl HttpConn {
         }
         self.write_out()?;
         let eof = self.read_in()?;
+        if matches!(self.step, Step::Stream) {
+            return self.stream_head(eof);
+        }
         match http::parse_response(&self.inbuf) {
             Err(e) => Err(e.to_string()),
             Ok(Some((resp, used))) => {
@@ -94,6 +103,23 @@ impl HttpConn {
             )),
             Ok(None) => Ok(Pumped::Pending),
         }
+    }
+
+    /// The head of an event stream (chunked, no length: not for
+    /// `parse_response`): a 200 and the bytes after it, or the refusal.
+    fn stream_head(&mut self, eof: bool) -> Result<Pumped, String> {
+        let Some(end) = self.inbuf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return match eof {
+                true => Err("server closed the connection during Stream".into()),
+                false => Ok(Pumped::Pending),
+            };
+        };
+        let head = String::from_utf8_lossy(&self.inbuf[..end]).into_owned();
+        if !head.starts_with("HTTP/1.1 200 ") || !head.contains("Transfer-Encoding: chunked") {
+            let line = head.lines().next().unwrap_or("");
+            return Err(format!("/api/events answered {line}"));
+        }
+        Ok(Pumped::Stream(self.inbuf.split_off(end + 4)))
     }
 
     fn write_out(&mut self) -> Result<(), String> {
@@ -131,6 +157,8 @@ enum Sock {
     Open(Ws),
     /// We sent a close frame and wait for the server to close TCP.
     Closing(Ws),
+    /// An open event stream.
+    Stream(Box<Sse>),
 }
 
 /// One chat user of the bench.
@@ -141,11 +169,17 @@ pub struct User {
     session: Option<String>,
     /// A room to create (if need be) and join before opening the socket.
     room: Option<String>,
+    /// Opens an event stream, not a WebSocket.
+    stream: bool,
+    /// Stop the walk once logged in (see [`Engine::prepare`]).
+    prepare_only: bool,
+    /// When the current upgrade request was started (run clock, ns).
+    upgrade_at: Option<u64>,
     sock: Sock,
 }
 
 /// Counters of the engine, read by scenarios.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Stats {
     /// Successful registrations.
     pub registered: u64,
@@ -157,12 +191,16 @@ pub struct Stats {
     pub open_now: usize,
     /// Closes we asked for that completed.
     pub closed: u64,
+    /// Users walked to a session without a socket ([`Engine::prepare`]).
+    pub prepared: u64,
     /// Register/login/open walks that failed.
     pub failed: u64,
     /// Sockets the server closed (or that broke) without us asking.
     pub unexpected_closes: u64,
     /// The first few error messages.
     pub errors: Vec<String>,
+    /// Time from sending an upgrade request to reading its 101, in ns.
+    pub open_latency: Histogram,
 }
 
 impl Stats {
@@ -190,6 +228,8 @@ pub struct Engine {
     read_buffer: usize,
     /// Rooms of users not added yet, by index.
     room_plan: Vec<Option<String>>,
+    /// Users from this index on open event streams.
+    streams_from: usize,
     /// Counters.
     pub stats: Stats,
 }
@@ -215,6 +255,7 @@ impl Engine {
             epoch: Instant::now(),
             read_buffer,
             room_plan: Vec::new(),
+            streams_from: usize::MAX,
             stats: Stats::default(),
         })
     }
@@ -232,6 +273,9 @@ impl Engine {
             key: None,
             session: None,
             room: self.room_plan.get(self.users.len()).cloned().flatten(),
+            stream: self.users.len() >= self.streams_from,
+            prepare_only: false,
+            upgrade_at: None,
             sock: Sock::None,
         });
         self.users.len() - 1
@@ -249,9 +293,27 @@ impl Engine {
         }
     }
 
+    /// Makes the users from index `u` on (added later) open event streams
+    /// in place of WebSockets.
+    pub fn streams_from(&mut self, u: usize) {
+        self.streams_from = u;
+    }
+
+    /// Users that open (or opened) a WebSocket, not a stream.
+    pub fn socket_users(&self) -> usize {
+        self.users.len().min(self.streams_from)
+    }
+
     /// Queues user `u` to walk to an open socket (registering and logging in
     /// first when it has no key or session yet).
     pub fn open(&mut self, u: usize) {
+        self.queue.push_back(u);
+    }
+
+    /// Queues user `u` to register and log in without opening its socket,
+    /// so that a later [`Engine::open`] is the upgrade alone.
+    pub fn prepare(&mut self, u: usize) {
+        self.users[u].prepare_only = true;
         self.queue.push_back(u);
     }
 
@@ -267,6 +329,11 @@ impl Engine {
                 }
             },
             other @ Sock::Closing(_) => self.users[u].sock = other,
+            // A stream ends when its connection closes.
+            Sock::Stream(_) => {
+                self.stats.open_now -= 1;
+                self.stats.closed += 1;
+            }
             Sock::Http(_) => self.busy -= 1,
             Sock::None => {}
         }
@@ -297,6 +364,7 @@ impl Engine {
             match self.users[u].sock {
                 Sock::Http(_) => self.drive_http(u, h),
                 Sock::Open(_) | Sock::Closing(_) => self.drive_ws(u, h, hup),
+                Sock::Stream(_) => self.drive_stream(u, h),
                 Sock::None => {}
             }
         }
@@ -316,6 +384,7 @@ impl Engine {
             let step = match (&user.key, &user.session) {
                 (None, _) => Step::Register,
                 (Some(_), None) => Step::Login,
+                (Some(_), Some(_)) if user.stream => Step::Stream,
                 (Some(_), Some(_)) => Step::Upgrade {
                     ws_key: generate_key(),
                 },
@@ -340,6 +409,9 @@ impl Engine {
             .register(&mut stream, Token(u), interest)
             .map_err(|e| format!("register: {e}"))?;
         let out = self.request(u, &step);
+        if matches!(step, Step::Upgrade { .. }) {
+            self.users[u].upgrade_at = Some(self.now_ns());
+        }
         let conn = HttpConn {
             stream,
             connected: false,
@@ -381,6 +453,10 @@ impl Engine {
                 http::request("POST", &path, host, &[("Cookie", &cookie)], &body)
             }
             Step::Upgrade { ws_key } => http::upgrade("/ws", host, session.unwrap_or(""), ws_key),
+            Step::Stream => {
+                let cookie = format!("session={}", session.unwrap_or(""));
+                http::request("GET", "/api/events", host, &[("Cookie", &cookie)], b"")
+            }
         }
     }
 
@@ -402,6 +478,7 @@ impl Engine {
             match c.pump() {
                 Err(e) => return self.fail(u, e),
                 Ok(Pumped::Pending) => return,
+                Ok(Pumped::Stream(rest)) => return self.stream_open(u, rest, h),
                 Ok(Pumped::Answer(resp, rest)) => {
                     if !self.on_response(u, resp, rest, h) {
                         return;
@@ -462,6 +539,11 @@ impl Engine {
             .ok_or("login answer without a session cookie")?;
         self.stats.logged_in += 1;
         self.users[u].session = Some(session);
+        if std::mem::take(&mut self.users[u].prepare_only) {
+            self.busy -= 1;
+            self.stats.prepared += 1;
+            return Ok(false);
+        }
         if self.users[u].room.is_some() {
             self.connect(u, Step::CreateRoom)?;
             return Ok(false);
@@ -489,8 +571,12 @@ impl Engine {
         Ok(true)
     }
 
-    /// Opens the WebSocket on a new connection.
+    /// Opens the WebSocket (or the event stream) on a new connection.
     fn open_socket(&mut self, u: usize) -> Result<bool, String> {
+        if self.users[u].stream {
+            self.connect(u, Step::Stream)?;
+            return Ok(false);
+        }
         self.connect(
             u,
             Step::Upgrade {
@@ -518,12 +604,46 @@ impl Engine {
             ));
         }
         self.users[u].sock = Sock::Open(Ws::new(stream, &rest, self.read_buffer));
+        if let Some(t) = self.users[u].upgrade_at.take() {
+            let now = self.now_ns();
+            self.stats.open_latency.record(now.saturating_sub(t));
+        }
         self.busy -= 1;
         self.stats.opened += 1;
         self.stats.open_now += 1;
         // Bytes after the 101 may already include the server's FIN.
         self.drive_ws(u, h, true);
         Ok(false)
+    }
+
+    /// The stream's head is in: it is open, and what came with the head
+    /// is read.
+    fn stream_open(&mut self, u: usize, rest: Vec<u8>, h: &mut impl Handler) {
+        let Sock::Http(c) = std::mem::replace(&mut self.users[u].sock, Sock::None) else {
+            return;
+        };
+        self.users[u].sock = Sock::Stream(Box::new(Sse::new(c.stream, rest)));
+        self.busy -= 1;
+        self.stats.opened += 1;
+        self.stats.open_now += 1;
+        self.drive_stream(u, h);
+    }
+
+    /// Reads an open stream to `WouldBlock`.
+    fn drive_stream(&mut self, u: usize, h: &mut impl Handler) {
+        let now = self.now_ns();
+        let user = &mut self.users[u];
+        let Sock::Stream(sse) = &mut user.sock else {
+            return;
+        };
+        let Some(reason) = sse.drain(u, h, now) else {
+            return;
+        };
+        user.sock = Sock::None;
+        self.stats.open_now -= 1;
+        self.stats.unexpected_closes += 1;
+        let msg = format!("user {}: stream closed unexpectedly: {reason}", user.name);
+        self.stats.error(msg);
     }
 
     /// Reads an open (or closing) socket to `WouldBlock` and flushes it.

@@ -3,6 +3,10 @@
 //! records delivery latency. Phases: setup, join storm, warm-up, measured
 //! window, drain (no new sends; wait for stragglers until a deadline).
 //!
+//! With `--sse N`, N more clients listen on event streams
+//! (`GET /api/events`) instead of sockets: every message is expected at
+//! each of them too, and their deliveries are counted apart.
+//!
 //! With `--rooms R`, client i joins room i mod R before opening its
 //! socket, and each sender talks in its own room: a message is expected
 //! at the other members of that room only.
@@ -30,6 +34,8 @@ struct Counts {
     acks: u64,
     nacks: u64,
     delivered: u64,
+    /// Of `delivered`, the ones that came over an event stream.
+    delivered_sse: u64,
     joins: u64,
     leaves: u64,
     foreign: u64,
@@ -64,6 +70,8 @@ struct Fanout {
     nack_codes: Vec<String>,
     ack_lat: Histogram,
     delivery_lat: Histogram,
+    /// Delivery latency over event streams alone.
+    sse_lat: Histogram,
 }
 
 impl Fanout {
@@ -74,7 +82,8 @@ impl Fanout {
         let n = args.clients;
         let peers = (0..n)
             .map(|u| match rooms.len() {
-                0 => n as u64 - 1,
+                // Every other socket, and every stream.
+                0 => n as u64 - 1 + args.sse as u64,
                 r => (n - u % r).div_ceil(r) as u64 - 1,
             })
             .collect();
@@ -96,6 +105,7 @@ impl Fanout {
             nack_codes: Vec::new(),
             ack_lat: Histogram::default(),
             delivery_lat: Histogram::default(),
+            sse_lat: Histogram::default(),
         }
     }
 
@@ -196,6 +206,22 @@ impl Handler for Fanout {
             Incoming::Other => self.c.other += 1,
         }
     }
+
+    fn on_event(&mut self, _u: usize, data: &str, now: u64) {
+        match frames::classify(data) {
+            Incoming::Delivery { t_ns } => {
+                self.c.delivered += 1;
+                self.c.delivered_sse += 1;
+                if self.measured(t_ns) {
+                    let lat = now.saturating_sub(t_ns);
+                    self.delivery_lat.record(lat);
+                    self.sse_lat.record(lat);
+                }
+            }
+            Incoming::Foreign => self.c.foreign += 1,
+            _ => self.c.other += 1,
+        }
+    }
 }
 
 impl Scenario for Fanout {
@@ -246,6 +272,7 @@ pub fn run(args: &Args, eng: &mut Engine, ctx: &Ctx) -> Result<Report, String> {
     let mut r = Report::default();
     r.add("scenario", "fanout", "fanout");
     r.count("clients", n as u64);
+    r.count("sse_clients", args.sse as u64);
     r.count("rooms", args.rooms as u64);
     r.count("senders", args.senders as u64);
     match args.rate {
@@ -254,7 +281,10 @@ pub fn run(args: &Args, eng: &mut Engine, ctx: &Ctx) -> Result<Report, String> {
     }
     r.count("message_bytes", args.size as u64);
 
-    if !scenario::open_room(eng, &mut s, ctx, n, &mut r, |s: &Fanout| s.c.joins)? {
+    // Streams after the sockets: the senders are sockets 0..S.
+    eng.streams_from(n);
+    let all = n + args.sse;
+    if !scenario::open_room(eng, &mut s, ctx, all, &mut r, |s: &Fanout| s.c.joins)? {
         return Ok(r);
     }
     let window = measure(args, eng, &mut s, ctx)?;
@@ -312,6 +342,13 @@ fn results(s: &Fanout, eng: &Engine, w: &Window, drained: bool, r: &mut Report) 
     let delivered = w.after.delivered - w.before.delivered;
     r.rate("sent_per_s", (w.after.sent - w.before.sent) as f64 / secs);
     r.rate("deliveries_per_s", delivered as f64 / secs);
+    if s.sse_lat.count() > 0 || w.after.delivered_sse > 0 {
+        let sse = w.after.delivered_sse - w.before.delivered_sse;
+        r.rate("ws_deliveries_per_s", (delivered - sse) as f64 / secs);
+        r.rate("sse_deliveries_per_s", sse as f64 / secs);
+        r.latency("sse_delivery_p50_us", s.sse_lat.quantile(0.5));
+        r.latency("sse_delivery_p99_us", s.sse_lat.quantile(0.99));
+    }
     for (name, h) in [("ack", &s.ack_lat), ("delivery", &s.delivery_lat)] {
         r.count(&format!("{name}_samples"), h.count());
         r.latency(&format!("{name}_mean_us"), h.mean());

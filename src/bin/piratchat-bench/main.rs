@@ -19,6 +19,7 @@ mod procfs;
 mod report;
 mod scenario;
 mod spawn;
+mod sse;
 mod upgrades;
 mod ws;
 mod wsframe;
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
 /// Checks that the run can work before starting it: the open-file limit
 /// (which the bench cannot raise: that needs a raw setrlimit call) and CPU pinning.
 fn preflight(args: &Args) -> Result<(), String> {
-    let need = args.clients as u64 + args.parallel as u64 + SPARE_FDS;
+    let need = (args.clients + args.sse) as u64 + args.parallel as u64 + SPARE_FDS;
     if let Some(soft) = procfs::open_files_soft().filter(|&s| s < need) {
         return Err(format!(
             "--clients {} needs about {need} open files but the limit is {soft}; \

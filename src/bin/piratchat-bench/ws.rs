@@ -20,6 +20,9 @@ pub trait Handler {
     /// A whole text message arrived on user `u`'s socket; `tx` may be
     /// written to.
     fn on_text(&mut self, u: usize, tx: &mut WsTx, text: &str, now_ns: u64);
+    /// The `data:` line of an event arrived on user `u`'s event stream
+    /// (the same JSON a socket gets as a text message).
+    fn on_event(&mut self, _u: usize, _data: &str, _now_ns: u64) {}
 }
 
 /// The write half: what a handler may use.

@@ -302,11 +302,13 @@ fn several_sockets_share_presence_and_read_markers() {
     let mut out = Rec::default();
     let mut db = Stored::default();
     let (k1, k2) = (SessionKey::of(&token(1)), SessionKey::of(&token(2)));
-    chat.ws_open(ConnId(1), &k1, Millis(0), &mut out);
-    chat.ws_open(ConnId(2), &k2, Millis(0), &mut out);
+    chat.ws_open(ConnId(1), &k1, Millis(0));
+    chat.ws_open(ConnId(2), &k2, Millis(0));
+    chat.flush_presence(&mut out);
     out.take();
     // A second socket of user 1 (the same session: a second tab).
-    chat.ws_open(ConnId(3), &k1, Millis(0), &mut out);
+    chat.ws_open(ConnId(3), &k1, Millis(0));
+    chat.flush_presence(&mut out);
     chat.check();
     assert_eq!(out.take(), [], "no second join");
     assert_eq!(chat.online_names().collect::<Vec<_>>(), ["u1", "u2"]);
@@ -330,12 +332,12 @@ fn several_sockets_share_presence_and_read_markers() {
     out.take();
     // Leave after the last socket; last seen then.
     chat.ws_closed(ConnId(1), Millis(5));
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     chat.check();
     assert_eq!(out.take(), []);
     assert_eq!(chat.last_seen(UserId(1)), None);
     chat.ws_closed(ConnId(3), Millis(7));
-    chat.flush_leaves(&mut out);
+    chat.flush_presence(&mut out);
     chat.check();
     assert_eq!(
         out.take(),
@@ -350,8 +352,8 @@ fn logout_closes_every_socket_of_the_session() {
     let mut chat = logged_in(1);
     let mut out = Rec::default();
     let k1 = SessionKey::of(&token(1));
-    chat.ws_open(ConnId(1), &k1, Millis(0), &mut out);
-    chat.ws_open(ConnId(2), &k1, Millis(0), &mut out);
+    chat.ws_open(ConnId(1), &k1, Millis(0));
+    chat.ws_open(ConnId(2), &k1, Millis(0));
     chat.logout(&token(1), &mut out);
     chat.check();
     assert_eq!(

@@ -251,8 +251,11 @@ struct Model {
     /// Open sockets in connection order.
     online: Vec<ConnId>,
     attempts: HashMap<(bool, u8), Vec<u64>>,
-    /// Names of the sockets closed since the last flush of `leave`s.
-    leaving: Vec<&'static str>,
+    /// Presence since the last flush, in order: (`join` or `leave`, name).
+    pending: Vec<(&'static str, &'static str)>,
+    /// Sockets opened since the last flush, with how much of `pending`
+    /// came before them.
+    opened: Vec<(ConnId, usize)>,
     /// Rooms by index into `ROOMS` (general is not modelled: everyone).
     rooms: HashMap<usize, MRoom>,
     /// The last event id handed out.
@@ -297,13 +300,33 @@ impl Model {
         self.online.contains(&conn)
     }
 
-    /// The pending `leave`s, to the sockets open now.
+    /// The pending presence: every frame to the sockets open before the
+    /// turn's opens, then to each socket opened since (in id order) the
+    /// frames after its own open.
     fn flush_presence(&mut self) -> Vec<Event> {
-        let online = self.online.clone();
-        self.leaving
-            .drain(..)
-            .map(|name| Event::Deliver(online.clone(), presence("leave", name)))
-            .collect()
+        let pending = std::mem::take(&mut self.pending);
+        let opened = std::mem::take(&mut self.opened);
+        if pending.is_empty() {
+            return vec![];
+        }
+        let old: Vec<ConnId> = self
+            .online
+            .iter()
+            .copied()
+            .filter(|c| !opened.iter().any(|o| o.0 == *c))
+            .collect();
+        let frame = |&(event, name): &(&str, &str)| presence(event, name);
+        let mut want: Vec<Event> = pending
+            .iter()
+            .map(|p| Event::Deliver(old.clone(), frame(p)))
+            .collect();
+        for (conn, seen) in opened {
+            if self.is_open(conn) {
+                let later = pending[seen..].iter();
+                want.extend(later.map(|p| Event::Deliver(vec![conn], frame(p))));
+            }
+        }
+        want
     }
 
     /// The open sockets of `user`, oldest first.
@@ -487,17 +510,17 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                 return vec![];
             }
             let conn = ConnId(m.conns.len() as u64);
-            let mut want = m.flush_presence();
-            let others = m.online.clone();
             let first = m.sockets_of(user).is_empty();
             chat.ws_open(conn, &SessionKey::of(&m.sessions[s].token), now);
             m.conns.push((s, user));
             m.online.push(conn);
             m.sessions[s].sockets.push(conn);
+            // The join goes out with the turn's other presence.
             if first {
-                want.push(Event::Deliver(others, presence("join", USERS[user])));
+                m.pending.push(("join", USERS[user]));
             }
-            want
+            m.opened.push((conn, m.pending.len()));
+            vec![]
         }
         Op::Text(c, ref text) => {
             let Some(conn) = m.conn(c) else { return vec![] };
@@ -571,7 +594,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                 return vec![];
             }
             let gone = m.drop_socket(conn);
-            m.leaving.extend(gone);
+            m.pending.extend(gone.map(|name| ("leave", name)));
             vec![]
         }
         Op::GoingAway(c) => {
@@ -593,7 +616,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
             let mut want = Vec::new();
             for conn in m.sessions[s].sockets.clone() {
                 let gone = m.drop_socket(conn);
-                m.leaving.extend(gone);
+                m.pending.extend(gone.map(|name| ("leave", name)));
                 want.push(Event::Close(conn, 1000));
             }
             want
@@ -1290,7 +1313,7 @@ fn ban(chat: &mut Chat, m: &mut Model, out: &mut Recorder, user: usize) -> Vec<E
         m.sessions[s].over = true;
         for conn in m.sessions[s].sockets.clone() {
             let gone = m.drop_socket(conn);
-            m.leaving.extend(gone);
+            m.pending.extend(gone.map(|name| ("leave", name)));
             want.push(Event::Close(conn, 1008));
         }
     }

@@ -182,6 +182,10 @@ fn a_ban_closes_the_sockets_with_1008_ends_sessions_and_refuses_login() {
     }
     let r = s.post("/api/login", &format!(r#"{{"key":"{ben_key}"}}"#));
     assert_eq!(err(r), (403, "banned".into()));
+    // The key as a bearer credential is refused the same way.
+    let bearer = format!("Bearer {ben_key}");
+    let r = s.request("GET", "/api/online", &[("Authorization", &bearer)], "");
+    assert_eq!(err(r), (403, "banned".into()));
     let row = audited(&s, &root, "root", "ban", Some("ben"));
     assert_eq!(row["reason"], "spam");
     assert_eq!(user_line(&s, &root, "ben")["banned"], true);

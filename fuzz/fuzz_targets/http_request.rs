@@ -7,14 +7,24 @@
 //! nothing after it; each prefix of a refused input is `Partial` or the
 //! same refusal (every byte is judged when it first arrives). The helpers
 //! the routes apply to a request (path, query, percent-decoding, cookies,
-//! the event stream's `Last-Event-ID` / `since`) run on every complete one.
+//! the event stream's `Last-Event-ID` / `since`) run on every complete
+//! one, and so do the ones of the curl endpoints: the `Authorization:
+//! Bearer` parser (its credentials are part of the header), the
+//! `POST /api/messages` body (a message frame, or an error code with a 4xx
+//! status), and the search parameters (whatever `q` holds, the FTS5 query
+//! is only quoted phrases of letters, digits and spaces, each perhaps a
+//! prefix, so it can never be FTS5 syntax).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use piratchat::api::bearer::bearer_credentials;
 use piratchat::api::events::resume_point;
+use piratchat::api::post::ack_status;
+use piratchat::api::search::search_params;
 use piratchat::http::{
     HttpError, Limits, Parsed, cookie_value, parse_request, percent_decode, query_param,
 };
+use piratchat::protocol::decode_client_op;
 
 /// The server's defaults, and tiny ones so that every limit is reachable.
 const LIMITS: [Limits; 3] = [
@@ -105,11 +115,25 @@ fn exercise_helpers(req: &piratchat::http::Request) {
     }
     if let Some(query) = req.query() {
         let _ = query_param(query, "session");
+        check_search(query);
     }
     for (name, value) in &req.headers {
         assert_eq!(name, &name.to_ascii_lowercase());
         if let Some(v) = cookie_value(value, "session") {
             assert!(v.len() <= value.len());
+        }
+        if name == "authorization" {
+            if let Some(key) = bearer_credentials(value) {
+                // A subslice of the value, trimmed.
+                assert!(key.len() + 6 <= value.len());
+                assert!(key.first().is_none_or(|b| !b.is_ascii_whitespace()));
+                assert!(key.last().is_none_or(|b| !b.is_ascii_whitespace()));
+            }
+        }
+    }
+    if let Ok(body) = std::str::from_utf8(&req.body) {
+        if let Err(e) = decode_client_op(body, 300) {
+            assert!((400..500).contains(&ack_status(e)), "{e:?}");
         }
     }
     // The resume point of `GET /api/events`: `Last-Event-ID` wins over
@@ -127,4 +151,39 @@ fn exercise_helpers(req: &piratchat::http::Request) {
         Err(_) => {}
     }
     let _ = HttpError::HeadTooLarge.response();
+}
+
+/// The search parameters: a refusal is a 4xx with a code; an accepted
+/// query's FTS5 text is quoted phrases (`"..."` or `"..."*`) of letters,
+/// digits and single spaces, separated by single spaces.
+fn check_search(query: &str) {
+    match search_params(query) {
+        Err((status, code, _)) => {
+            assert!(status == 400 || status == 422, "{status}");
+            assert!(!code.is_empty());
+        }
+        Ok(s) => {
+            assert!(!s.fts.is_empty());
+            assert!((1..=100).contains(&s.limit) && s.before > 0);
+            let mut rest = s.fts.as_str();
+            loop {
+                rest = rest.strip_prefix('"').expect("a phrase opens");
+                let end = rest.find('"').expect("a phrase closes");
+                let inner = &rest[..end];
+                assert!(
+                    inner
+                        .split(' ')
+                        .all(|t| !t.is_empty() && t.chars().all(char::is_alphanumeric)),
+                    "{}",
+                    s.fts
+                );
+                rest = &rest[end + 1..];
+                rest = rest.strip_prefix('*').unwrap_or(rest);
+                if rest.is_empty() {
+                    break;
+                }
+                rest = rest.strip_prefix(' ').expect("one space between phrases");
+            }
+        }
+    }
 }

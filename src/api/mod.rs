@@ -4,10 +4,13 @@
 
 pub mod admin;
 pub mod assets;
+pub mod bearer;
 pub mod client;
 pub mod events;
+pub mod post;
 pub mod resume;
 pub mod rooms;
+pub mod search;
 pub mod upgrade;
 
 use crate::chat::{AddressLimit, AuthError, Authed, Chat, Outbox, SessionKey};
@@ -38,6 +41,14 @@ pub struct Ctx<'a, O: Outbox> {
     pub now: Millis,
     /// Where chat output goes (logout closes a socket).
     pub out: &'a mut O,
+    /// The client's address: the TCP peer, until [`handle`] has worked
+    /// out what a trusted proxy says it is. Wrong bearer keys count toward
+    /// the failed-login limit of this address.
+    pub client: IpAddr,
+    /// A write to the turn's batch failed: the turn must not be
+    /// committed (it is stored all or nothing), and every response held
+    /// for the commit becomes 503 `storage_unavailable`.
+    pub write_failed: bool,
     /// A line for the log about what went wrong, if anything did.
     pub note: Option<String>,
 }
@@ -96,6 +107,7 @@ enum Endpoint {
     RoomAction,
     RoomMembers,
     Admin(admin::Route),
+    Search,
     Asset(&'static assets::Asset),
 }
 
@@ -105,7 +117,7 @@ impl Endpoint {
         match self {
             Endpoint::Register | Endpoint::Login | Endpoint::RoomAction => "POST",
             Endpoint::Logout => "GET, POST",
-            Endpoint::Rooms => "GET, HEAD, POST",
+            Endpoint::Rooms | Endpoint::Messages => "GET, HEAD, POST",
             Endpoint::Ws | Endpoint::Echo | Endpoint::Events => "GET",
             Endpoint::Admin(route) => route.allow(),
             _ => "GET, HEAD",
@@ -123,6 +135,7 @@ impl Endpoint {
 /// proxy says it is), for the access log.
 pub fn handle<O: Outbox>(req: &Request, tcp: IpAddr, ctx: &mut Ctx<'_, O>) -> (Routed, IpAddr) {
     let peer = Peer::of(req, tcp, &ctx.cfg.trusted_proxies);
+    ctx.client = peer.client;
     (route(req, &peer, ctx), peer.client)
 }
 
@@ -142,6 +155,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
         Endpoint::Login => login(req, peer, ctx),
         Endpoint::Logout => Ok(logout(req, ctx)),
         Endpoint::Online => Ok(online(req, ctx)),
+        Endpoint::Messages if req.method == Method::Post => post::create(req, ctx),
         Endpoint::Messages => messages(req, ctx),
         Endpoint::User => user(req, path, ctx),
         Endpoint::Healthz => Ok(Response::json(200, &json!({"status": "ok"}))),
@@ -153,6 +167,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
         Endpoint::Rooms => Ok(rooms::list(req, ctx)),
         Endpoint::RoomAction | Endpoint::RoomMembers => rooms::action(req, path, ctx),
         Endpoint::Admin(route) => admin::handle(req, route, ctx),
+        Endpoint::Search => search::search(req, ctx),
         Endpoint::Asset(asset) => Ok(assets::response(asset)),
     };
     let resp = result.unwrap_or_else(|e| {
@@ -171,6 +186,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
             | Endpoint::Rooms
             | Endpoint::RoomAction
             | Endpoint::Admin(_)
+            | Endpoint::Search
     );
     let new_session = endpoint == Endpoint::Login && resp.status == 200;
     if reads_store && (ctx.store.has_batch() || new_session) {
@@ -200,6 +216,7 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/echo" if cfg.echo_endpoint => Endpoint::Echo,
         "/api/rooms" => Endpoint::Rooms,
         "/api/events" => Endpoint::Events,
+        "/api/search" => Endpoint::Search,
         p if admin::route_of(p).is_some() => Endpoint::Admin(admin::route_of(p)?),
         p if rooms::parse_path(p).is_some() => match rooms::parse_path(p)?.1 {
             rooms::Action::Members => Endpoint::RoomMembers,
@@ -350,9 +367,13 @@ fn authenticate<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed
     Ok(me)
 }
 
-/// Who the request's credentials name (the session cookie), or the error
-/// response.
+/// Who the request's credentials name: by its `Authorization: Bearer`
+/// key when it has one (see [`bearer`]), else by its session cookie; or
+/// the error response.
 fn identify<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed, Response> {
+    if let Some(key) = bearer::credentials(req) {
+        return bearer::authenticate(key, ctx);
+    }
     ctx.chat
         .authenticate(session_cookie(req), ctx.now)
         .map_err(|e| match e {
@@ -453,6 +474,11 @@ fn ws<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Routed {
             return Response::error_detail(422, "invalid_request", detail).into();
         }
     };
+    if bearer::credentials(req).is_some() {
+        // The socket is opened in this same turn, on this session.
+        let (key, name) = (me.key.clone(), me.name.clone());
+        ctx.chat.bearer_socket_session(key, me.user, &name, ctx.now);
+    }
     Routed::Upgrade {
         accept,
         chat: Some(me),

@@ -391,9 +391,14 @@ impl Chat {
         match conv {
             Conv::General => {
                 self.general_last_id = self.last_id;
-                let delivered = &mut self.stats.messages_delivered;
-                let to = self.online.iter().filter(others).chain(self.streams.all());
-                out.deliver_event(to.inspect(|_| *delivered += 1), json);
+                match except {
+                    Some(conn) => self.broadcast(conn, json, out),
+                    // A purge's deletions come from no socket.
+                    None => {
+                        let to = self.online.iter().chain(self.streams.all());
+                        out.deliver_event(to, json);
+                    }
+                }
             }
             Conv::Room(r) => {
                 if let Some(room) = self.rooms.rooms.get_mut(&r) {

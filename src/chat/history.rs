@@ -82,6 +82,23 @@ fn on_wire<'a>(
     }
 }
 
+/// A message found by search, on the wire as on a history page: its
+/// current text, `edited` time and `reactions` (those to it among
+/// `reactions`).
+pub fn found_on_wire<'a>(
+    text: &'a str,
+    author: &'a str,
+    (id, ts, edited): (i64, i64, Option<i64>),
+    place: Place<'a>,
+    reactions: &'a [StoredReaction],
+) -> PageMessage<'a> {
+    PageMessage {
+        edited,
+        reactions: reactions_of(id, reactions),
+        ..on_wire(text, false, author, id, ts, place)
+    }
+}
+
 /// The reactions to message `id` among a page's (which come by message
 /// id, so a message's are together).
 fn reactions_of(id: i64, all: &[StoredReaction]) -> Reactions<'_> {

@@ -70,22 +70,41 @@ impl Chat {
         now: Millis,
         out: &mut impl Outbox,
     ) -> Option<Write> {
+        match self.post(Some(conn), user, name, frame, now, out) {
+            Ok((id, accepted)) => {
+                self.ack(conn, id, out);
+                accepted.map(Write::Message)
+            }
+            Err(e) => {
+                self.ack_error(conn, e, out);
+                None
+            }
+        }
+    }
+
+    /// A message of `user`, sent on socket `from` or (`None`) over HTTP,
+    /// that passed admission: its id, and what to store unless it is the
+    /// resend of a message already accepted (by its `client_id`), which
+    /// is sent to nobody. The one path of every chat message.
+    pub(super) fn post(
+        &mut self,
+        from: Option<ConnId>,
+        user: UserId,
+        name: &str,
+        frame: ChatFrame<'_>,
+        now: Millis,
+        out: &mut impl Outbox,
+    ) -> Result<(i64, Option<Accepted>), AckError> {
         let known = frame
             .client_id
             .as_ref()
             .and_then(|c| self.recent.get(&(user, (**c).into())));
         if let Some(&id) = known {
             // A resend of a message we have: ack it again, send nothing.
-            self.ack(conn, id, out);
-            return None;
+            return Ok((id, None));
         }
-        let dest = self
-            .destination(user, &frame.target)
-            .map_err(|e| self.ack_error(conn, e, out))
-            .ok()?;
-        self.check_mute(user, Some(&dest), now)
-            .map_err(|e| self.ack_error(conn, e, out))
-            .ok()?;
+        let dest = self.destination(user, &frame.target)?;
+        self.check_mute(user, Some(&dest), now)?;
         let (id, ts) = self.next_event(now);
         let message = ChatMessage {
             message: &frame.text,
@@ -95,18 +114,17 @@ impl Chat {
             room: None,
             to: None,
         };
-        self.send_message(conn, user, &dest, &message, out);
+        self.send_message(from, user, &dest, &message, out);
         if let Some(client_id) = &frame.client_id {
             self.remember_client_id(user, client_id, id, now);
         }
-        self.ack(conn, id, out);
         let client_id = frame.client_id.map(Cow::into_owned);
         let (room, to) = match dest {
             Dest::General => (None, None),
             Dest::Room(r) => (Some(r), None),
             Dest::Direct(u) => (None, Some(u)),
         };
-        Some(Write::Message(Accepted {
+        let accepted = Accepted {
             id,
             user,
             ts,
@@ -114,15 +132,17 @@ impl Chat {
             client_id,
             room,
             to,
-        }))
+        };
+        Ok((id, Some(accepted)))
     }
 
     /// Queues an accepted message for its conversation: every other
     /// socket in general, the room's other online members, or the two
-    /// sides of a direct message. Framed once whatever the count.
+    /// sides of a direct message ("other": all but the sending socket
+    /// `from`, if it came on one). Framed once whatever the count.
     fn send_message(
         &mut self,
-        conn: ConnId,
+        from: Option<ConnId>,
         user: UserId,
         dest: &Dest,
         message: &ChatMessage<'_>,
@@ -136,7 +156,10 @@ impl Chat {
             Dest::General => {
                 self.general_last_id = message.id;
                 self.general_count += 1;
-                self.broadcast(conn, &ServerFrame::Message(&message).to_json(), out);
+                let json = ServerFrame::Message(&message).to_json();
+                let others = self.online.iter().filter(|&c| Some(c) != from);
+                let to = others.chain(self.streams.all());
+                out.deliver_event(to.inspect(|_| *delivered += 1), &json);
             }
             Dest::Room(room) => {
                 let r = self.rooms.rooms.get_mut(&room).expect("resolved");
@@ -144,7 +167,7 @@ impl Chat {
                 r.count += 1;
                 message.room = Some(&r.name);
                 let json = ServerFrame::Message(&message).to_json();
-                let members = r.online.iter().copied().filter(|&c| c != conn);
+                let members = r.online.iter().copied().filter(|&c| Some(c) != from);
                 let to = members.chain(self.streams.of_room(room));
                 out.deliver_event(to.inspect(|_| *delivered += 1), &json);
             }
@@ -158,7 +181,7 @@ impl Chat {
                 let of = |u| all.get(&u).map_or(&[][..], Vec::as_slice);
                 let sender = if to == user { &[][..] } else { of(user) };
                 let sockets = of(to).iter().chain(sender);
-                let others = sockets.copied().filter(|&c| c != conn);
+                let others = sockets.copied().filter(|&c| Some(c) != from);
                 let streams = self.streams.of_user(to).iter().copied();
                 let sender = if to == user {
                     &[][..]

@@ -8,6 +8,7 @@
 //! stores it before handling anything else. Nothing here reads a clock or
 //! touches a socket, so every rule is testable and fuzzable on its own.
 
+mod bearer;
 pub mod conversation;
 mod directory;
 mod history;
@@ -16,7 +17,9 @@ mod messages;
 pub mod moderation;
 pub mod online;
 mod outbox;
+mod post;
 pub mod rooms;
+mod search;
 mod sessions;
 mod streams;
 
@@ -25,10 +28,11 @@ use crate::protocol::{AckError, ServerFrame};
 use crate::ids::{ConnId, Millis, UserId};
 use crate::wheel::Wheel;
 pub use conversation::{Accepted, Change, Lookup, NoHistory, ReadMarker, Write};
-pub use history::Paged;
+pub use history::{Paged, found_on_wire};
 use limits::{AddressLimiter, TokenBucket};
 use online::Ordered;
 pub use outbox::Outbox;
+pub use post::Posted;
 pub use rooms::{GENERAL, MemberInfo, Membership, NewRoom, Role, RoomError, RoomId, RoomInfo};
 pub use sessions::{AuthError, Authed, SessionJournal, SessionKey};
 use sessions::{Due, Session};
@@ -168,6 +172,9 @@ pub struct Chat {
     unconfirmed: Vec<ConnId>,
     /// Every user's name.
     directory: directory::Directory,
+    /// The rate limit of messages posted over HTTP, per user (a socket's
+    /// is its own); one entry per user who ever posted that way.
+    http_buckets: HashMap<UserId, TokenBucket>,
     /// Rooms, members, and the members' open sockets.
     rooms: rooms::Rooms,
     /// Open event streams, by user and by room.
@@ -226,6 +233,7 @@ impl Chat {
             presence: Presence::default(),
             unconfirmed: Vec::new(),
             directory: directory::Directory::default(),
+            http_buckets: HashMap::new(),
             rooms: rooms::Rooms::new(),
             streams: streams::Streams::default(),
             general_last_id: 0,
@@ -362,8 +370,12 @@ impl Chat {
         let sock = self.sockets.remove(&conn)?;
         self.online.remove(sock.pos, conn);
         self.rooms_socket_closed(sock.user, conn);
-        if let Some(session) = self.sessions.get_mut(&sock.key) {
+        let over = self.sessions.get_mut(&sock.key).is_some_and(|session| {
             session.sockets.retain(|&c| c != conn);
+            session.socket_only && session.sockets.is_empty()
+        });
+        if over {
+            self.unlist_session(&sock.key);
         }
         let others = self.user_sockets.get_mut(&sock.user)?;
         others.retain(|&c| c != conn);
@@ -522,6 +534,12 @@ impl Chat {
             );
         }
         assert!(self.user_sockets.values().all(|v| !v.is_empty()));
+        assert!(
+            self.sessions
+                .values()
+                .all(|s| !s.socket_only || !s.sockets.is_empty()),
+            "a bearer socket's session outlived its sockets"
+        );
         let with_socket: usize = self.sessions.values().map(|s| s.sockets.len()).sum();
         assert_eq!(with_socket, self.sockets.len(), "sessions with a socket");
         let listed: usize = self.user_sessions.values().map(Vec::len).sum();

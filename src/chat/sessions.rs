@@ -43,6 +43,9 @@ pub(super) struct Session {
     pub(super) sockets: Vec<ConnId>,
     /// Its open event streams.
     pub(super) streams: Vec<ConnId>,
+    /// A bearer-key socket's session (see `bearer.rs`): not stored, not
+    /// counted by the per-user cap, over with its last socket.
+    pub(super) socket_only: bool,
 }
 
 impl Session {
@@ -135,6 +138,7 @@ impl Chat {
             used: self.uses.next().unwrap_or(u64::MAX),
             sockets: Vec::new(),
             streams: Vec::new(),
+            socket_only: false,
         };
         self.make_room(user);
         let deadline = last_active + self.cfg.session_ttl;
@@ -164,7 +168,7 @@ impl Chat {
             let idle: Vec<(&SessionKey, (Millis, u64))> = keys
                 .iter()
                 .filter_map(|k| Some((k, self.sessions.get(k)?)))
-                .filter(|(_, s)| !s.in_use())
+                .filter(|(_, s)| !s.in_use() && !s.socket_only)
                 .map(|(k, s)| (k, (s.last_active, s.used)))
                 .collect();
             if idle.len() < cap {
@@ -227,7 +231,7 @@ impl Chat {
 
     /// Takes `key` off the session table and its user's list; nothing is
     /// journaled (the caller says whether a row must be deleted).
-    fn unlist_session(&mut self, key: &SessionKey) -> Option<Session> {
+    pub(super) fn unlist_session(&mut self, key: &SessionKey) -> Option<Session> {
         let session = self.sessions.remove(key)?;
         if let Some(keys) = self.user_sessions.get_mut(&session.user) {
             keys.retain(|k| k != key);

@@ -226,6 +226,7 @@ mod tests {
             chat.stream_open(ConnId(10 + u), &who);
             chat.check();
         }
+        chat.flush_presence(&mut out);
         assert_eq!(out.to(), Vec::<u64>::new(), "no presence for streams");
         (chat, out)
     }

@@ -514,9 +514,12 @@ impl<S: Transport> Conn<S> {
             now: env.now,
             out: &mut env.fan,
             note: None,
+            client: self.peer.ip(),
+            write_failed: false,
         };
         let (routed, client) = api::handle(&req, self.peer.ip(), &mut ctx);
         env.note = ctx.note.take();
+        env.held.failed |= ctx.write_failed;
         let client = client.to_string();
         match routed {
             Routed::Respond(resp) => {

@@ -4,7 +4,7 @@
 use super::core::{Core, Timer};
 use crate::chat::{Accepted, SessionKey};
 use crate::config::LogLevel;
-use crate::event::{EventKind, NewEvent};
+use crate::event::NewEvent;
 use crate::ids::{ConnId, Millis, UserId};
 use crate::store::StoreError;
 use std::collections::HashSet;
@@ -13,17 +13,7 @@ use std::rc::Rc;
 /// The row that stores an accepted message (the chat knows nothing of
 /// the store's types).
 pub(super) fn message_row(accepted: &Accepted) -> NewEvent<'_> {
-    NewEvent {
-        id: accepted.id,
-        kind: EventKind::Message,
-        user: accepted.user,
-        room: accepted.room.map(|r| r.0),
-        to: accepted.to,
-        ts: accepted.ts,
-        text: &accepted.text,
-        client_id: accepted.client_id.as_deref(),
-        target: None,
-    }
+    accepted.row()
 }
 
 /// Wall-clock Unix milliseconds (only for timestamps and stored times;

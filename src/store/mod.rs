@@ -20,6 +20,7 @@ mod general;
 mod history;
 mod moderation;
 mod rooms;
+mod search;
 use crate::ids::UserId;
 use checkpoint::BUSY_TIMEOUT;
 pub use conversation::StoredRead;
@@ -28,6 +29,7 @@ use error::fail;
 pub use history::StoredSession;
 pub use moderation::{AuditRow, NewAudit, StoredModeration, UserRow};
 pub use rooms::{StoredMember, StoredRoom};
+pub use search::{SearchHit, SearchPage};
 
 /// Forward migrations: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`, and runs in its own transaction together with the bump of
@@ -40,7 +42,8 @@ const MIGRATIONS: &[&str] = &[
     conversation::MIGRATION_5_CONVERSATION,
     history::MIGRATION_6_GENERAL_INDEX,
     general::MIGRATION_7_NO_GENERAL_INDEX,
-    moderation::MIGRATION_8_MODERATION,
+    search::MIGRATION_8_SEARCH,
+    moderation::MIGRATION_9_MODERATION,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`

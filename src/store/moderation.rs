@@ -9,13 +9,13 @@ use super::{Store, StoreError, UserId, fail};
 use crate::event::MessageInfo;
 use rusqlite::params;
 
-/// Version 8: moderation. `users` gains `created` (NULL for accounts
+/// Version 9: moderation. `users` gains `created` (NULL for accounts
 /// made before it). A deleted account keeps its row, because its events
 /// (membership changes, `delete` events of its purged messages) still
 /// name it: its key hash becomes empty (no key hashes to that) and its
 /// folded name `#<id>`, which no name lookup produces, so the name is
 /// free again.
-pub(super) const MIGRATION_8_MODERATION: &str = "
+pub(super) const MIGRATION_9_MODERATION: &str = "
     ALTER TABLE users ADD COLUMN created INTEGER;
     CREATE TABLE admins (
         user_id INTEGER PRIMARY KEY REFERENCES users (id),
@@ -175,7 +175,7 @@ impl Store {
 
     /// Deletes an account (in the turn's batch): its memberships and
     /// sessions go, and its row becomes a nameless tombstone (see
-    /// [`MIGRATION_8_MODERATION`]) shown as `shown`.
+    /// [`MIGRATION_9_MODERATION`]) shown as `shown`.
     pub fn delete_user(&mut self, user: UserId, shown: &str) -> Result<(), StoreError> {
         let doing = "deleting a user";
         self.batch_write(SQL_DELETE_USER_MEMBERS, params![user.0], doing)?;

@@ -26,6 +26,12 @@ pub enum EventKind {
     ReactOn = 5,
     /// A reaction taken back (`text`: the emoji).
     ReactOff = 6,
+    /// A member kicked from a room (`user`: who; `target`: the
+    /// moderator's user id; `text`: the reason).
+    Kick = 7,
+    /// A member muted in a room (as `Kick`; `text`: the mute's end in
+    /// Unix milliseconds, a newline, the reason).
+    RoomMute = 8,
 }
 
 impl EventKind {
@@ -40,6 +46,8 @@ impl EventKind {
             4 => EventKind::Delete,
             5 => EventKind::ReactOn,
             6 => EventKind::ReactOff,
+            7 => EventKind::Kick,
+            8 => EventKind::RoomMute,
             _ => return None,
         })
     }

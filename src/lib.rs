@@ -4,6 +4,7 @@
 //! Layers (arrows point down only; a lower module never imports a higher one):
 //!
 //! ```text
+//! admin_cli `piratchat admin ...`: an HTTP client of a running server
 //! server/   the only code that touches mio, sockets, signals or the clock;
 //!           the loop turn itself is generic over the socket (server::turn)
 //! api/      (request, session) -> response; WebSocket text -> chat calls
@@ -30,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin_cli;
 pub mod api;
 pub mod chat;
 pub mod config;

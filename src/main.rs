@@ -1,6 +1,7 @@
 //! The `piratchat` binary: settings from flags and environment, the
 //! database, the server loop, and exit codes (0 after a clean shutdown, 2
-//! for a start-up error).
+//! for a start-up error). `piratchat admin ...` is the operator's client
+//! of a running server instead (see `admin_cli`).
 
 use piratchat::config::{Command, Config, LogLevel};
 use piratchat::log::{Logger, escape};
@@ -11,6 +12,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("admin") {
+        let env = |name: &str| std::env::var(name).ok();
+        let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+        let code = piratchat::admin_cli::run(&args[1..], &env, &mut out, &mut err);
+        return ExitCode::from(code as u8);
+    }
     let cfg = match Config::parse(&args, &|name| std::env::var(name).ok()) {
         Ok(Command::Run(cfg)) => *cfg,
         Ok(Command::Help(text)) | Ok(Command::Version(text)) => return print_out(&text),

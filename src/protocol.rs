@@ -6,8 +6,13 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 mod conversation;
+mod moderation;
 pub use conversation::{
     DeleteEvent, EditEvent, PageMessage, Place, ReactEvent, Reactions, ReadEvent, TypingEvent,
+};
+pub use moderation::{
+    AdminUserLine, AuditLine, InviteCodeBody, KickBody, ModEvent, MuteBody, ReasonBody, RoleBody,
+    RoomMuteBody,
 };
 
 /// Body of `POST /api/register`.
@@ -16,6 +21,9 @@ pub use conversation::{
 pub struct RegisterBody {
     /// The requested name.
     pub username: String,
+    /// An invite code (`--registration invite`; ignored when open).
+    #[serde(default)]
+    pub invite: Option<String>,
 }
 
 /// Body of `POST /api/login`.
@@ -204,11 +212,14 @@ pub enum AckError {
     /// A reaction's emoji is not 1 to 8 Unicode scalar values without
     /// whitespace.
     InvalidEmoji,
+    /// The sender is muted (server-wide or in that room); the ack also
+    /// carries `until`.
+    Muted,
 }
 
 impl AckError {
     /// Every variant, for metrics.
-    pub const ALL: [AckError; 11] = [
+    pub const ALL: [AckError; 12] = [
         AckError::InvalidJson,
         AckError::InvalidMessage,
         AckError::MessageTooLong,
@@ -220,6 +231,7 @@ impl AckError {
         AckError::NotFound,
         AckError::Forbidden,
         AckError::InvalidEmoji,
+        AckError::Muted,
     ];
 
     /// The snake_case code sent in the ack.
@@ -236,6 +248,7 @@ impl AckError {
             AckError::NotFound => "not_found",
             AckError::Forbidden => "forbidden",
             AckError::InvalidEmoji => "invalid_emoji",
+            AckError::Muted => "muted",
         }
     }
 }
@@ -520,6 +533,10 @@ pub struct UserInfo<'a> {
     /// `@me` only: how many the server allows (`--sockets-per-user`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sockets_per_user: Option<usize>,
+    /// `@me` only, and only when true: the user is a server admin (the
+    /// web client shows its admin page then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
 }
 
 /// Frames the server sends on a chat WebSocket.
@@ -554,6 +571,8 @@ pub enum ServerFrame<'a> {
     Typing(&'a TypingEvent<'a>),
     /// The user's read marker moved (on another of their sockets).
     Read(&'a ReadEvent<'a>),
+    /// A kick or a mute in a room.
+    Moderation(&'a ModEvent<'a>),
     /// `{"status": true}`: the frame was accepted and stored nothing
     /// (typing, a read marker, a throttled typing notice).
     AckDone {
@@ -567,6 +586,16 @@ pub enum ServerFrame<'a> {
         status: bool,
         /// The message's id.
         id: i64,
+    },
+    /// `{"status": false, "code": "muted", "until": ts}`: the sender is
+    /// muted until then (Unix milliseconds).
+    AckMuted {
+        /// Always false.
+        status: bool,
+        /// Always `muted`.
+        code: &'static str,
+        /// The mute's end.
+        until: i64,
     },
     /// `{"status": false, "code": ...}`: the sender's frame was refused.
     AckErr {

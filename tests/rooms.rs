@@ -177,7 +177,8 @@ fn room_endpoints_answer_with_the_spec_shapes_and_codes() {
             "method_not_allowed",
         ),
         ("DELETE", "/api/rooms", "", 405, "method_not_allowed"),
-        ("GET", "/api/rooms/rust/kick", "", 404, "not_found"),
+        ("GET", "/api/rooms/rust/kick", "", 405, "method_not_allowed"),
+        ("GET", "/api/rooms/rust/ban", "", 404, "not_found"),
     ];
     let cookie = format!("session={ben}");
     for &(method, path, body, status, code) in cases {

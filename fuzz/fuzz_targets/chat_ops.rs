@@ -31,10 +31,22 @@
 //! wheel expires them, with no id; read markers only move forward, never
 //! past the newest event, and reach the reader's other sockets; every
 //! frame is answered with exactly one ack.
+//!
+//! Moderation (SPEC §12): bans end every session of the user and close
+//! their sockets with 1008, and a banned user logs in no more (the API
+//! refuses); mutes, server-wide and per room, turn the user's messages
+//! (and edits) into `muted` acks with the mute's end; kicks and room
+//! mutes follow the rank rules (owner, moderator, member) with the
+//! model's error, and their events take the next id and reach exactly
+//! the room's online sockets (the kicked user's too). After every
+//! operation: no frame reaches a banned user, no frame of a room reaches
+//! a user kicked from it (but their own kick), and no message of a muted
+//! user goes out in the scope of the mute.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use piratchat::chat::moderation::ModError;
 use piratchat::chat::{
     AddressLimit, AuthError, Chat, ChatConfig, Lookup, Outbox, Role, RoomError, SessionKey, Write,
 };
@@ -92,6 +104,16 @@ enum Op {
     /// A read marker at an id near the newest, in a conversation as for
     /// `Typing` (`with` instead of `to`).
     Read(u8, u8, u8),
+    /// An admin bans `USERS[n]`.
+    Ban(u8),
+    Unban(u8),
+    /// A server-wide mute for this many seconds (plus one).
+    Mute(u8, u8),
+    Unmute(u8),
+    /// `USERS[by]` kicks `USERS[who]` (or nobody) from `ROOMS[r]`.
+    Kick(u8, u8, u8),
+    /// As `Kick`, a room mute for this many seconds (plus one).
+    RoomMute(u8, u8, u8, u8),
 }
 
 #[derive(Debug, Arbitrary)]
@@ -246,6 +268,13 @@ struct Model {
     typing: HashMap<(usize, i64), u64>,
     /// Read markers by (user, conversation key).
     reads: HashMap<(usize, i64), i64>,
+    banned: HashSet<usize>,
+    /// Server-wide mutes: their end.
+    muted: HashMap<usize, i64>,
+    /// Room mutes by (room, user), general as room 0: their end.
+    room_muted: HashMap<(usize, usize), i64>,
+    /// Kicked from (room, user) and not invited back.
+    kicked: HashSet<(usize, usize)>,
 }
 
 struct MRoom {
@@ -325,6 +354,14 @@ impl Model {
         v
     }
 
+    /// The end of the mute in force for `user`'s message to room `r`
+    /// (general is 0; `None`: a direct message, only a server-wide mute).
+    fn muted(&self, user: usize, r: Option<usize>) -> Option<i64> {
+        let global = self.muted.get(&user).copied();
+        let local = r.and_then(|r| self.room_muted.get(&(r, user)).copied());
+        global.max(local).filter(|&until| until > self.now as i64)
+    }
+
     /// Room `r` as `user` sees it: `Err` when it does not exist for them.
     fn visible(&self, r: usize, user: usize) -> Result<Option<&MRoom>, RoomError> {
         if r == 0 {
@@ -400,6 +437,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 seen.dedup();
                 assert_eq!(seen.len(), to.len(), "twice to one socket: {v}");
                 assert!(to.iter().all(|c| m.is_open(*c)), "to a closed socket: {v}");
+                moderation_invariants(&m, to, v);
             }
         }
         assert_eq!(chat.last_id(), m.last_id, "one event sequence");
@@ -433,6 +471,10 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
     match *op {
         Op::Login(u) => {
             let user = usize::from(u) % USERS.len();
+            if m.banned.contains(&user) {
+                // The API answers 403 `banned`.
+                return vec![];
+            }
             let token = format!("Session{:025}", m.sessions.len());
             chat.login(
                 SessionKey::of(&token),
@@ -515,6 +557,16 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                 }
                 Some(Event::Deliver(_, v)) => {
                     assert_eq!(v["status"], false);
+                    if v["code"] == "muted" {
+                        // Raw frames may name a room or a user: the mute
+                        // in force is then at least the server-wide one
+                        // or that room's.
+                        let user = m.user_of(conn);
+                        let any = [None, Some(0), Some(1), Some(2)]
+                            .iter()
+                            .any(|&r| m.muted(user, r) == v["until"].as_i64());
+                        assert!(any, "a muted ack without a mute: {v}");
+                    }
                     vec![Event::Deliver(vec![conn], v.clone())]
                 }
                 other => panic!("no answer to a frame: {other:?}"),
@@ -595,6 +647,28 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
         ),
         Op::Typing(c, conv, on) => typing(chat, m, db, out, c, conv, on),
         Op::Read(c, conv, back) => read(chat, m, db, out, c, conv, back),
+        Op::Ban(u) => ban(chat, m, out, usize::from(u) % USERS.len()),
+        Op::Unban(u) => {
+            let user = usize::from(u) % USERS.len();
+            let was = m.banned.remove(&user);
+            assert_eq!(chat.unban(UserId(user as i64 + 1)), was);
+            vec![]
+        }
+        Op::Mute(u, secs) => {
+            let user = usize::from(u) % USERS.len();
+            let until = m.now as i64 + (i64::from(secs) + 1) * 1000;
+            chat.mute(UserId(user as i64 + 1), until);
+            m.muted.insert(user, until);
+            vec![]
+        }
+        Op::Unmute(u) => {
+            let user = usize::from(u) % USERS.len();
+            let was = m.muted.remove(&user).is_some_and(|t| t > m.now as i64);
+            assert_eq!(chat.unmute(UserId(user as i64 + 1), now), was);
+            vec![]
+        }
+        Op::Kick(b, r, w) => room_action(chat, m, out, (b, r, w), None),
+        Op::RoomMute(b, r, w, secs) => room_action(chat, m, out, (b, r, w), Some(secs)),
         Op::Record(register, ip) => {
             let limit = if register {
                 AddressLimit::Register
@@ -636,6 +710,9 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                 Err(e) => assert_eq!(got, Err(e)),
                 Ok(None) => assert_eq!(got, Ok(None), "general"),
                 Ok(Some(room)) if room.members.contains_key(&user) => assert_eq!(got, Ok(None)),
+                Ok(Some(_)) if m.kicked.contains(&(r, user)) => {
+                    assert_eq!(got, Err(RoomError::Kicked))
+                }
                 Ok(Some(_)) => {
                     m.last_id += 1;
                     assert_eq!(got.unwrap().unwrap().id, m.last_id);
@@ -707,6 +784,7 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
             }
             m.last_id += 1;
             assert_eq!(got.unwrap().unwrap().id, m.last_id);
+            m.kicked.remove(&(r, who));
             m.rooms
                 .get_mut(&r)
                 .unwrap()
@@ -732,7 +810,8 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                 Ok(Some(room)) if !room.members.contains_key(&user) => Some("not_a_member"),
                 Ok(_) => None,
             };
-            answer(m, conn, refused, out)
+            let muted = m.muted(user, Some(r));
+            answer(m, conn, refused, muted, out)
         }
         Op::Direct(c, u) => {
             let Some(conn) = m.conn(c) else { return vec![] };
@@ -744,7 +823,8 @@ fn apply(op: &Op, chat: &mut Chat, m: &mut Model, db: &mut Db, out: &mut Recorde
                 return vec![];
             }
             let refused = (to == USERS.len()).then_some("user_not_found");
-            answer(m, conn, refused, out)
+            let muted = m.muted(m.user_of(conn), None);
+            answer(m, conn, refused, muted, out)
         }
         Op::Check(register, ip) => {
             let limit = if register {
@@ -835,7 +915,13 @@ fn recipients(m: &Model, conn: ConnId, v: &Value) -> Vec<ConnId> {
 /// What a well-formed room or direct frame from `conn` gets: an error ack
 /// (the model's, or the bucket's `rate_limited`), or the delivery and the
 /// ack with the next id.
-fn answer(m: &mut Model, conn: ConnId, refused: Option<&str>, out: &Recorder) -> Vec<Event> {
+fn answer(
+    m: &mut Model,
+    conn: ConnId,
+    refused: Option<&str>,
+    muted: Option<i64>,
+    out: &Recorder,
+) -> Vec<Event> {
     let nack = |code: &str| Event::Deliver(vec![conn], json!({ "status": false, "code": code }));
     // Pending `leave`s go out before an accepted message.
     let first = out.0.iter().find(|e| match e {
@@ -845,6 +931,10 @@ fn answer(m: &mut Model, conn: ConnId, refused: Option<&str>, out: &Recorder) ->
     match first {
         Some(Event::Deliver(_, v)) if v["code"] == "rate_limited" => vec![nack("rate_limited")],
         _ if refused.is_some() => vec![nack(refused.unwrap())],
+        _ if muted.is_some() => vec![Event::Deliver(
+            vec![conn],
+            json!({ "status": false, "code": "muted", "until": muted }),
+        )],
         Some(Event::Deliver(_, v)) if v.get("message").is_some() => {
             m.last_id += 1;
             assert_eq!(v["id"], m.last_id);
@@ -963,6 +1053,10 @@ fn change(
     };
     if !allowed {
         return nack(conn, "forbidden");
+    }
+    if let (ChangeKind::Edit, Some(until)) = (kind, m.muted(user, None)) {
+        let ack = json!({ "status": false, "code": "muted", "until": until });
+        return vec![Event::Deliver(vec![conn], ack)];
     }
     m.last_id += 1;
     let id = m.last_id;
@@ -1166,4 +1260,148 @@ fn read(
     want.push(Event::Deliver(others, event));
     want.push(ack_done(conn));
     want
+}
+
+/// The moderation invariants of one delivery of `v` to `to` (see the
+/// module doc).
+fn moderation_invariants(m: &Model, to: &[ConnId], v: &Value) {
+    for &c in to {
+        let user = m.user_of(c);
+        assert!(!m.banned.contains(&user), "to banned {}: {v}", USERS[user]);
+        let room = v.get("room").and_then(Value::as_str);
+        if let Some(r) = room.and_then(|n| ROOMS.iter().position(|&x| x == n)) {
+            let own_kick = v["event"] == "kick" && v["username"] == USERS[user];
+            assert!(
+                !m.kicked.contains(&(r, user)) || own_kick,
+                "room {} to kicked {}: {v}",
+                ROOMS[r],
+                USERS[user]
+            );
+        }
+    }
+    let is_message =
+        v.get("message").is_some() && v.get("author").is_some() && v.get("event").is_none();
+    if is_message {
+        let author = USERS
+            .iter()
+            .position(|&n| n == v["author"])
+            .expect("a user");
+        let scope = match v.get("room").and_then(Value::as_str) {
+            Some(r) => ROOMS.iter().position(|&x| x == r),
+            None if v.get("to").is_some() => None,
+            None => Some(0),
+        };
+        assert_eq!(
+            m.muted(author, scope),
+            None,
+            "a muted user's message went out: {v}"
+        );
+    }
+}
+
+/// An admin bans `user`: every session ends, every socket closes with
+/// 1008 (in session order, then socket order), and the `leave` waits for
+/// the end of the turn.
+fn ban(chat: &mut Chat, m: &mut Model, out: &mut Recorder, user: usize) -> Vec<Event> {
+    let fresh = m.banned.insert(user);
+    assert_eq!(chat.ban(UserId(user as i64 + 1), out), fresh);
+    let mut want = Vec::new();
+    for s in 0..m.sessions.len() {
+        if m.sessions[s].user != user || m.sessions[s].over {
+            continue;
+        }
+        m.sessions[s].over = true;
+        for conn in m.sessions[s].sockets.clone() {
+            let gone = m.drop_socket(conn);
+            m.pending.extend(gone.map(|name| ("leave", name)));
+            want.push(Event::Close(conn, 1008));
+        }
+    }
+    want
+}
+
+/// A kick (`secs: None`) or a room mute by `USERS[by]` of `USERS[who]`
+/// (or nobody) in `ROOMS[r]`, against the model's rank rules.
+fn room_action(
+    chat: &mut Chat,
+    m: &mut Model,
+    out: &mut Recorder,
+    (b, r, w): (u8, u8, u8),
+    secs: Option<u8>,
+) -> Vec<Event> {
+    let by = usize::from(b) % USERS.len();
+    let r = usize::from(r) % ROOMS.len();
+    let who = usize::from(w) % (USERS.len() + 1);
+    let name = USERS.get(who).copied().unwrap_or("nobody");
+    let now = Millis(m.now);
+    let by_id = UserId(by as i64 + 1);
+    let got = match secs {
+        None => chat.kick(by_id, ROOMS[r], name, "", now, out),
+        Some(s) => {
+            let ms = (i64::from(s) + 1) * 1000;
+            chat.room_mute(by_id, ROOMS[r], name, ms, "", now, out)
+        }
+    };
+    let want_err = |e: ModError| -> Option<ModError> { Some(e) };
+    let rank = |u: usize| -> Option<Role> {
+        if r == 0 {
+            Some(Role::Member)
+        } else {
+            m.rooms[&r].members.get(&u).copied()
+        }
+    };
+    let refused = match m.visible(r, by) {
+        Err(e) => want_err(ModError::Room(e)),
+        Ok(_) if !matches!(rank(by), Some(Role::Owner | Role::Moderator)) => {
+            want_err(ModError::Room(RoomError::Forbidden))
+        }
+        Ok(_) if who == USERS.len() => want_err(ModError::Room(RoomError::UserNotFound)),
+        Ok(_) => match rank(who) {
+            None => want_err(ModError::NotAMember),
+            Some(theirs) => {
+                let outranked = match theirs {
+                    Role::Owner => r != 0,
+                    Role::Moderator => rank(by) != Some(Role::Owner),
+                    Role::Member => false,
+                };
+                if who == by || outranked {
+                    want_err(ModError::Room(RoomError::Forbidden))
+                } else if r == 0 && secs.is_none() {
+                    want_err(ModError::CannotKick)
+                } else {
+                    None
+                }
+            }
+        },
+    };
+    if let Some(e) = refused {
+        assert_eq!(got.map(|a| a.id), Err(e), "{by} {r} {who} {secs:?}");
+        return vec![];
+    }
+    let action = got.expect("allowed");
+    m.last_id += 1;
+    assert_eq!(action.id, m.last_id);
+    let mut v = json!({
+        "event": if secs.is_none() { "kick" } else { "mute" },
+        "room": ROOMS[r],
+        "username": USERS[who],
+        "by": USERS[by],
+        "reason": "",
+        "id": m.last_id,
+        "ts": m.now,
+    });
+    let to = if r == 0 {
+        m.online.clone()
+    } else {
+        m.room_sockets(r)
+    };
+    if let Some(s) = secs {
+        let until = m.now as i64 + (i64::from(s) + 1) * 1000;
+        v["until"] = json!(until);
+        m.room_muted.insert((r, who), until);
+    } else {
+        m.rooms.get_mut(&r).unwrap().members.remove(&who);
+        m.kicked.insert((r, who));
+    }
+    with_leaves(m, Event::Deliver(to, v))
 }

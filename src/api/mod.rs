@@ -2,6 +2,7 @@
 //! upgrade decision out. No sockets; the chat, the store and the metrics
 //! come in through [`Ctx`].
 
+pub mod admin;
 pub mod assets;
 pub mod bearer;
 pub mod client;
@@ -105,6 +106,7 @@ enum Endpoint {
     Rooms,
     RoomAction,
     RoomMembers,
+    Admin(admin::Route),
     Search,
     Asset(&'static assets::Asset),
 }
@@ -117,6 +119,7 @@ impl Endpoint {
             Endpoint::Logout => "GET, POST",
             Endpoint::Rooms | Endpoint::Messages => "GET, HEAD, POST",
             Endpoint::Ws | Endpoint::Echo | Endpoint::Events => "GET",
+            Endpoint::Admin(route) => route.allow(),
             _ => "GET, HEAD",
         }
     }
@@ -163,6 +166,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
         Endpoint::Rooms if req.method == Method::Post => rooms::create(req, ctx),
         Endpoint::Rooms => Ok(rooms::list(req, ctx)),
         Endpoint::RoomAction | Endpoint::RoomMembers => rooms::action(req, path, ctx),
+        Endpoint::Admin(route) => admin::handle(req, route, ctx),
         Endpoint::Search => search::search(req, ctx),
         Endpoint::Asset(asset) => Ok(assets::response(asset)),
     };
@@ -181,6 +185,7 @@ fn route<O: Outbox>(req: &Request, peer: &Peer, ctx: &mut Ctx<'_, O>) -> Routed 
             | Endpoint::User
             | Endpoint::Rooms
             | Endpoint::RoomAction
+            | Endpoint::Admin(_)
             | Endpoint::Search
     );
     let new_session = endpoint == Endpoint::Login && resp.status == 200;
@@ -212,6 +217,7 @@ fn endpoint_of(path: &str, cfg: &Config, peer: &Peer) -> Option<Endpoint> {
         "/api/rooms" => Endpoint::Rooms,
         "/api/events" => Endpoint::Events,
         "/api/search" => Endpoint::Search,
+        p if admin::route_of(p).is_some() => Endpoint::Admin(admin::route_of(p)?),
         p if rooms::parse_path(p).is_some() => match rooms::parse_path(p)?.1 {
             rooms::Action::Members => Endpoint::RoomMembers,
             _ => Endpoint::RoomAction,
@@ -256,6 +262,9 @@ fn register<O: Outbox>(
         return Ok(rate_limited(secs));
     }
     ctx.chat.record_limit(limit, peer.client, ctx.now);
+    if let Some(refused) = admin::registration_closed(ctx) {
+        return Ok(refused);
+    }
     let Some(body) = decode_body::<RegisterBody>(&req.body).filter(|b| !b.username.is_empty())
     else {
         return Ok(invalid_body("username"));
@@ -263,20 +272,23 @@ fn register<O: Outbox>(
     if !valid_username(&body.username) {
         return Ok(Response::error(400, "invalid_username"));
     }
+    let invite = match admin::take_invite(&body, ctx)? {
+        Ok(invite) => invite,
+        Err(refused) => return Ok(refused),
+    };
     let key = secret::new_user_key();
-    Ok(
-        match ctx
-            .store
-            .create_user(&body.username, &secret::sha256_hex(&key))?
-        {
-            Some(user) => {
-                // Direct messages and member lists may name them at once.
-                ctx.chat.add_user(user.id, &user.name);
-                Response::json(201, &json!({ "key": key }))
-            }
-            None => Response::error(409, "username_taken"),
-        },
-    )
+    let created = ctx
+        .store
+        .create_user(&body.username, &secret::sha256_hex(&key))?;
+    admin::registered(created.as_ref().map(|u| u.id), invite.as_deref(), ctx)?;
+    Ok(match created {
+        Some(user) => {
+            // Direct messages and member lists may name them at once.
+            ctx.chat.add_user(user.id, &user.name);
+            Response::json(201, &json!({ "key": key }))
+        }
+        None => Response::error(409, "username_taken"),
+    })
 }
 
 fn login<O: Outbox>(
@@ -295,6 +307,9 @@ fn login<O: Outbox>(
         ctx.chat.record_limit(limit, peer.client, ctx.now);
         return Ok(Response::error(401, "invalid_key"));
     };
+    if ctx.chat.is_banned(user.id) {
+        return Ok(Response::error(403, "banned"));
+    }
     let token = secret::new_session_token();
     ctx.chat
         .login(SessionKey::of(&token), user.id, &user.name, ctx.now);
@@ -338,10 +353,24 @@ fn logout<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Response {
     Response::json(200, &json!({})).with_header("Set-Cookie", clear_cookie())
 }
 
-/// Authenticates the request or gives the error response: by its
-/// `Authorization: Bearer` key when it has one (see [`bearer`]), else by
-/// its session cookie.
+/// Authenticates the request or gives the error response.
+///
+/// A banned user is 403 `banned` whatever the credentials: a ban ends
+/// their sessions, and this check refuses every other way in (a key sent
+/// as `Authorization: Bearer`), so every way of proving who one is goes
+/// through [`identify`] and then here.
 fn authenticate<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed, Response> {
+    let me = identify(req, ctx)?;
+    if ctx.chat.is_banned(me.user) {
+        return Err(Response::error(403, "banned"));
+    }
+    Ok(me)
+}
+
+/// Who the request's credentials name: by its `Authorization: Bearer`
+/// key when it has one (see [`bearer`]), else by its session cookie; or
+/// the error response.
+fn identify<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Authed, Response> {
     if let Some(key) = bearer::credentials(req) {
         return bearer::authenticate(key, ctx);
     }
@@ -396,6 +425,7 @@ fn user<O: Outbox>(
             last_seen: ctx.chat.last_seen(id),
             sockets: mine.map(|m| m.0),
             sockets_per_user: mine.map(|m| m.1),
+            admin: name == "@me" && ctx.chat.is_admin(id),
         },
     ))
 }

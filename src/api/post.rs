@@ -22,7 +22,7 @@ pub fn ack_status(e: AckError) -> u16 {
         | AckError::MessageTooLong
         | AckError::BinaryNotSupported
         | AckError::InvalidEmoji => 400,
-        AckError::NotAMember | AckError::Forbidden => 403,
+        AckError::NotAMember | AckError::Forbidden | AckError::Muted => 403,
         AckError::RoomNotFound | AckError::UserNotFound | AckError::NotFound => 404,
         AckError::RateLimited => 429,
     }
@@ -42,6 +42,7 @@ fn detail(e: AckError) -> &'static str {
         AckError::NotAMember => "join the room first",
         AckError::RoomNotFound => "no such room",
         AckError::UserNotFound => "no such user",
+        AckError::Muted => "you are muted; a moderator lifts it, or wait until it ends",
         _ => "refused",
     }
 }

@@ -128,7 +128,13 @@ pub fn action<O: Outbox>(
         }
     };
     match changed {
-        Ok(Some(change)) => store_membership(&change, ctx)?,
+        Ok(Some(change)) => {
+            store_membership(&change, ctx)?;
+            if action == Action::Invite {
+                // An invitation lifts a kick (the chat forgot it already).
+                ctx.store.set_kick(change.room.0, change.user, false)?;
+            }
+        }
         Ok(None) => {}
         Err(e) => return Ok(room_error(e)),
     }

@@ -147,6 +147,15 @@ enum Conv {
     Direct(UserId, UserId),
 }
 
+/// The conversation stored message `info` belongs to.
+fn conv_of(info: &MessageInfo) -> Conv {
+    match (info.room, info.to) {
+        (Some(r), _) => Conv::Room(RoomId(r)),
+        (None, Some(to)) => Conv::Direct(info.author, to),
+        (None, None) => Conv::General,
+    }
+}
+
 /// The key of a conversation for `user`'s read markers and typing: a
 /// room's id (general is 1), or minus the other user's id.
 pub(super) fn conv_key(dest: &Dest) -> i64 {
@@ -173,6 +182,11 @@ impl Chat {
             self.ack_error(conn, AckError::Forbidden, out);
             return None;
         }
+        // An edit is a new text: a muted user may not slip one through.
+        if let Err(e) = self.check_mute(user, None, now) {
+            self.ack_error(conn, e, out);
+            return None;
+        }
         let (id, ts) = self.next_event(now);
         let (place, change) = self.change(user, conv, (id, ts), target);
         let json = ServerFrame::Edit(&EditEvent {
@@ -185,7 +199,7 @@ impl Chat {
             place: place.as_place(),
         })
         .to_json();
-        self.send_event(conn, conv, &json, out);
+        self.send_event(Some(conn), conv, &json, out);
         self.ack(conn, id, out);
         let text = text.to_owned();
         Some(Write::Change(Change {
@@ -212,10 +226,39 @@ impl Chat {
             ),
             _ => false,
         };
-        if info.author != user && !moderates {
+        if info.author != user && !moderates && !self.is_admin(user) {
             self.ack_error(conn, AckError::Forbidden, out);
             return None;
         }
+        let change = self.delete_as((user, name), target, conv, Some(conn), now, out);
+        self.ack(conn, change.id, out);
+        Some(Write::Change(change))
+    }
+
+    /// Deletes stored message `target` (of `info`) as `user`, who may:
+    /// the `delete` event to its conversation, and the change to store.
+    /// The purge of a user's messages comes through here, like a
+    /// deletion frame.
+    pub(super) fn delete_message_as(
+        &mut self,
+        by: (UserId, &str),
+        target: i64,
+        info: &MessageInfo,
+        now: Millis,
+        out: &mut impl Outbox,
+    ) -> Change {
+        self.delete_as(by, target, conv_of(info), None, now, out)
+    }
+
+    fn delete_as(
+        &mut self,
+        (user, name): (UserId, &str),
+        target: i64,
+        conv: Conv,
+        except: Option<ConnId>,
+        now: Millis,
+        out: &mut impl Outbox,
+    ) -> Change {
         let (id, ts) = self.next_event(now);
         let (place, change) = self.change(user, conv, (id, ts), target);
         let json = ServerFrame::Delete(&DeleteEvent {
@@ -227,12 +270,11 @@ impl Chat {
             place: place.as_place(),
         })
         .to_json();
-        self.send_event(conn, conv, &json, out);
-        self.ack(conn, id, out);
-        Some(Write::Change(Change {
+        self.send_event(except, conv, &json, out);
+        Change {
             kind: EventKind::Delete,
             ..change
-        }))
+        }
     }
 
     /// `{"react": ID, "emoji": E}`: toggles `user`'s reaction.
@@ -260,7 +302,7 @@ impl Chat {
             place: place.as_place(),
         })
         .to_json();
-        self.send_event(conn, conv, &json, out);
+        self.send_event(Some(conn), conv, &json, out);
         self.ack(conn, id, out);
         let kind = if on {
             EventKind::ReactOn
@@ -287,11 +329,7 @@ impl Chat {
     ) -> Option<(MessageInfo, Conv)> {
         let found = look.message(target).filter(|m| !m.deleted);
         let conv = found.and_then(|info| {
-            let conv = match (info.room, info.to) {
-                (Some(r), _) => Conv::Room(RoomId(r)),
-                (None, Some(to)) => Conv::Direct(info.author, to),
-                (None, None) => Conv::General,
-            };
+            let conv = conv_of(&info);
             let sees = match conv {
                 Conv::General => true,
                 Conv::Room(r) => self.rooms.role(r, user).is_some(),
@@ -341,17 +379,31 @@ impl Chat {
 
     /// Queues an event of `conv` for every socket in it but `conn` (as a
     /// stored event: taken back should the turn's commit fail).
-    fn send_event(&mut self, conn: ConnId, conv: Conv, json: &[u8], out: &mut impl Outbox) {
+    fn send_event(
+        &mut self,
+        except: Option<ConnId>,
+        conv: Conv,
+        json: &[u8],
+        out: &mut impl Outbox,
+    ) {
         self.flush_presence(out);
+        let others = move |c: &ConnId| Some(*c) != except;
         match conv {
             Conv::General => {
                 self.general_last_id = self.last_id;
-                self.broadcast(conn, json, out);
+                match except {
+                    Some(conn) => self.broadcast(conn, json, out),
+                    // A purge's deletions come from no socket.
+                    None => {
+                        let to = self.online.iter().chain(self.streams.all());
+                        out.deliver_event(to, json);
+                    }
+                }
             }
             Conv::Room(r) => {
                 if let Some(room) = self.rooms.rooms.get_mut(&r) {
                     room.last_id = self.last_id;
-                    let members = room.online.iter().copied().filter(|&c| c != conn);
+                    let members = room.online.iter().copied().filter(others);
                     out.deliver_event(members.chain(self.streams.of_room(r)), json);
                 }
             }
@@ -363,7 +415,7 @@ impl Chat {
                 };
                 let both = self.sockets_of(a).iter().chain(b);
                 let streams = self.streams.of_user(a).iter().chain(b_streams);
-                let to = both.copied().filter(|&c| c != conn);
+                let to = both.copied().filter(others);
                 out.deliver_event(to.chain(streams.copied()), json);
             }
         }

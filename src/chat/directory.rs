@@ -29,6 +29,20 @@ impl Directory {
         ids.insert(at, user);
     }
 
+    /// Forgets a user (a deleted account): their name is free again.
+    pub(super) fn remove(&mut self, user: UserId) {
+        let Some(name) = self.names.remove(&user) else {
+            return;
+        };
+        let fold = name.to_ascii_lowercase();
+        if let Some(ids) = self.by_fold.get_mut(fold.as_str()) {
+            ids.retain(|&u| u != user);
+            if ids.is_empty() {
+                self.by_fold.remove(fold.as_str());
+            }
+        }
+    }
+
     /// The user named `name` without regard to case: the exact-case match
     /// first, then the lowest id (as the store's `user_by_name`).
     pub(super) fn find(&self, name: &str) -> Option<(UserId, &Rc<str>)> {

@@ -223,6 +223,7 @@ impl Chat {
                 place,
             })
             .to_json(),
+            EventKind::Kick | EventKind::RoomMute => self.moderation_json(e, room_name?)?,
         };
         Some(json)
     }
@@ -232,8 +233,13 @@ impl Chat {
         let mine = e.user == user;
         match (e.room, &e.to) {
             // One's own membership changes, also of a room one has left
-            // since (the other devices learn of the leave).
-            (Some(_), _) if matches!(kind, EventKind::RoomJoin | EventKind::RoomLeave) && mine => {
+            // or was kicked from since (the other devices learn of it).
+            (Some(_), _)
+                if matches!(
+                    kind,
+                    EventKind::RoomJoin | EventKind::RoomLeave | EventKind::Kick
+                ) && mine =>
+            {
                 true
             }
             (Some(room), _) => self.rooms.role(RoomId(room), user).is_some(),

@@ -104,6 +104,7 @@ impl Chat {
             return Ok((id, None));
         }
         let dest = self.destination(user, &frame.target)?;
+        self.check_mute(user, Some(&dest), now)?;
         let (id, ts) = self.next_event(now);
         let message = ChatMessage {
             message: &frame.text,

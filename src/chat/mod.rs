@@ -14,6 +14,7 @@ mod directory;
 mod history;
 pub mod limits;
 mod messages;
+pub mod moderation;
 pub mod online;
 mod outbox;
 mod post;
@@ -191,6 +192,8 @@ pub struct Chat {
     reads: HashMap<(UserId, i64), rooms::Marker>,
     /// When each user was last online, Unix milliseconds.
     last_seen: HashMap<UserId, i64>,
+    /// Admins, bans, mutes and kicks (see [`moderation`]).
+    moderation: moderation::Moderation,
     /// Users gone offline since the server last stored them.
     seen_journal: Vec<(UserId, i64)>,
     /// The latest `now` the chat was given (the time of a logout, which
@@ -238,6 +241,7 @@ impl Chat {
             typing: HashSet::new(),
             reads: HashMap::new(),
             last_seen: HashMap::new(),
+            moderation: moderation::Moderation::default(),
             seen_journal: Vec::new(),
             clock: now,
             stats: ChatStats::default(),
@@ -431,9 +435,17 @@ impl Chat {
             .position(|&e| e == err)
             .expect("listed");
         self.stats.acks_err[idx] += 1;
-        let json = ServerFrame::AckErr {
-            status: false,
-            code: err.code(),
+        let json = match (err, self.last_mute_end()) {
+            // A mute's ack says until when.
+            (AckError::Muted, Some(until)) => ServerFrame::AckMuted {
+                status: false,
+                code: err.code(),
+                until,
+            },
+            _ => ServerFrame::AckErr {
+                status: false,
+                code: err.code(),
+            },
         }
         .to_json();
         out.reply(conn, &json);
@@ -544,6 +556,7 @@ impl Chat {
             );
         }
         self.check_rooms();
+        self.check_moderation();
         self.check_streams();
         self.wheel.check();
     }

@@ -84,6 +84,9 @@ pub enum RoomError {
     Forbidden,
     /// 404 `user_not_found`.
     UserNotFound,
+    /// 403 `kicked`: a moderator removed the user from this room; only an
+    /// invitation brings them back.
+    Kicked,
 }
 
 impl RoomError {
@@ -96,6 +99,7 @@ impl RoomError {
             RoomError::CannotLeave => (400, "cannot_leave"),
             RoomError::Forbidden => (403, "forbidden"),
             RoomError::UserNotFound => (404, "user_not_found"),
+            RoomError::Kicked => (403, "kicked"),
         }
     }
 }
@@ -114,7 +118,7 @@ pub(super) struct Room {
     pub(super) name: Rc<str>,
     private: bool,
     /// Stored members (none for general: everyone is in it).
-    members: HashMap<UserId, Role>,
+    pub(super) members: HashMap<UserId, Role>,
     /// The open sockets of the members (not kept for general).
     pub(super) online: BTreeSet<ConnId>,
     /// The newest event's id.
@@ -141,14 +145,15 @@ impl Rooms {
         rooms
     }
 
-    /// A room by name, any case.
-    fn find(&self, name: &str) -> Option<RoomId> {
+    /// A room by name, any case (also a private one: callers decide who
+    /// may see it).
+    pub(super) fn find(&self, name: &str) -> Option<RoomId> {
         self.by_name
             .get(name.to_ascii_lowercase().as_str())
             .copied()
     }
 
-    fn add(&mut self, id: RoomId, name: &str, private: bool) {
+    pub(super) fn add(&mut self, id: RoomId, name: &str, private: bool) {
         let name: Rc<str> = name.to_ascii_lowercase().into();
         self.by_name.insert(name.clone(), id);
         self.next_id = self.next_id.max(id.0 + 1);
@@ -362,6 +367,9 @@ impl Chat {
         if self.rooms.role(id, user).is_some() {
             return Ok(None);
         }
+        if self.is_kicked(id, user) {
+            return Err(RoomError::Kicked);
+        }
         let event = self.next_event(now);
         Ok(Some(self.add_member(id, user, Role::Member, event, out)))
     }
@@ -387,6 +395,8 @@ impl Chat {
         if !matches!(self.rooms.role(id, by), Some(Role::Owner | Role::Moderator)) {
             return Err(RoomError::Forbidden);
         }
+        // An invitation from the room's moderators lifts a kick.
+        self.unkick(id, user);
         let event = self.next_event(now);
         Ok(Some(self.add_member(id, user, Role::Member, event, out)))
     }
@@ -417,15 +427,9 @@ impl Chat {
         }
         let (eid, ts) = self.next_event(now);
         self.announce_member("room_leave", id, user, (eid, ts), out);
-        let room = self.rooms.rooms.get_mut(&id).expect("visible");
-        room.members.remove(&user);
-        room.last_id = eid;
-        for conn in self.user_sockets.get(&user).into_iter().flatten() {
-            room.online.remove(conn);
-        }
-        self.streams_leave_room(user, id);
-        if let Some(set) = self.rooms.of_user.get_mut(&user) {
-            set.remove(&id);
+        self.drop_member(id, user);
+        if let Some(room) = self.rooms.rooms.get_mut(&id) {
+            room.last_id = eid;
         }
         Ok(Some(Membership {
             room: id,
@@ -434,6 +438,25 @@ impl Chat {
             id: eid,
             ts,
         }))
+    }
+
+    /// Takes `user` off room `id`: its members, its online set, and the
+    /// user's index. Nothing is announced.
+    pub(super) fn drop_member(&mut self, id: RoomId, user: UserId) {
+        let Some(room) = self.rooms.rooms.get_mut(&id) else {
+            return;
+        };
+        room.members.remove(&user);
+        for conn in self.user_sockets.get(&user).into_iter().flatten() {
+            room.online.remove(conn);
+        }
+        self.streams_leave_room(user, id);
+        if let Some(set) = self.rooms.of_user.get_mut(&user) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.rooms.of_user.remove(&user);
+            }
+        }
     }
 
     fn add_member(

@@ -223,7 +223,7 @@ impl Chat {
         }
     }
 
-    fn end_session(&mut self, key: &SessionKey) -> Option<Session> {
+    pub(super) fn end_session(&mut self, key: &SessionKey) -> Option<Session> {
         let session = self.unlist_session(key)?;
         self.journal.ended.push(key.clone());
         Some(session)

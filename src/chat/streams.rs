@@ -216,6 +216,7 @@ mod tests {
             chat.add_user(UserId(u as i64), &format!("u{u}"));
         }
         chat.ws_open(ConnId(1), &key(1), Millis(0));
+        chat.flush_presence(&mut out);
         for u in 1..=3 {
             let who = Authed {
                 key: key(u),

@@ -406,3 +406,48 @@ impl Kind for Level {
         value.to_string()
     }
 }
+
+/// Usernames: a comma-separated list of 1 to 32 letters or digits each.
+pub(super) struct Names;
+
+impl Kind for Names {
+    type T = Vec<String>;
+    const METAVAR: &'static str = "NAMES";
+    fn parse(value: &str) -> Result<Vec<String>, String> {
+        list(value, |name| {
+            let ok =
+                (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric());
+            if ok {
+                Ok(name.to_string())
+            } else {
+                Err("a username is 1 to 32 ASCII letters or digits".to_string())
+            }
+        })
+    }
+    fn show(value: &Vec<String>) -> String {
+        value.join(",")
+    }
+}
+
+/// A registration policy name.
+pub(super) struct RegistrationKind;
+
+impl Kind for RegistrationKind {
+    type T = super::Registration;
+    const METAVAR: &'static str = "POLICY";
+    fn parse(value: &str) -> Result<super::Registration, String> {
+        use super::Registration::*;
+        match value {
+            "open" => Ok(Open),
+            "invite" => Ok(Invite),
+            "closed" => Ok(Closed),
+            _ => Err("not one of open, invite or closed".to_string()),
+        }
+    }
+    fn show(value: &super::Registration) -> String {
+        value.as_str().to_string()
+    }
+    fn range() -> Option<String> {
+        Some("open, invite or closed".to_string())
+    }
+}

@@ -16,6 +16,28 @@ use std::time::Duration;
 pub use values::{ConfigError, IpNet, LogLevel};
 use values::{Kind, quote};
 
+/// Who may register (`--registration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone.
+    Open,
+    /// With an invite code from an admin.
+    Invite,
+    /// Nobody (403 `registration_closed`).
+    Closed,
+}
+
+impl Registration {
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Open => "open",
+            Registration::Invite => "invite",
+            Registration::Closed => "closed",
+        }
+    }
+}
+
 /// What the command line asked for.
 #[derive(Debug)]
 pub enum Command {
@@ -291,6 +313,14 @@ settings! {
     /// while more are due, again at once). Default 60 s.
     "prune-interval" prune_interval: Duration as Within<Dur, 100, DAY> = Duration::from_secs(60),
         "How often messages past the retention limits are deleted";
+    /// Users who are server admins whatever the database says (SPEC
+    /// §12), by name, any case. Default: none.
+    "admins" admins: Vec<String> as Names = Vec::new(),
+        "Server admins by username (comma-separated); more can be granted";
+    /// Who may register: `open`, `invite` (with a code from an admin) or
+    /// `closed`. Default `open`.
+    "registration" registration: Registration as RegistrationKind = Registration::Open,
+        "Who may register: open, invite (needs an invite code) or closed";
     /// Log verbosity. Default `info`.
     "log-level" log_level: LogLevel as Level = LogLevel::Info,
         "Log verbosity: error, warn, info or debug";
@@ -673,6 +703,7 @@ mod tests {
                 _ if s.metavar == "SIZE" => "7KiB",
                 // On by default, so off is the value that changes it.
                 "store-messages" => "0",
+                "registration" => "invite",
                 _ => value,
             };
             let config = run(&[], &[(&var, value)]).unwrap_or_else(|e| panic!("{var}: {e}"));
@@ -893,7 +924,7 @@ mod tests {
             }) else {
                 panic!("{flag} gave no help");
             };
-            assert_eq!(SETTINGS.len(), 36);
+            assert_eq!(SETTINGS.len(), 38);
             let rows = text.lines().filter(|l| l.starts_with("  --")).count();
             assert_eq!(rows, SETTINGS.len());
             for s in SETTINGS {

@@ -76,7 +76,36 @@ fn restore_rooms(core: &mut Core) -> Result<(), crate::store::StoreError> {
         let room = room.map_or(crate::chat::GENERAL, RoomId);
         core.chat.restore_room_last_id(room, id);
     }
+    restore_moderation(core)?;
     restore_conversations(core)
+}
+
+/// Start-up (and after a failed commit): `--admins`, and the stored
+/// grants, bans, mutes, kicks and deleted accounts, into the chat's
+/// memory, where every check finds them without a query.
+fn restore_moderation(core: &mut Core) -> Result<(), crate::store::StoreError> {
+    use crate::chat::RoomId;
+    let admins = core.cfg.admins.iter().map(String::as_str);
+    core.chat.set_config_admins(admins);
+    core.chat.forget_moderation();
+    let m = core.store.load_moderation()?;
+    for user in m.deleted {
+        core.chat.forget_user(user);
+    }
+    m.admins
+        .into_iter()
+        .for_each(|u| core.chat.restore_admin(u));
+    m.bans.into_iter().for_each(|u| core.chat.restore_ban(u));
+    for (user, until) in m.mutes {
+        core.chat.restore_mute(user, until);
+    }
+    for (room, user, until) in m.room_mutes {
+        core.chat.restore_room_mute(RoomId(room), user, until);
+    }
+    for (room, user) in m.kicks {
+        core.chat.restore_kick(RoomId(room), user);
+    }
+    Ok(())
 }
 
 /// Start-up: message counts per room, read markers (each with the count

@@ -430,7 +430,11 @@ fn store_change(c: &Change, store: &mut Store) -> Result<(), StoreError> {
             let on = c.kind == EventKind::ReactOn;
             store.set_reaction(c.target, c.user, &c.text, on, c.ts)
         }
-        EventKind::Message | EventKind::RoomJoin | EventKind::RoomLeave => Ok(()),
+        EventKind::Message
+        | EventKind::RoomJoin
+        | EventKind::RoomLeave
+        | EventKind::Kick
+        | EventKind::RoomMute => Ok(()),
     }
 }
 

@@ -18,6 +18,7 @@ mod conversation;
 mod error;
 mod general;
 mod history;
+mod moderation;
 mod rooms;
 mod search;
 use crate::ids::UserId;
@@ -26,6 +27,7 @@ pub use conversation::StoredRead;
 pub use error::StoreError;
 use error::fail;
 pub use history::StoredSession;
+pub use moderation::{AuditRow, NewAudit, StoredModeration, UserRow};
 pub use rooms::{StoredMember, StoredRoom};
 pub use search::{SearchHit, SearchPage};
 
@@ -41,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     history::MIGRATION_6_GENERAL_INDEX,
     general::MIGRATION_7_NO_GENERAL_INDEX,
     search::MIGRATION_8_SEARCH,
+    moderation::MIGRATION_9_MODERATION,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`

@@ -240,6 +240,13 @@ fn a_muted_user_gets_muted_acks_and_nothing_goes_out() {
     );
     let ack = send(&mut b, json!({"message": "dm", "to": "ann"}));
     assert_eq!(ack["code"], "muted");
+    // Over HTTP the same refusal, with the same end.
+    let r = post(&s, &ben, "/api/messages", r#"{"message":"spam"}"#);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        (&r.json()["error"], &r.json()["until"]),
+        (&json!("muted"), &json!(until))
+    );
     let r = admin(&s, &root, "ben", "unmute", "");
     assert_eq!(r.status, 200, "{}", r.body);
     audited(&s, &root, "root", "unmute", Some("ben"));

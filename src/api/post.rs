@@ -71,6 +71,14 @@ pub fn create<O: Outbox>(req: &Request, ctx: &mut Ctx<'_, O>) -> Result<Response
     };
     let Posted { id, accepted } = match ctx.chat.http_message(me.user, body, ctx.now, ctx.out) {
         Ok(posted) => posted,
+        // A muted sender learns when it ends, as a socket's ack says.
+        Err(e @ AckError::Muted) => match ctx.chat.last_mute_end() {
+            Some(until) => {
+                let body = json!({ "error": e.code(), "detail": detail(e), "until": until });
+                return Ok(Response::json(ack_status(e), &body));
+            }
+            None => return Ok(refused(e)),
+        },
         Err(e) => return Ok(refused(e)),
     };
     if let Some(accepted) = accepted.filter(|_| ctx.cfg.store_messages) {

@@ -5,7 +5,8 @@
 //! command line, where `ps` and the shell history would show it.
 //!
 //! The client is a few lines of blocking HTTP/1.1 over one
-//! `std::net::TcpStream`: log in with the key, make the call, log out.
+//! `std::net::TcpStream`: one request with the key as its bearer key
+//! (`Authorization: Bearer`), so no session is made or left behind.
 //! The server always frames its answers with `Content-Length`, so no
 //! other framing is needed. Exit codes tell the failures apart for
 //! scripts: see [`Exit`].
@@ -389,12 +390,12 @@ fn server_addr(url: &str) -> Result<String, Failure> {
 /// A response: status and JSON body.
 struct Answer {
     status: u16,
-    set_cookie: Option<String>,
     body: Value,
 }
 
-/// Logs in with `key`, makes `call`, logs out; the answer's JSON, or a
-/// failure (refused: exit 3; unreachable or not HTTP: exit 4).
+/// Makes `call` with `key` as its bearer key (no session is made); the
+/// answer's JSON, or a failure (refused: exit 3; unreachable or not
+/// HTTP: exit 4).
 fn call_server(addr: &str, key: &str, call: &Call) -> Result<Value, Failure> {
     let unreachable = |e: std::io::Error| Failure(Exit::Connection, format!("{addr}: {e}"));
     let sock = connect(addr).map_err(unreachable)?;
@@ -403,22 +404,7 @@ fn call_server(addr: &str, key: &str, call: &Call) -> Result<Value, Failure> {
         sock,
         addr,
     };
-    let login = conn.send(
-        "POST",
-        "/api/login",
-        &json!({ "key": key }).to_string(),
-        None,
-    )?;
-    if login.status != 200 {
-        return Err(refused("login", &login));
-    }
-    let cookie = login
-        .set_cookie
-        .and_then(|c| c.split(';').next().map(str::to_string))
-        .ok_or_else(|| Failure(Exit::Connection, format!("{addr}: login set no cookie")))?;
-    let answer = conn.send(call.method, &call.path, &call.body, Some(&cookie))?;
-    // The session is of no further use; a failure here changes nothing.
-    let _ = conn.send("POST", "/api/logout", "", Some(&cookie));
+    let answer = conn.send(call.method, &call.path, &call.body, key)?;
     if answer.status >= 300 {
         return Err(refused(&call.path, &answer));
     }
@@ -449,7 +435,7 @@ fn refused(what: &str, a: &Answer) -> Failure {
         .map(|d| format!(": {d}"))
         .unwrap_or_default();
     let hint = match (what, a.status) {
-        ("login", 401) => " (is PIRATCHAT_KEY or --key-file the right key?)",
+        (_, 401) => " (is PIRATCHAT_KEY or --key-file the right key?)",
         (_, 403) if code == "forbidden" => " (the key is not an admin's)",
         _ => "",
     };
@@ -467,22 +453,14 @@ struct Conn<'a> {
 }
 
 impl Conn<'_> {
-    fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: &str,
-        cookie: Option<&str>,
-    ) -> Result<Answer, Failure> {
+    fn send(&mut self, method: &str, path: &str, body: &str, key: &str) -> Result<Answer, Failure> {
         let addr = self.addr;
         let lost = |e: std::io::Error| Failure(Exit::Connection, format!("{addr}: {e}"));
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
             body.len()
         );
-        if let Some(c) = cookie {
-            head.push_str(&format!("Cookie: {c}\r\n"));
-        }
+        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
         head.push_str("\r\n");
         self.sock
             .write_all(format!("{head}{body}").as_bytes())
@@ -505,7 +483,7 @@ impl Conn<'_> {
             .and_then(|r| r.get(..3))
             .and_then(|s| s.parse().ok())
             .ok_or("no HTTP/1.1 status line")?;
-        let (mut len, mut set_cookie) = (0usize, None);
+        let mut len = 0usize;
         loop {
             line.clear();
             self.reader
@@ -516,12 +494,8 @@ impl Conn<'_> {
                 break;
             }
             let (name, value) = l.split_once(':').ok_or("a bad header")?;
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => {
-                    len = value.trim().parse().map_err(|_| "a bad Content-Length")?
-                }
-                "set-cookie" => set_cookie = Some(value.trim().to_string()),
-                _ => {}
+            if name.eq_ignore_ascii_case("content-length") {
+                len = value.trim().parse().map_err(|_| "a bad Content-Length")?;
             }
         }
         if len > MAX_BODY {
@@ -532,11 +506,7 @@ impl Conn<'_> {
             .read_exact(&mut body)
             .map_err(|e| e.to_string())?;
         let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        Ok(Answer {
-            status,
-            set_cookie,
-            body,
-        })
+        Ok(Answer { status, body })
     }
 }
 

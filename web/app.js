@@ -340,6 +340,7 @@
     el.leaveRoom.hidden = c.kind !== 'room' || isGeneral(c) || !state.rooms
       || (c.private && c.role === 'owner');
     el.leaveRoom.setAttribute('aria-label', `Leave room ${c.name}`);
+    updateMembers(c);
     const canInvite = c.kind === 'room' && c.private && (c.role === 'owner' || c.role === 'moderator');
     if (el.inviteForm.hidden === canInvite) {
       el.inviteForm.hidden = !canInvite;
@@ -1545,12 +1546,14 @@
     return true;
   }
 
-  // Mute and kick from a message's buttons; the reason (and the duration)
-  // are asked for like an edit's text.
+  // Mute and kick from a message's buttons (or the member list); the reason
+  // (and the duration) are asked for like an edit's text.
   function moderateMessage(action, li) {
     const c = convOfList(li.closest('ol'));
-    const username = li.querySelector('.author').textContent;
-    if (!c) return;
+    if (c) moderateUser(action, c, li.querySelector('.author').textContent);
+  }
+
+  function moderateUser(action, c, username) {
     if (action === 'kick') {
       const reason = window.prompt(`Kick ${username} from # ${c.name}? Reason:`, '');
       if (reason !== null) moderate('kick', c, username, undefined, reason.trim());
@@ -1583,12 +1586,63 @@
       } else {
         addNotice(`${f.username} was kicked${by}${why}`, c, f.id, f.ts);
         scheduleRooms();
+        if (c === state.current && mem.box.open) loadMembers(c);
       }
     } else {
       const until = f.until ? ` until ${untilText(f.until)}` : '';
       addNotice(`${mine ? 'You were' : `${f.username} was`} muted in this room${by}${until}${why}`, c, f.id, f.ts);
     }
   }
+
+  // A room's members (GET api/rooms/NAME/members), folded under the
+  // header; its moderators get Mute and Kick beside each name.
+  const mem = { box: $('members'), list: $('member-list') };
+  let membersGen = 0;
+
+  function updateMembers(c) {
+    const show = c.kind === 'room' && !isGeneral(c) && !!state.rooms;
+    if (mem.box.dataset.conv !== c.key) {
+      mem.box.open = false;
+      mem.list.replaceChildren();
+      mem.box.dataset.conv = c.key;
+    }
+    mem.box.hidden = !show;
+  }
+
+  async function loadMembers(c) {
+    const gen = ++membersGen;
+    let r;
+    try { r = await api('GET', `api/rooms/${encodeURIComponent(c.name)}/members`); } catch { return; }
+    if (gen !== membersGen || state.current !== c || !r.ok || !Array.isArray(r.data.members)) return;
+    mem.list.replaceChildren(...r.data.members.filter((m) => m && typeof m.username === 'string').map((m) => {
+      const li = document.createElement('li');
+      li.dataset.user = m.username;
+      li.append(m.username);
+      if (m.role && m.role !== 'member') li.append(small(` ${m.role}`));
+      if (m.online) li.append(small(' online'));
+      if (canModerate(c) && !same(m.username, state.me) && m.role !== 'owner') {
+        for (const [action, text] of [['mute', 'Mute'], ['kick', 'Kick']]) {
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.className = 'quiet';
+          b.dataset.memberAction = action;
+          b.textContent = text;
+          b.setAttribute('aria-label', `${text} ${m.username}`);
+          li.append(b);
+        }
+      }
+      return li;
+    }));
+  }
+
+  mem.box.addEventListener('toggle', () => {
+    if (mem.box.open && state.current) loadMembers(state.current);
+  });
+  mem.list.addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-member-action]');
+    const li = b && b.closest('li');
+    if (li && state.current) moderateUser(b.dataset.memberAction, state.current, li.dataset.user);
+  });
 
   // The server closes a banned user's sockets with 1008 "banned": no
   // reconnecting, the login view says why.

@@ -655,6 +655,18 @@ try {
     await waitText(cat.page, '#messages li.event', 'You were muted in this room');
   });
 
+  await check('the room\'s member list offers its owner Mute and Kick, not its members', async () => {
+    await ann.page.click('#members summary');
+    const row = ann.page.locator(`#member-list li[data-user="${cat.name}"]`);
+    await row.locator('button[data-member-action=kick]').waitFor({ state: 'visible' });
+    await row.locator('button[data-member-action=mute]').waitFor({ state: 'visible' });
+    await cat.page.click('#members summary');
+    await waitText(cat.page, '#member-list li', ann.name);
+    assertEq(await cat.page.locator('#member-list button').count(), 0, 'buttons for a member');
+    await cat.page.click('#members summary');
+    await ann.page.click('#members summary');
+  });
+
   await check('a muted user\'s message shows the muted error with its end time', async () => {
     await cat.page.fill('#text', 'can I still talk?');
     await cat.page.press('#text', 'Enter');

@@ -645,7 +645,7 @@ try {
     await catMsg.locator('button[data-action=delete]').click();
     await waitText(cat.page, '#messages li.msg.deleted .text', 'Message deleted');
     // A room mute from the message's button: the room sees the event.
-    await ann.page.evaluate(() => { window.prompt = () => '1m calm down'; });
+    await ann.page.evaluate(() => { window.prompt = () => '10m calm down'; });
     await item(ann, 'hello room').hover(); // move away, then back to Cat's
     await say(cat, `more ${tag}`);
     const more = item(ann, `more ${tag}`);
@@ -660,6 +660,7 @@ try {
     const row = ann.page.locator(`#member-list li[data-user="${cat.name}"]`);
     await row.locator('button[data-member-action=kick]').waitFor({ state: 'visible' });
     await row.locator('button[data-member-action=mute]').waitFor({ state: 'visible' });
+    await ann.page.screenshot({ path: `${SHOTS}/members.png` });
     await cat.page.click('#members summary');
     await waitText(cat.page, '#member-list li', ann.name);
     assertEq(await cat.page.locator('#member-list button').count(), 0, 'buttons for a member');
@@ -717,6 +718,11 @@ try {
     }, cat.name.slice(0, 5), { timeout: WAIT });
     await waitText(page, `#admin-users tr[data-user="${cat.name}"]`, 'muted until');
     await page.screenshot({ path: `${SHOTS}/admin.png` });
+    await page.setViewportSize({ width: 390, height: 760 });
+    await page.screenshot({ path: `${SHOTS}/admin-phone.png` });
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > 390) throw new Error(`admin page is ${wide}px wide at 390px`);
+    await page.setViewportSize({ width: 1000, height: 700 });
     await page.evaluate(() => { window.prompt = () => 'spam'; });
     const before = catWs.urls.length;
     await row.locator('button[data-admin-action=ban]').click();

@@ -44,7 +44,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$BIN" --listen "127.0.0.1:$PORT" --db "$tmp/chat.db" 2>"$tmp/server.log" &
+# The admin of the moderation checks: a fresh name, registered by the test.
+ADMIN_NAME=admin$(python3 -c 'import secrets; print(secrets.token_hex(3))')
+"$BIN" --listen "127.0.0.1:$PORT" --db "$tmp/chat.db" --admins "$ADMIN_NAME" 2>"$tmp/server.log" &
 pids+=($!)
 # Poll /healthz until the server answers, within a deadline.
 deadline=$((SECONDS + 10))
@@ -54,7 +56,7 @@ until curl -fsS -o /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null; do
 done
 
 rc=0
-BASE_URL="http://127.0.0.1:$PORT/" SCREENSHOT_DIR=target/e2e \
+BASE_URL="http://127.0.0.1:$PORT/" ADMIN_NAME="$ADMIN_NAME" SCREENSHOT_DIR=target/e2e \
     node tests/e2e/browser.mjs | tee "$tmp/result" || rc=$?
 if [ "$rc" != 0 ]; then
     echo "--- piratchat log (last 40 lines)" >&2

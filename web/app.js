@@ -94,6 +94,12 @@
     user_not_found: 'There is no user with that name.',
     forbidden: 'Only the room\'s owner or a moderator can do that.',
     cannot_leave: 'Nobody leaves general, and the owner of a private room stays in it.',
+    banned: 'This account has been banned.',
+    kicked: 'You were kicked from that room; its owner or a moderator can invite you back.',
+    not_a_member: 'That user is not in this room.',
+    cannot_kick: 'Nobody can be kicked from general (admins may mute there).',
+    target_is_admin: 'That user is an admin: take the role back first.',
+    invalid_duration: 'A duration is a number and s, m, h, d or w, e.g. 10m.',
   };
   // Wording for {"status": false, "code": ...} acks, shown under the message.
   const ACK_ERRORS = {
@@ -108,10 +114,11 @@
     not_found: 'That message is gone.',
     forbidden: 'Only its author (or a moderator) may do that.',
     invalid_emoji: 'The server did not take that emoji.',
+    muted: 'Not done: you are muted.',
   };
   // Refusals that sending the same frame again cannot cure.
   const FINAL_ACKS = ['message_too_long', 'invalid_json', 'invalid_message', 'binary_not_supported',
-    'not_a_member', 'room_not_found', 'user_not_found'];
+    'not_a_member', 'room_not_found', 'user_not_found', 'muted'];
 
   const state = {
     me: null,          // our username while logged in
@@ -168,6 +175,8 @@
     el.chatView.hidden = true;
     el.whoami.hidden = el.logout.hidden = true;
     el.authView.hidden = false;
+    setAdmin(false);
+    el.authMsg.classList.remove('banned');
     el.authMsg.textContent = message || '';
     el.authMsg.hidden = !message;
     el.loginKey.focus();
@@ -187,6 +196,7 @@
     showConv(g);
     updateComposer();
     el.text.focus();
+    checkAdmin(username);
     // History and rooms first, so the socket can ask for whatever came
     // after them.
     await Promise.all([loadHistory(g), refreshRooms(true)]);
@@ -233,6 +243,7 @@
       gen: state.roomsGen, // a room list asked for before this was made may not have it yet
     };
     state.convs.set(key, c);
+    applyModeration();
     if (kind === 'dm') store('dms', dmConvs().map((d) => d.name));
     return c;
   }
@@ -329,6 +340,7 @@
     el.leaveRoom.hidden = c.kind !== 'room' || isGeneral(c) || !state.rooms
       || (c.private && c.role === 'owner');
     el.leaveRoom.setAttribute('aria-label', `Leave room ${c.name}`);
+    updateMembers(c);
     const canInvite = c.kind === 'room' && c.private && (c.role === 'owner' || c.role === 'moderator');
     if (el.inviteForm.hidden === canInvite) {
       el.inviteForm.hidden = !canInvite;
@@ -475,6 +487,7 @@
       if (c.kind === 'room' && !joined.has(c) && c.gen < gen) dropConv(c);
     }
     if (fresh) setOnline(state.online); // people become buttons
+    applyModeration();
     updateHeader();
     renderSide();
   }
@@ -750,6 +763,10 @@
     }
     updateComposer();
     el.onlineList.classList.add('stale');
+    if (ev.code === 1008 && ev.reason === 'banned') {
+      showBanned();
+      return;
+    }
     if (ev.code === 1000 && ev.reason === 'logged out') {
       showAuth('You were logged out.');
       return;
@@ -812,6 +829,9 @@
                && typeof f.room === 'string' && typeof f.username === 'string') {
       received(f.id);
       onMembership(f);
+    } else if ((f.event === 'kick' || f.event === 'mute')
+               && typeof f.room === 'string' && typeof f.username === 'string') {
+      onModEvent(f);
     } else if (typeof f.message === 'string' && typeof f.author === 'string') {
       received(f.id);
       addMessage(f, convOf(f), 'append');
@@ -848,7 +868,7 @@
     } else {
       // Sending the same text again can only help when the refusal was
       // about timing; an unknown code might be, so it is offered too.
-      markFailed(p, ACK_ERRORS[f.code] || `Not sent (${f.code}).`, !FINAL_ACKS.includes(f.code));
+      markFailed(p, ackError(f), !FINAL_ACKS.includes(f.code));
     }
   }
 
@@ -1199,6 +1219,7 @@
     const text = el.text.value;
     const ws = state.ws;
     if (!/\S/u.test(text)) return;
+    if (text.startsWith('/') && runCommand(text)) return;
     // Say why nothing was sent; the text stays in the box.
     if (codePoints(text) > MAX_LEN) {
       updateComposer();
@@ -1251,13 +1272,15 @@
     return true;
   }
 
-  // The buttons of a message: react for all, edit and delete for one's own.
+  // The buttons of a message: react for all, edit and delete for one's own,
+  // delete, mute and kick on others' for moderators (see addModActions).
   function actions(own) {
     const span = document.createElement('span');
     span.className = 'actions';
-    const button = (action, text, title) => {
+    const button = (action, text, title, cls) => {
       const b = document.createElement('button');
       b.type = 'button';
+      if (cls) b.className = cls;
       b.dataset.action = action;
       b.textContent = text;
       b.title = title;
@@ -1268,6 +1291,8 @@
     if (own) {
       button('edit', 'Edit', 'Edit this message');
       button('delete', 'Delete', 'Delete this message');
+    } else {
+      addModActions(button);
     }
     return span;
   }
@@ -1282,6 +1307,8 @@
       sendOp({ react: id, emoji: REACTION }, report);
     } else if (b.dataset.action === 'delete') {
       sendOp({ delete: id }, (f) => { report(f); if (f.status) markDeleted(li); });
+    } else if (b.dataset.action === 'mute' || b.dataset.action === 'kick') {
+      moderateMessage(b.dataset.action, li);
     } else if (b.dataset.action === 'edit') {
       const old = li.querySelector('.text').textContent;
       const text = window.prompt('Edit your message', old);
@@ -1400,6 +1427,380 @@
 
   el.log.addEventListener('scroll', () => markRead(state.current));
   document.addEventListener('visibilitychange', () => markRead(state.current));
+
+  // ---- moderation and administration (SPEC §12) ------------------------------
+  //
+  // Room owners and moderators (the `role` of api/rooms) and server admins
+  // ("admin": true in api/user/@me) get delete, mute and kick on other
+  // people's messages, and the commands /kick, /mute, /ban (and /unban,
+  // /unmute) in the composer. Kicking and muting in a room use the room's
+  // API and reach its members as kick and mute events; in general and in
+  // direct conversations /mute is the admin's server-wide mute. Admins also
+  // get the admin page: the users, with ban, unban, unmute and key reset.
+
+  const DURATION = /^\d+[smhdw]$/;
+  state.admin = false;
+
+  // The buttons every message of someone else carries; the list's classes
+  // (set from the role in that conversation) show or hide them.
+  function addModActions(button) {
+    button('delete', 'Delete', 'Delete this message (moderator)', 'mod');
+    button('mute', 'Mute', 'Mute its author', 'mod');
+    button('kick', 'Kick', 'Kick its author from the room', 'mod kick');
+  }
+
+  const canModerate = (c) => c.kind === 'room'
+    && (state.admin || c.role === 'owner' || c.role === 'moderator');
+
+  function applyModeration() {
+    for (const c of state.convs.values()) {
+      c.list.classList.toggle('can-mod', canModerate(c));
+      c.list.classList.toggle('can-kick', canModerate(c) && !isGeneral(c));
+    }
+  }
+
+  const convOfList = (ol) => [...state.convs.values()].find((c) => c.list === ol) || null;
+
+  // When an end time is shown: the time of day, with the date unless today.
+  function untilText(until) {
+    const d = toDate(until);
+    const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
+  }
+
+  function ackError(f) {
+    if (f.code === 'muted') {
+      return f.until ? `Not sent: you are muted until ${untilText(f.until)}.` : 'Not sent: you are muted.';
+    }
+    return ACK_ERRORS[f.code] || `Not sent (${f.code}).`;
+  }
+
+  async function adminCall(name, action, body) {
+    try {
+      return await api('POST', `api/admin/users/${encodeURIComponent(name)}/${action}`, body);
+    } catch {
+      return { status: 0, ok: false, data: { error: 'unreachable' } };
+    }
+  }
+  const failure = (r) => (r.status ? httpError(r) : 'Cannot reach the server.');
+
+  // One moderation step from a command or a message's button, in the
+  // conversation c. Says on screen what happened or why not; true if done.
+  async function moderate(action, c, username, duration, reason) {
+    const inRoom = c.kind === 'room' && !isGeneral(c);
+    let r;
+    let done = '';
+    if (action === 'kick') {
+      if (!inRoom) { setComposerMsg('Kick works in a room other than general: open the room first.'); return false; }
+      r = await roomAction(c.name, 'kick', { username, reason });
+      // The room's kick event says it.
+    } else if (action === 'mute' && inRoom) {
+      r = await roomAction(c.name, 'mute', { username, duration, reason });
+    } else if (!state.admin) {
+      setComposerMsg(action === 'mute' ? 'Outside a room, only admins can mute.' : 'Only admins can do that.');
+      return false;
+    } else if (action === 'mute') {
+      r = await adminCall(username, 'mute', { duration, reason });
+      if (r.ok) done = `${username} is muted everywhere until ${untilText(r.data.until)}.`;
+    } else {
+      r = await adminCall(username, action, action === 'ban' ? { reason } : undefined);
+      done = { ban: `${username} is banned.`, unban: `${username} is no longer banned.`,
+        unmute: `${username} is no longer muted.` }[action];
+    }
+    if (!r.ok) {
+      setComposerMsg(failure(r));
+      return false;
+    }
+    if (done) addNotice(done, c);
+    return true;
+  }
+
+  // "/kick user reason", "/mute user 10m reason", "/ban user reason",
+  // "/unban user", "/unmute user": null if the text is no such command.
+  const COMMAND = /^\/(kick|mute|ban|unban|unmute)(?:\s+(\S+))?(?:\s+([\s\S]*))?$/i;
+  const USAGE = {
+    kick: '/kick user reason', mute: '/mute user 10m reason (30s, 10m, 1h, 2d, 1w)',
+    ban: '/ban user reason', unban: '/unban user', unmute: '/unmute user',
+  };
+  function runCommand(text) {
+    const m = COMMAND.exec(text.trim());
+    if (!m) return false;
+    const action = m[1].toLowerCase();
+    let username = m[2] || '';
+    let rest = (m[3] || '').trim();
+    let duration;
+    if (action === 'mute') {
+      [duration = ''] = rest.split(/\s+/, 1);
+      rest = rest.slice(duration.length).trim();
+      if (!DURATION.test(duration)) username = '';
+    }
+    if (!/^[A-Za-z0-9]{1,32}$/.test(username)) {
+      setComposerMsg(`Usage: ${USAGE[action]}`);
+      return true;
+    }
+    moderate(action, state.current, username, duration, rest).then((ok) => {
+      if (!ok || el.text.value !== text) return;
+      el.text.value = '';
+      updateComposer();
+    });
+    return true;
+  }
+
+  // Mute and kick from a message's buttons (or the member list); the reason
+  // (and the duration) are asked for like an edit's text.
+  function moderateMessage(action, li) {
+    const c = convOfList(li.closest('ol'));
+    if (c) moderateUser(action, c, li.querySelector('.author').textContent);
+  }
+
+  function moderateUser(action, c, username) {
+    if (action === 'kick') {
+      const reason = window.prompt(`Kick ${username} from # ${c.name}? Reason:`, '');
+      if (reason !== null) moderate('kick', c, username, undefined, reason.trim());
+      return;
+    }
+    const answer = window.prompt(`Mute ${username} for how long, and why? (e.g. "10m flooding"; 30s, 10m, 1h, 2d, 1w)`, '10m ');
+    if (answer === null) return;
+    const [duration = ''] = answer.trim().split(/\s+/, 1);
+    if (!DURATION.test(duration)) {
+      setComposerMsg('Not muted: give the duration first, e.g. 10m.');
+      return;
+    }
+    moderate('mute', c, username, duration, answer.trim().slice(duration.length).trim());
+  }
+
+  // kick and mute events: a line in the room's timeline. Being kicked
+  // takes the room away; the line goes to general then.
+  function onModEvent(f) {
+    if (f.id !== undefined && f.id !== null && state.seen.has(String(f.id))) return;
+    received(f.id);
+    const mine = same(f.username, state.me);
+    const by = typeof f.by === 'string' && f.by ? ` by ${f.by}` : '';
+    const why = typeof f.reason === 'string' && f.reason ? `: ${f.reason}` : '';
+    const c = conv('room', f.room);
+    if (f.event === 'kick') {
+      if (mine) {
+        dropConv(c);
+        addNotice(`You were kicked from # ${c.name}${by}${why}`, general(), f.id, f.ts);
+        scheduleRooms();
+      } else {
+        addNotice(`${f.username} was kicked${by}${why}`, c, f.id, f.ts);
+        scheduleRooms();
+        if (c === state.current && mem.box.open) loadMembers(c);
+      }
+    } else {
+      const until = f.until ? ` until ${untilText(f.until)}` : '';
+      addNotice(`${mine ? 'You were' : `${f.username} was`} muted in this room${by}${until}${why}`, c, f.id, f.ts);
+    }
+  }
+
+  // A room's members (GET api/rooms/NAME/members), folded under the
+  // header; its moderators get Mute and Kick beside each name.
+  const mem = { box: $('members'), list: $('member-list') };
+  let membersGen = 0;
+
+  function updateMembers(c) {
+    const show = c.kind === 'room' && !isGeneral(c) && !!state.rooms;
+    if (mem.box.dataset.conv !== c.key) {
+      mem.box.open = false;
+      mem.list.replaceChildren();
+      mem.box.dataset.conv = c.key;
+    }
+    mem.box.hidden = !show;
+  }
+
+  async function loadMembers(c) {
+    const gen = ++membersGen;
+    let r;
+    try { r = await api('GET', `api/rooms/${encodeURIComponent(c.name)}/members`); } catch { return; }
+    if (gen !== membersGen || state.current !== c || !r.ok || !Array.isArray(r.data.members)) return;
+    mem.list.replaceChildren(...r.data.members.filter((m) => m && typeof m.username === 'string').map((m) => {
+      const li = document.createElement('li');
+      li.dataset.user = m.username;
+      li.append(m.username);
+      if (m.role && m.role !== 'member') li.append(small(` ${m.role}`));
+      if (m.online) li.append(small(' online'));
+      if (canModerate(c) && !same(m.username, state.me) && m.role !== 'owner') {
+        for (const [action, text] of [['mute', 'Mute'], ['kick', 'Kick']]) {
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.className = 'quiet';
+          b.dataset.memberAction = action;
+          b.textContent = text;
+          b.setAttribute('aria-label', `${text} ${m.username}`);
+          li.append(b);
+        }
+      }
+      return li;
+    }));
+  }
+
+  mem.box.addEventListener('toggle', () => {
+    if (mem.box.open && state.current) loadMembers(state.current);
+  });
+  mem.list.addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-member-action]');
+    const li = b && b.closest('li');
+    if (li && state.current) moderateUser(b.dataset.memberAction, state.current, li.dataset.user);
+  });
+
+  // The server closes a banned user's sockets with 1008 "banned": no
+  // reconnecting, the login view says why.
+  function showBanned() {
+    showAuth('You have been banned from this chat. Logging in again is refused.');
+    el.authMsg.classList.add('banned');
+  }
+
+  // ---- the admin page --------------------------------------------------------
+
+  const adm = {
+    open: $('admin-open'), view: $('admin-view'), close: $('admin-close'),
+    search: $('admin-search'), prefix: $('admin-prefix'), msg: $('admin-msg'),
+    keyBox: $('admin-key'), keyUser: $('admin-key-user'), newKey: $('admin-new-key'), keyDone: $('admin-key-done'),
+    rows: document.querySelector('#admin-users tbody'), none: $('admin-none'), more: $('admin-more'),
+  };
+  const ADMIN_PAGE = 50;
+  let adminGen = 0;     // requests made: an older answer is dropped
+  let adminAfter = null; // the last name shown, for the next page
+
+  async function checkAdmin(me) {
+    let r;
+    try { r = await api('GET', 'api/user/@me'); } catch { return; }
+    if (state.me === me) setAdmin(r.ok && r.data.admin === true);
+  }
+
+  function setAdmin(on) {
+    state.admin = on;
+    adm.open.hidden = !on;
+    if (!on) showAdmin(false);
+    applyModeration();
+  }
+
+  function showAdmin(on) {
+    adm.view.hidden = !on;
+    el.chatView.hidden = on || !state.me;
+    adm.open.setAttribute('aria-expanded', String(on));
+    if (on) {
+      adm.msg.textContent = '';
+      loadUsers(true);
+      adm.prefix.focus();
+    } else {
+      hideNewKey();
+      adm.rows.replaceChildren();
+      if (state.me) el.text.focus();
+    }
+  }
+
+  function hideNewKey() {
+    adm.newKey.value = '';
+    adm.keyBox.hidden = true;
+  }
+
+  async function loadUsers(reset) {
+    const gen = ++adminGen;
+    const q = new URLSearchParams({ limit: String(ADMIN_PAGE) });
+    const prefix = adm.prefix.value.trim();
+    if (prefix) q.set('prefix', prefix);
+    if (!reset && adminAfter !== null) q.set('after', adminAfter);
+    let r;
+    try { r = await api('GET', `api/admin/users?${q}`); } catch { r = { status: 0 }; }
+    if (gen !== adminGen) return;
+    if (!r.ok || !Array.isArray(r.data.users)) {
+      adm.msg.textContent = failure(r);
+      return;
+    }
+    const users = r.data.users.filter((u) => u && typeof u.username === 'string');
+    if (reset) adm.rows.replaceChildren();
+    adm.rows.append(...users.map(userRow));
+    if (reset || users.length) adminAfter = users.length ? users[users.length - 1].username : null;
+    adm.more.hidden = users.length < ADMIN_PAGE;
+    adm.none.hidden = adm.rows.children.length > 0;
+  }
+
+  function userRow(u) {
+    const tr = document.createElement('tr');
+    tr.dataset.user = u.username;
+    const cell = (...parts) => {
+      const td = document.createElement('td');
+      td.append(...parts);
+      tr.append(td);
+      return td;
+    };
+    cell(u.username, u.online ? small(' online') : '').className = 'admin-name';
+    cell(String(u.role || 'user'));
+    const muted = Number(u.muted_until) > Date.now();
+    const states = [u.banned ? 'banned' : '', muted ? `muted until ${untilText(u.muted_until)}` : ''].filter(Boolean);
+    cell(states.join(', ') || '—').className = u.banned ? 'admin-state banned' : 'admin-state';
+    cell(u.last_seen ? toDate(u.last_seen).toLocaleString() : (u.online ? 'now' : 'never'));
+    const actions = cell();
+    actions.className = 'admin-actions';
+    const button = (action, text) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'quiet';
+      b.dataset.adminAction = action;
+      b.textContent = text;
+      b.setAttribute('aria-label', `${text}: ${u.username}`);
+      actions.append(b);
+    };
+    if (u.role !== 'admin') button(u.banned ? 'unban' : 'ban', u.banned ? 'Unban' : 'Ban');
+    if (muted) button('unmute', 'Unmute');
+    button('reset-key', 'Reset key');
+    tr.user = u;
+    return tr;
+  }
+
+  adm.rows.addEventListener('click', async (ev) => {
+    const b = ev.target.closest('button[data-admin-action]');
+    const tr = b && b.closest('tr');
+    if (!tr) return;
+    const u = tr.user;
+    const action = b.dataset.adminAction;
+    let body;
+    if (action === 'ban') {
+      const reason = window.prompt(`Ban ${u.username}? Their sessions end at once. Reason:`, '');
+      if (reason === null) return;
+      body = { reason: reason.trim() };
+    } else if (action === 'reset-key'
+               && !window.confirm(`Reset the key of ${u.username}? Their current key and every session stop working.`)) {
+      return;
+    }
+    adm.msg.textContent = '';
+    b.disabled = true;
+    const r = await adminCall(u.username, action, body);
+    b.disabled = false;
+    if (!r.ok) {
+      adm.msg.textContent = failure(r);
+      return;
+    }
+    if (action === 'reset-key') {
+      adm.keyUser.textContent = u.username;
+      adm.newKey.value = String(r.data.key || '');
+      adm.keyBox.hidden = false;
+      adm.newKey.focus();
+      adm.newKey.select();
+      return;
+    }
+    if (action === 'ban') u.banned = true;
+    if (action === 'unban') u.banned = false;
+    if (action === 'unmute') u.muted_until = null;
+    if (action === 'ban') u.online = false;
+    adm.msg.textContent = { ban: `${u.username} is banned.`, unban: `${u.username} is no longer banned.`,
+      unmute: `${u.username} is no longer muted.` }[action];
+    const row = userRow(u);
+    tr.replaceWith(row);
+    row.querySelector('button')?.focus();
+  });
+
+  adm.open.addEventListener('click', () => showAdmin(adm.view.hidden));
+  adm.close.addEventListener('click', () => showAdmin(false));
+  adm.keyDone.addEventListener('click', hideNewKey);
+  adm.more.addEventListener('click', () => loadUsers(false));
+  adm.search.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    adm.msg.textContent = '';
+    loadUsers(true);
+  });
 
   // ---- start ------------------------------------------------------------------
 

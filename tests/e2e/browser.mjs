@@ -9,12 +9,13 @@ import { mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 const BASE = process.env.BASE_URL;
+const ADMIN = process.env.ADMIN_NAME; // started with --admins ADMIN_NAME
 const SHOTS = process.env.SCREENSHOT_DIR || 'target/e2e';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 5000; // ms for any single expectation
 
-if (!BASE) {
-  console.error('BASE_URL is not set');
+if (!BASE || !ADMIN) {
+  console.error('BASE_URL or ADMIN_NAME is not set');
   process.exit(2);
 }
 mkdirSync(SHOTS, { recursive: true });
@@ -580,6 +581,191 @@ try {
     await page.press('#login-key', 'Enter');
     await page.locator('#chat-view').waitFor({ state: 'visible' });
     await waitText(page, '#online-list li', ann.name);
+  });
+
+  // ---- moderation and administration (SPEC §12) -------------------------------
+  // The server was started with --admins $ADMIN_NAME; Ann owns the public
+  // room made above, so she moderates it.
+  async function registerAndLogIn(p) {
+    const { page } = p;
+    await page.goto(BASE);
+    await page.locator('#auth-view').waitFor({ state: 'visible' });
+    await page.fill('#reg-name', p.name);
+    await page.click('#register-form button[type=submit]');
+    await page.locator('#key-box').waitFor({ state: 'visible' });
+    p.key = await page.inputValue('#new-key');
+    await page.click('#use-key');
+    await page.locator('#chat-view').waitFor({ state: 'visible' });
+    await waitText(page, '#online-list li', p.name);
+  }
+  const boss = await person(ADMIN);
+  const cat = await person(`cat${tag}`);
+  // Cat's sockets pass through Playwright, so the test sees how the server
+  // closes them.
+  const catWs = { urls: [], closes: [] };
+  await cat.context.routeWebSocket(/\/ws(\?|$)/, (ws) => {
+    catWs.urls.push(ws.url());
+    const server = ws.connectToServer();
+    server.onClose((code, reason) => {
+      catWs.closes.push({ code, reason });
+      ws.close({ code, reason });
+    });
+  });
+
+  await check('an admin gets the Admin button, nobody else does', async () => {
+    await registerAndLogIn(boss);
+    await registerAndLogIn(cat);
+    await boss.page.locator('#admin-open').waitFor({ state: 'visible' });
+    // Ann and Cat know by now whether they are admins (api/user/@me).
+    await ann.page.waitForLoadState('networkidle');
+    await cat.page.waitForLoadState('networkidle');
+    assertEq(await ann.page.isVisible('#admin-open'), false, 'Admin button for the room owner');
+    assertEq(await cat.page.isVisible('#admin-open'), false, 'Admin button for a user');
+  });
+
+  await check('a room owner sees delete, mute and kick on others\' messages and uses them', async () => {
+    await cat.page.click('#browse-rooms summary');
+    await cat.page.locator(`#public-list button[data-join="${room}"]`).click();
+    await waitText(cat.page, '#conv-title', `# ${room}`);
+    await openConv(ann, `r:${room}`, `# ${room}`);
+    await waitText(ann.page, '#messages li.event', `${cat.name} joined the room`);
+    await say(cat, `spam ${tag}`);
+    await waitText(ann.page, '#messages li.msg .text', `spam ${tag}`);
+    const catMsg = item(ann, `spam ${tag}`);
+    await catMsg.hover();
+    for (const action of ['delete', 'mute', 'kick']) {
+      if (!(await catMsg.locator(`button[data-action=${action}]`).isVisible())) throw new Error(`no ${action} for the owner`);
+    }
+    // A member has none of them on the owner's messages.
+    const annMsg = item(cat, 'hello room');
+    await annMsg.hover();
+    for (const action of ['delete', 'mute', 'kick']) {
+      if (await annMsg.locator(`button[data-action=${action}]`).isVisible()) throw new Error(`${action} offered to a member`);
+    }
+    await catMsg.locator('button[data-action=delete]').click();
+    await waitText(cat.page, '#messages li.msg.deleted .text', 'Message deleted');
+    // A room mute from the message's button: the room sees the event.
+    await ann.page.evaluate(() => { window.prompt = () => '10m calm down'; });
+    await item(ann, 'hello room').hover(); // move away, then back to Cat's
+    await say(cat, `more ${tag}`);
+    const more = item(ann, `more ${tag}`);
+    await more.hover();
+    await more.locator('button[data-action=mute]').click();
+    await waitText(ann.page, '#messages li.event', `${cat.name} was muted in this room by ${ann.name}`);
+    await waitText(cat.page, '#messages li.event', 'You were muted in this room');
+  });
+
+  await check('the room\'s member list offers its owner Mute and Kick, not its members', async () => {
+    await ann.page.click('#members summary');
+    const row = ann.page.locator(`#member-list li[data-user="${cat.name}"]`);
+    await row.locator('button[data-member-action=kick]').waitFor({ state: 'visible' });
+    await row.locator('button[data-member-action=mute]').waitFor({ state: 'visible' });
+    await ann.page.screenshot({ path: `${SHOTS}/members.png` });
+    await cat.page.click('#members summary');
+    await waitText(cat.page, '#member-list li', ann.name);
+    assertEq(await cat.page.locator('#member-list button').count(), 0, 'buttons for a member');
+    await cat.page.click('#members summary');
+    await ann.page.click('#members summary');
+  });
+
+  await check('a muted user\'s message shows the muted error with its end time', async () => {
+    await cat.page.fill('#text', 'can I still talk?');
+    await cat.page.press('#text', 'Enter');
+    await waitText(cat.page, '#messages li.msg.failed .note', 'you are muted until');
+    const note = await item(cat, 'can I still talk?').locator('.note').textContent();
+    if (!/muted until \S*\d\d[:.]\d\d/.test(note)) throw new Error(`note: ${note}`);
+    assertEq(await item(cat, 'can I still talk?').locator('button.retry').count(), 0, 'Retry offered');
+  });
+
+  await check('a moderator kicks with /kick; the kicked user sees it', async () => {
+    await ann.page.fill('#text', `/kick ${cat.name} spamming`);
+    await ann.page.press('#text', 'Enter');
+    await waitText(ann.page, '#messages li.event', `${cat.name} was kicked by ${ann.name}: spamming`);
+    assertEq(await ann.page.inputValue('#text'), '', 'command cleared');
+    assertEq(await ann.page.$$eval('#messages li.msg .text', (ps) => ps.some((p) => p.textContent.startsWith('/kick'))), false, 'sent as a message');
+    // Cat is back in general, told why, and the room is gone from the list.
+    await waitText(cat.page, '#conv-title', '# general');
+    await waitText(cat.page, '#messages li.event', `You were kicked from # ${room} by ${ann.name}: spamming`);
+    await waitNoText(cat.page, '#room-list', `# ${room}`);
+  });
+
+  await check('an admin mutes with /mute in general; the muted message shows the end time', async () => {
+    await boss.page.fill('#text', `/mute ${cat.name} 10m flooding`);
+    await boss.page.press('#text', 'Enter');
+    await waitText(boss.page, '#messages li.event', `${cat.name} is muted everywhere until`);
+    await cat.page.fill('#text', 'hello general');
+    await cat.page.press('#text', 'Enter');
+    await waitText(cat.page, '#messages li.msg.failed .note', 'you are muted until');
+    // A user without the rights is told so, and nothing is sent.
+    await cat.page.fill('#text', `/ban ${ann.name} revenge`);
+    await cat.page.press('#text', 'Enter');
+    await waitText(cat.page, '#composer-msg', 'Only admins');
+  });
+
+  await check('an admin bans a user from the admin page; the banned browser shows it', async () => {
+    const { page } = boss;
+    await page.click('#admin-open');
+    await page.locator('#admin-view').waitFor({ state: 'visible' });
+    assertEq(await page.isVisible('#chat-view'), false, 'chat hidden');
+    await page.fill('#admin-prefix', cat.name.slice(0, 5));
+    await page.press('#admin-prefix', 'Enter');
+    const row = page.locator(`#admin-users tr[data-user="${cat.name}"]`);
+    // Only names with the prefix are listed (the full list shown on opening
+    // is replaced).
+    await page.waitForFunction((pre) => {
+      const trs = [...document.querySelectorAll('#admin-users tbody tr')];
+      return trs.length === 1 && trs[0].dataset.user.startsWith(pre);
+    }, cat.name.slice(0, 5), { timeout: WAIT });
+    await waitText(page, `#admin-users tr[data-user="${cat.name}"]`, 'muted until');
+    await page.screenshot({ path: `${SHOTS}/admin.png` });
+    await page.setViewportSize({ width: 390, height: 760 });
+    await page.screenshot({ path: `${SHOTS}/admin-phone.png` });
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > 390) throw new Error(`admin page is ${wide}px wide at 390px`);
+    await page.setViewportSize({ width: 1000, height: 700 });
+    await page.evaluate(() => { window.prompt = () => 'spam'; });
+    const before = catWs.urls.length;
+    await row.locator('button[data-admin-action=ban]').click();
+    await waitText(page, '#admin-msg', `${cat.name} is banned`);
+    await waitText(page, `#admin-users tr[data-user="${cat.name}"] td`, 'banned');
+    await waitText(cat.page, '#auth-msg', 'You have been banned');
+    await cat.page.locator('#auth-view').waitFor({ state: 'visible' });
+    await poll('the socket closed 1008 banned', async () => catWs.closes.some((c) => c.code === 1008 && c.reason === 'banned'));
+    await cat.page.screenshot({ path: `${SHOTS}/banned.png` });
+    // No reconnecting: nothing is scheduled, no socket opened since.
+    assertEq(await cat.page.textContent('#conn-status'), '', 'connection status');
+    assertEq(catWs.urls.length, before, 'sockets opened after the ban');
+    // Logging in again is refused, with the reason.
+    await cat.page.fill('#login-key', cat.key);
+    await cat.page.press('#login-key', 'Enter');
+    await waitText(cat.page, '#login-msg', 'banned');
+  });
+
+  await check('the admin page unbans and resets a key, shown once', async () => {
+    const { page } = boss;
+    const row = page.locator(`#admin-users tr[data-user="${cat.name}"]`);
+    await row.locator('button[data-admin-action=unban]').click();
+    await waitText(page, '#admin-msg', `${cat.name} is no longer banned`);
+    await row.locator('button[data-admin-action=unmute]').click();
+    await waitText(page, '#admin-msg', `${cat.name} is no longer muted`);
+    await page.evaluate(() => { window.confirm = () => true; });
+    await row.locator('button[data-admin-action=reset-key]').click();
+    await page.locator('#admin-key').waitFor({ state: 'visible' });
+    await waitText(page, '#admin-key', cat.name);
+    const key = await page.inputValue('#admin-new-key');
+    if (!/^[0-9a-f]{64}$/.test(key) || key === cat.key) throw new Error(`new key ${key}`);
+    await page.click('#admin-key-done');
+    assertEq(await page.isVisible('#admin-key'), false, 'key hidden again');
+    assertEq(await page.inputValue('#admin-new-key'), '', 'key kept in the page');
+    // The old key no longer works, the new one does.
+    await cat.page.fill('#login-key', cat.key);
+    await cat.page.press('#login-key', 'Enter');
+    await waitText(cat.page, '#login-msg', 'not valid');
+    await cat.page.fill('#login-key', key);
+    await cat.page.press('#login-key', 'Enter');
+    await cat.page.locator('#chat-view').waitFor({ state: 'visible' });
+    await page.click('#admin-close');
+    await page.locator('#chat-view').waitFor({ state: 'visible' });
   });
 
   await check('no script errors or CSP violations in the pages', async () => {

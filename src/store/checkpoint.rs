@@ -106,7 +106,7 @@ impl Checkpointer {
 pub(super) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The thread's own connection to the database file.
-fn open_own(path: &std::path::Path) -> rusqlite::Result<Connection> {
+pub(super) fn open_own(path: &std::path::Path) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let own = Connection::open_with_flags(path, flags)?;
     own.busy_timeout(BUSY_TIMEOUT)?;

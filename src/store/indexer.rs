@@ -29,7 +29,7 @@ use std::time::Duration;
 /// write lock for about a millisecond.
 const STEP_EVENTS: i64 = 200;
 /// How long the thread lets events gather after a wake-up.
-const COALESCE: Duration = Duration::from_millis(20);
+const COALESCE: Duration = Duration::from_millis(100);
 /// Wake-up without a signal, in case one was lost (a failed step).
 const TICK: Duration = Duration::from_secs(1);
 

@@ -111,13 +111,18 @@ pub(super) fn index_step(conn: &Connection, limit: i64) -> rusqlite::Result<bool
     let mut remove = conn.prepare_cached(SQL_INDEX_REMOVE)?;
     let mut put = conn.prepare_cached(SQL_INDEX_PUT)?;
     for &(id, kind, target) in &events {
-        let message = match (kind, target) {
-            (0, _) => id,
-            (3 | 4, Some(target)) => target,
-            _ => continue,
-        };
-        remove.execute([message])?;
-        put.execute([message])?;
+        match (kind, target) {
+            // A new message: never indexed before, since the watermark
+            // moves in the same transaction as the index.
+            (0, _) => {
+                put.execute([id])?;
+            }
+            (3 | 4, Some(target)) => {
+                remove.execute([target])?;
+                put.execute([target])?;
+            }
+            _ => {}
+        }
     }
     let oldest: Option<i64> = conn
         .prepare_cached(SQL_INDEX_OLDEST)?

@@ -143,6 +143,11 @@ fn run(conn: &Connection, requests: &Receiver<()>, errors: &Sender<String>, done
             Ok(_) => {
                 done.fetch_add(1, Ordering::Relaxed);
             }
+            // Another connection (the search index thread's) was updating
+            // the WAL's header or checkpointing: not a failure, and the
+            // next commit over the threshold asks again.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy => {}
             Err(e) => {
                 // The loop may be gone already at shutdown; nothing to do.
                 let _ = errors.send(format!("checkpointing the WAL: {e}"));

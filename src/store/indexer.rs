@@ -89,6 +89,18 @@ impl Indexer {
     }
 }
 
+impl Drop for Indexer {
+    /// A store dropped without `close` still ends the thread, and waits
+    /// for it: its connection must be closed before the store's file lock
+    /// is released.
+    fn drop(&mut self) {
+        self.wake = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// One write transaction of at most [`STEP_EVENTS`] events; `Ok(true)`
 /// when the index has caught up with the events. `IMMEDIATE`: the events
 /// read and the index written belong to the same state of the database,

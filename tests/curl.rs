@@ -620,7 +620,7 @@ fn search_never_shows_a_deleted_message_and_finds_an_edit_by_its_new_text() {
     util::chat::send_ok(&mut c, json!({"react": other, "emoji": "👍"}));
     let hit = search(&s, &key, "?q=quokka");
     assert_eq!(hit["messages"][0]["reactions"], json!({"👍": ["ann"]}));
-    // And after a restart (the index is stored with the rows).
+    // And after a restart (the index is stored with the database).
     drop(c);
     let mut s = s;
     s.signal("-TERM");
@@ -628,6 +628,50 @@ fn search_never_shows_a_deleted_message_and_finds_an_edit_by_its_new_text() {
     let s = Server::start_in(s.dir.clone(), &[]);
     assert_eq!(found(&s, &key, "?q=quokka"), [other]);
     assert_eq!(found(&s, &key, "?q=wombat"), Vec::<i64>::new());
+}
+
+/// The index is updated off the loop, a few milliseconds after the
+/// commit; a search must not show that: a message deleted is gone from the
+/// very next search, one posted is found by it.
+#[test]
+fn search_right_after_a_change_never_sees_the_index_lag() {
+    let s = Server::start(&["--chat-burst", "100"]);
+    let key = s.register("ann");
+    let token = s.login(&key);
+    let mut c = ws::open(&s, &token);
+    for round in 0..20 {
+        let id = util::chat::send_ok(&mut c, json!({"message": format!("lynx{round}")}));
+        assert_eq!(found(&s, &key, &format!("?q=lynx{round}")), [id]);
+        util::chat::send_ok(&mut c, json!({"delete": id}));
+        assert_eq!(
+            found(&s, &key, &format!("?q=lynx{round}")),
+            Vec::<i64>::new()
+        );
+    }
+}
+
+/// Messages stored while the index was behind (here: the index emptied
+/// while the server was stopped) are found after a restart.
+#[test]
+fn the_index_catches_up_after_a_restart() {
+    let s = Server::start(&["--chat-burst", "100"]);
+    let key = s.register("ann");
+    let token = s.login(&key);
+    let mut c = ws::open(&s, &token);
+    let mut ids: Vec<i64> = (0..30)
+        .map(|_| util::chat::send_ok(&mut c, json!({"message": "ibex"})))
+        .collect();
+    drop(c);
+    let mut s = s;
+    s.signal("-TERM");
+    assert_eq!(s.wait_exit(), Some(0));
+    let db = rusqlite::Connection::open(s.dir.0.join("chat.db")).unwrap();
+    db.execute_batch("DELETE FROM search_fts; UPDATE search_state SET indexed_to = 0")
+        .unwrap();
+    drop(db);
+    let s = Server::start_in(s.dir.clone(), &[]);
+    ids.reverse();
+    assert_eq!(found(&s, &key, "?q=ibex&limit=100"), ids);
 }
 
 #[test]

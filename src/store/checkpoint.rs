@@ -106,7 +106,7 @@ impl Checkpointer {
 pub(super) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The thread's own connection to the database file.
-fn open_own(path: &std::path::Path) -> rusqlite::Result<Connection> {
+pub(super) fn open_own(path: &std::path::Path) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let own = Connection::open_with_flags(path, flags)?;
     own.busy_timeout(BUSY_TIMEOUT)?;
@@ -143,6 +143,11 @@ fn run(conn: &Connection, requests: &Receiver<()>, errors: &Sender<String>, done
             Ok(_) => {
                 done.fetch_add(1, Ordering::Relaxed);
             }
+            // Another connection (the search index thread's) was updating
+            // the WAL's header or checkpointing: not a failure, and the
+            // next commit over the threshold asks again.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy => {}
             Err(e) => {
                 // The loop may be gone already at shutdown; nothing to do.
                 let _ = errors.send(format!("checkpointing the WAL: {e}"));

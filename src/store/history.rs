@@ -201,10 +201,20 @@ impl Store {
                 "committing: refused (test hook)",
             ));
         }
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        let indexed = if self.index_inline {
+            // In memory, no thread can index for us: the batch's own
+            // events, before they are committed.
+            super::search::index_step(&self.conn, i64::MAX).map(drop)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = indexed.and_then(|()| self.conn.execute_batch("COMMIT")) {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.general.undo();
             return Err(fail(&self.label, "committing", e));
+        }
+        if let Some(indexer) = &self.indexer {
+            indexer.wake();
         }
         Ok(())
     }

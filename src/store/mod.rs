@@ -18,6 +18,7 @@ mod conversation;
 mod error;
 mod general;
 mod history;
+mod indexer;
 mod moderation;
 mod rooms;
 mod search;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     general::MIGRATION_7_NO_GENERAL_INDEX,
     search::MIGRATION_8_SEARCH,
     moderation::MIGRATION_9_MODERATION,
+    search::MIGRATION_10_SEARCH_OFF_LOOP,
 ];
 
 /// Version 1: users and one-time facts. The `name_fold` and `key_hash`
@@ -111,6 +113,11 @@ pub struct Store {
     general: general::Gaps,
     /// The thread that checkpoints the WAL (files only).
     checkpointer: Option<checkpoint::Checkpointer>,
+    /// The thread that keeps the search index up to date (files only).
+    indexer: Option<indexer::Indexer>,
+    /// No index thread can share the database (in memory): each commit
+    /// indexes its own events first, in the same transaction.
+    index_inline: bool,
     /// The next commit with writes fails (see [`Store::refuse_next_commit`]).
     refuse_commit: bool,
     /// An exclusive `flock` on the database file (files only), held while
@@ -147,6 +154,8 @@ impl Store {
         store._lock = Some(lock);
         let started = checkpoint::Checkpointer::start(&mut store.conn, path, checkpoint_pages);
         store.checkpointer = Some(started.map_err(|e| StoreError::new(&store.label, e))?);
+        let indexer = indexer::Indexer::start(path);
+        store.indexer = Some(indexer.map_err(|e| StoreError::new(&store.label, e))?);
         Ok(store)
     }
 
@@ -167,6 +176,8 @@ impl Store {
             in_batch: false,
             general: general::Gaps::default(),
             checkpointer: None,
+            indexer: None,
+            index_inline: !on_disk,
             refuse_commit: false,
             _lock: None,
         };
@@ -247,10 +258,12 @@ impl Store {
         check().map_err(|e| fail(&self.label, "checking integrity", e))
     }
 
-    /// An error the checkpoint thread met since the last call, for the log.
-    /// The loop asks once per turn; the answer is almost always `None`.
+    /// An error the checkpoint or search index thread met since the last
+    /// call, for the log. The loop asks once per turn; the answer is almost
+    /// always `None`.
     pub fn background_error(&self) -> Option<StoreError> {
-        let error = self.checkpointer.as_ref()?.take_error()?;
+        let error = (self.checkpointer.as_ref().and_then(|c| c.take_error()))
+            .or_else(|| self.indexer.as_ref().and_then(|i| i.take_error()))?;
         Some(StoreError::new(&self.label, error))
     }
 
@@ -263,6 +276,11 @@ impl Store {
     /// database (clean shutdown).
     pub fn close(mut self) -> Result<(), StoreError> {
         self.commit()?;
+        if let Some(indexer) = self.indexer.take() {
+            indexer
+                .stop()
+                .map_err(|e| StoreError::new(&self.label, e))?;
+        }
         if let Some(checkpointer) = self.checkpointer.take() {
             let stopped = checkpointer.stop(&mut self.conn);
             stopped.map_err(|e| StoreError::new(&self.label, e))?;

@@ -1,23 +1,30 @@
-//! Full-text search over the messages (SPEC §13): an FTS5 index whose
-//! content is the `events` table, kept in step with it by triggers, so
-//! that a message, its edit and its deletion change the index in the same
-//! transaction (the turn's batch) as the row itself: a message is
-//! searchable exactly when it is stored, an edit is found by its new text
-//! only, and a deleted message (its text erased) or a pruned one is gone
-//! from the index at once.
+//! Full-text search over the messages (SPEC §13): an FTS5 index of the
+//! messages' current text, searched newest first.
 //!
-//! The index is *external content*: it stores the words and their
-//! positions, never a second copy of the text, and the rows a search
-//! returns are read from `events`. Only messages (kind 0) are indexed, not
-//! edit events or reactions, whose rows have text too. FTS5's
-//! `secure-delete` is on, so a deleted message's words are removed from
-//! the index's pages instead of being masked by a delete marker until the
-//! next merge: the text is erased from the database (SPEC §10), the index
-//! included.
+//! The index is kept off the event loop (version 10; version 8 kept it in
+//! step by triggers, in the loop's commit): a helper thread (see
+//! `indexer`) follows the events by id from a watermark and, for each
+//! event after it, re-indexes the message it concerns — a message, its
+//! edit, its deletion ([`index_step`]). Pruned messages leave the index
+//! when the oldest stored id moves past them. A search that finds the
+//! index behind the events catches it up first, in the loop's batch, so
+//! what a search returns never depends on the thread's timing; the thread
+//! only makes that catching up almost always nothing to do.
+//!
+//! The index is *contentless* with `contentless_delete`: it stores the
+//! words and their positions, never a second copy of the text, and can
+//! remove a row by its id alone (the text it was indexed with may have
+//! been edited since). The rows a search returns are read from `events`,
+//! deleted ones left out, so their current text is what is returned.
+//! Only messages (kind 0) are indexed, not edit events or reactions.
+//! FTS5's `secure-delete` is on, so a deleted message's words are removed
+//! from the index's pages instead of being masked by a delete marker until
+//! the next merge: the text is erased from the database (SPEC §10), the
+//! index included.
 
 use super::{Store, StoreError, UserId, fail};
 use crate::event::Conversation;
-use rusqlite::params;
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// Version 8: the message search index, filled with the messages stored
 /// so far. `columnsize=0` leaves out the table of per-row token counts,
@@ -43,6 +50,101 @@ pub(super) const MIGRATION_8_SEARCH: &str = "
     END;
 ";
 
+/// Version 10: the index leaves the loop's commit. The triggers and the
+/// external-content table go; the new table is contentless (rows removed
+/// by id, whatever their text was), filled with the messages stored so
+/// far, and `search_state` holds the last event id the index has seen
+/// (`indexed_to`) and the oldest id it knows stored (`pruned_below`).
+pub(super) const MIGRATION_10_SEARCH_OFF_LOOP: &str = "
+    DROP TRIGGER events_fts_insert;
+    DROP TRIGGER events_fts_update;
+    DROP TRIGGER events_fts_delete;
+    DROP TABLE events_fts;
+    CREATE VIRTUAL TABLE search_fts USING fts5(
+        text, content = '', contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO search_fts (search_fts, rank) VALUES ('secure-delete', 1);
+    INSERT INTO search_fts (rowid, text)
+        SELECT id, text FROM events WHERE kind = 0 AND deleted = 0;
+    CREATE TABLE search_state (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        indexed_to INTEGER NOT NULL,
+        pruned_below INTEGER NOT NULL
+    );
+    INSERT INTO search_state VALUES (
+        1, coalesce((SELECT max(id) FROM events), 0), coalesce((SELECT min(id) FROM events), 0)
+    );
+";
+
+const SQL_INDEX_STATE: &str = "SELECT indexed_to, pruned_below FROM search_state";
+const SQL_INDEX_EVENTS: &str =
+    "SELECT id, kind, target FROM events WHERE id > ?1 ORDER BY id LIMIT ?2";
+const SQL_INDEX_REMOVE: &str = "DELETE FROM search_fts WHERE rowid = ?1";
+const SQL_INDEX_PUT: &str = "INSERT INTO search_fts (rowid, text) \
+     SELECT id, text FROM events WHERE id = ?1 AND kind = 0 AND deleted = 0";
+const SQL_INDEX_OLDEST: &str = "SELECT min(id) FROM events";
+const SQL_INDEX_PRUNE: &str = "DELETE FROM search_fts WHERE rowid < ?1";
+const SQL_INDEX_SAVE: &str = "UPDATE search_state SET indexed_to = ?1, pruned_below = ?2";
+const SQL_NEWEST_EVENT: &str = "SELECT max(id) FROM events";
+
+/// Brings the index up to date with at most `limit` events after its
+/// watermark, in the caller's write transaction; `Ok(true)` when no event
+/// is left after it. A message is (re-)indexed with its current text
+/// unless deleted; an edit or a deletion re-indexes its target the same
+/// way (a deleted one is only removed). Re-indexing is idempotent, so an
+/// edit of a message not indexed yet, or indexed already with its final
+/// text, costs a little work and changes nothing. Then the rows below the
+/// oldest stored event (pruned) are removed: pruning removes the oldest
+/// rows first, so everything below the oldest one left is gone.
+pub(super) fn index_step(conn: &Connection, limit: i64) -> rusqlite::Result<bool> {
+    let (from, pruned_below): (i64, i64) = conn
+        .prepare_cached(SQL_INDEX_STATE)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let events: Vec<(i64, i64, Option<i64>)> = {
+        let mut stmt = conn.prepare_cached(SQL_INDEX_EVENTS)?;
+        let rows = stmt.query_map(params![from, limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut remove = conn.prepare_cached(SQL_INDEX_REMOVE)?;
+    let mut put = conn.prepare_cached(SQL_INDEX_PUT)?;
+    for &(id, kind, target) in &events {
+        match (kind, target) {
+            // A new message: never indexed before, since the watermark
+            // moves in the same transaction as the index.
+            (0, _) => {
+                put.execute([id])?;
+            }
+            (3 | 4, Some(target)) => {
+                remove.execute([target])?;
+                put.execute([target])?;
+            }
+            _ => {}
+        }
+    }
+    let oldest: Option<i64> = conn
+        .prepare_cached(SQL_INDEX_OLDEST)?
+        .query_row([], |r| r.get(0))?;
+    let oldest = oldest.unwrap_or(0);
+    if oldest > pruned_below {
+        conn.prepare_cached(SQL_INDEX_PRUNE)?.execute([oldest])?;
+    }
+    let to = events.last().map_or(from, |e| e.0);
+    if to != from || oldest > pruned_below {
+        conn.prepare_cached(SQL_INDEX_SAVE)?
+            .execute(params![to, oldest.max(pruned_below)])?;
+    }
+    Ok((events.len() as i64) < limit)
+}
+
+/// Most events a search indexes itself when it finds the index behind
+/// (the thread stopped, or a search right after a post): enough for any
+/// ordinary lag, and a bound on what one request costs the loop. Beyond
+/// it the search answers from the index as it is.
+const SEARCH_CATCH_UP: i64 = 2000;
+
 /// A search statement: the columns of a hit, then `$tail` (the
 /// conversation's terms and the order). The index yields rowids newest
 /// first (FTS5 walks its doclists backwards for `ORDER BY rowid DESC`),
@@ -54,9 +156,9 @@ macro_rules! search_sql {
     ($tail:literal) => {
         concat!(
             "SELECT e.id, u.name, e.text, e.ts, e.edited, e.room_id, e.user_id, \
-             e.to_id, t.name FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
+             e.to_id, t.name FROM search_fts f CROSS JOIN events e ON e.id = f.rowid \
              JOIN users u ON u.id = e.user_id LEFT JOIN users t ON t.id = e.to_id \
-             WHERE events_fts MATCH ?1 AND f.rowid < ?2 AND e.kind = 0 AND e.deleted = 0",
+             WHERE search_fts MATCH ?1 AND f.rowid < ?2 AND e.kind = 0 AND e.deleted = 0",
             $tail,
             " ORDER BY f.rowid DESC"
         )
@@ -111,6 +213,11 @@ impl Store {
     /// costs a bounded amount of work; the page then ends early and says
     /// where to go on. `query` must be valid FTS5 syntax (see
     /// `api::search::fts_query`).
+    ///
+    /// Catches the index up first when it is behind the events stored (up
+    /// to [`SEARCH_CATCH_UP`] events, in the turn's batch): a message
+    /// stored before the search is found, an edit by its new text only.
+    /// A deleted message is never returned, indexed or not.
     pub fn search(
         &mut self,
         query: &str,
@@ -127,6 +234,7 @@ impl Store {
                 (SQL_SEARCH_DIRECT, Some(x.0.min(y.0)), Some(x.0.max(y.0)))
             }
         };
+        self.catch_up_index(SEARCH_CATCH_UP)?;
         let mut run = || {
             let mut stmt = self.conn.prepare_cached(sql)?;
             let mut rows = match (a, b) {
@@ -154,6 +262,32 @@ impl Store {
             Ok::<_, rusqlite::Error>(page)
         };
         run().map_err(|e| fail(&self.label, "searching messages", e))
+    }
+
+    /// Indexes up to `limit` events in the turn's batch when the index is
+    /// behind the newest event; two primary-key reads when it is not.
+    pub(super) fn catch_up_index(&mut self, limit: i64) -> Result<(), StoreError> {
+        let behind = || -> rusqlite::Result<bool> {
+            let (to, _): (i64, i64) = self
+                .conn
+                .prepare_cached(SQL_INDEX_STATE)?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let newest: Option<i64> = self
+                .conn
+                .prepare_cached(SQL_NEWEST_EVENT)?
+                .query_row([], |r| r.get(0))
+                .optional()?
+                .flatten();
+            Ok(newest.unwrap_or(0) > to)
+        };
+        let label = &self.label;
+        if !behind().map_err(|e| fail(label, "reading the search index's state", e))? {
+            return Ok(());
+        }
+        self.begin_batch()?;
+        index_step(&self.conn, limit)
+            .map(drop)
+            .map_err(|e| fail(&self.label, "updating the search index", e))
     }
 }
 
@@ -218,13 +352,35 @@ mod tests {
         page.hits.iter().map(|h| h.id).collect()
     }
 
+    /// The event of an edit (3) or a deletion (4) of `target`, as the loop
+    /// stores it with the message's new state.
+    fn change(store: &mut Store, id: i64, kind: EventKind, target: i64, text: &str) {
+        let e = NewEvent {
+            id,
+            kind,
+            user: UserId(1),
+            room: None,
+            to: None,
+            ts: 2000 + id,
+            text,
+            client_id: None,
+            target: Some(target),
+        };
+        store.insert_event(&e).unwrap();
+        match kind {
+            EventKind::Edit => store.edit_message(target, text, 2000 + id).unwrap(),
+            EventKind::Delete => store.erase_message(target).unwrap(),
+            _ => {}
+        }
+    }
+
     #[test]
     fn messages_edits_deletions_and_prunes_keep_the_index_in_step() {
         let (mut store, ann, ben) = store_with_users();
         put(&mut store, 1, ann, None, "the rust compiler");
         put(&mut store, 2, ben, Some(ann), "Rust is café");
         put(&mut store, 3, ann, None, "nothing here");
-        // Not committed yet: the batch's own connection finds them.
+        // Not committed yet: the search catches the index up in the batch.
         assert_eq!(ids(&mut store, "\"rust\""), [2, 1]);
         store.commit().unwrap();
         assert_eq!(ids(&mut store, "\"cafe\""), [2]);
@@ -235,35 +391,90 @@ mod tests {
         assert_eq!(hit.to, Some((ann, "ann".to_string())));
         assert_eq!((hit.user, hit.text.as_str()), (ben, "Rust is café"));
         // An edit is found by its new words only.
-        store.edit_message(1, "the go compiler", 1100).unwrap();
+        change(&mut store, 10, EventKind::Edit, 1, "the go compiler");
         assert_eq!(ids(&mut store, "\"rust\""), [2]);
         assert_eq!(ids(&mut store, "\"go\""), [1]);
         // A deletion erases it from the index.
-        store.erase_message(2).unwrap();
+        change(&mut store, 11, EventKind::Delete, 2, "");
         store.commit().unwrap();
         assert_eq!(ids(&mut store, "\"rust\""), Vec::<i64>::new());
         assert_eq!(ids(&mut store, "\"cafe\""), Vec::<i64>::new());
         // A pruned message too.
-        put(&mut store, 4, ann, None, "last");
+        put(&mut store, 12, ann, None, "last");
         assert_eq!(store.prune_messages(Some(3), None, 100).unwrap(), 3);
         assert_eq!(ids(&mut store, "\"compiler\""), Vec::<i64>::new());
-        assert_eq!(ids(&mut store, "\"last\""), [4]);
+        assert_eq!(ids(&mut store, "\"last\""), [12]);
         // Other kinds of event are never indexed.
-        let edit = NewEvent {
-            id: 5,
-            kind: EventKind::Edit,
-            user: ann,
-            room: None,
-            to: None,
-            ts: 2000,
-            text: "hidden",
-            client_id: None,
-            target: Some(4),
-        };
-        store.insert_event(&edit).unwrap();
+        change(&mut store, 13, EventKind::ReactOn, 12, "hidden");
         assert_eq!(ids(&mut store, "\"hidden\""), Vec::<i64>::new());
         store.commit().unwrap();
+        // The pruned rows' words are gone from the index itself.
+        assert_eq!(vocabulary(&mut store), ["last"]);
         integrity(&mut store);
+    }
+
+    #[test]
+    fn a_deleted_message_is_never_found_even_before_the_index_knows() {
+        let (mut store, ann, _) = store_with_users();
+        put(&mut store, 1, ann, None, "wombat");
+        store.commit().unwrap();
+        // The row erased without its event: the index still has its words.
+        store.erase_message(1).unwrap();
+        assert_eq!(ids(&mut store, "\"wombat\""), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn the_thread_catches_the_index_up_after_a_restart() {
+        let dir = super::super::tests::TempDir::new();
+        let path = dir.file("chat.db");
+        let mut store = Store::open(&path).unwrap();
+        let ann = store
+            .create_user("ann", &crate::secret::sha256_hex("1"))
+            .unwrap()
+            .unwrap()
+            .id;
+        for id in 1..=300 {
+            put(&mut store, id, ann, None, &format!("numbat {id}"));
+        }
+        store.commit().unwrap();
+        store.close().unwrap();
+        // As if the server had stopped with the index far behind.
+        let raw = Connection::open(&path).unwrap();
+        raw.execute_batch("DELETE FROM search_fts; UPDATE search_state SET indexed_to = 0")
+            .unwrap();
+        drop(raw);
+        let store = Store::open(&path).unwrap();
+        // The thread, not a search, brings it up to date.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let indexed = || -> i64 {
+            store
+                .conn
+                .query_row("SELECT count(*) FROM search_fts('numbat')", [], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        while indexed() < 300 {
+            assert!(std::time::Instant::now() < deadline, "not caught up");
+            std::thread::yield_now();
+        }
+        let mut store = store;
+        assert_eq!(ids(&mut store, "\"numbat\" \"7\""), [7]);
+        store.close().unwrap();
+    }
+
+    /// Every word the index holds.
+    fn vocabulary(store: &mut Store) -> Vec<String> {
+        store
+            .conn
+            .execute_batch(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab \
+                 USING fts5vocab(main, search_fts, row)",
+            )
+            .unwrap();
+        let mut stmt = store.conn.prepare("SELECT term FROM temp.vocab").unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
     }
 
     /// FTS5's own check that the index matches its content.
@@ -271,7 +482,7 @@ mod tests {
         store
             .conn
             .execute(
-                "INSERT INTO events_fts (events_fts) VALUES ('integrity-check')",
+                "INSERT INTO search_fts (search_fts) VALUES ('integrity-check')",
                 [],
             )
             .unwrap();
@@ -283,19 +494,10 @@ mod tests {
         put(&mut store, 1, ann, None, "xylophonist secret");
         put(&mut store, 2, ann, None, "other words");
         store.commit().unwrap();
-        store.erase_message(1).unwrap();
+        change(&mut store, 3, EventKind::Delete, 1, "");
         store.commit().unwrap();
         // The index's own vocabulary has no trace of it.
-        store
-            .conn
-            .execute_batch("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, events_fts, row)")
-            .unwrap();
-        let words: Vec<String> = {
-            let mut stmt = store.conn.prepare("SELECT term FROM temp.vocab").unwrap();
-            let rows = stmt.query_map([], |r| r.get(0)).unwrap();
-            rows.map(Result::unwrap).collect()
-        };
-        assert_eq!(words, ["other", "words"]);
+        assert_eq!(vocabulary(&mut store), ["other", "words"]);
         integrity(&mut store);
     }
 
